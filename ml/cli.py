@@ -1,0 +1,129 @@
+"""`python -m ml ...`: data, training, evaluation and prediction from the terminal.
+
+Heavy imports (TensorFlow) happen inside the commands so `--help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _data_download(args):
+    from ml.download import download
+
+    print(download(args.dest, args.source))
+
+
+def _data_default(args):
+    from ml.synth.generate import generate
+
+    summary = generate(Path(args.dest), per_word=args.per_word, seed=args.seed,
+                       workers=args.workers, progress=True)
+    print(json.dumps(summary, indent=1))
+
+
+def _train(args):
+    from ml.train import TrainConfig, train
+
+    cfg = TrainConfig(data=args.data, arch=args.arch, epochs=args.epochs, runs=args.runs,
+                      split=args.split, batch_size=args.batch_size, learning_rate=args.lr,
+                      seed=args.seed, augment=args.augment, patience=args.patience)
+    run_dir = train(cfg, verbose=1 if sys.stdout.isatty() else 2)
+    print(run_dir)
+
+
+def _evaluate(args):
+    from ml.classifier import Classifier
+    from ml.evaluate import evaluate_folder
+    from ml.metrics import format_report
+
+    clf = Classifier(args.model)
+    report, _ = evaluate_folder(clf.model, clf.labels, Path(args.data))
+    print(json.dumps(report) if args.json else format_report(report))
+
+
+def _predict(args):
+    from ml.audio import decode
+    from ml.classifier import Classifier
+
+    clf = Classifier(args.model)
+    results, failed = [], 0
+    for name in args.files:
+        try:
+            pred = clf.classify(*decode(name))
+        except ValueError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        results.append({"file": name, "label": pred.label, "confidence": round(pred.confidence, 4),
+                        "probabilities": {k: round(v, 4) for k, v in pred.probabilities.items()}})
+        if not args.json:
+            top = sorted(pred.probabilities.items(), key=lambda kv: -kv[1])[:3]
+            print(f"{name}: {pred.label} ({pred.confidence:.1%})   " +
+                  "  ".join(f"{k} {v:.1%}" for k, v in top))
+    if args.json:
+        print(json.dumps(results))
+    return 1 if failed else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from ml.synth.generate import DEFAULT_PER_WORD, DEFAULT_SEED
+
+    p = argparse.ArgumentParser(prog="python -m ml", description="Hark: train and use spoken-command classifiers.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="get a data set").add_subparsers(dest="what", required=True)
+    d = data.add_parser("download", help="the official mini Speech Commands set (needs network)")
+    d.add_argument("--dest", default="data", help="folder to cache it in (default: data)")
+    d.add_argument("--from", dest="source", help="a local mini_speech_commands.zip or file:// URL")
+    d.set_defaults(func=_data_download)
+    d = data.add_parser("default", help="build the offline synthetic default set")
+    d.add_argument("--dest", default="data/default")
+    d.add_argument("--per-word", type=int, default=DEFAULT_PER_WORD, help="clips per command word")
+    d.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    d.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    d.set_defaults(func=_data_default)
+
+    t = sub.add_parser("train", help="train a model on a data folder; prints the run directory")
+    t.add_argument("--data", required=True, help="folder with one sub-folder of clips per label")
+    t.add_argument("--arch", default="kws",
+                   help="kws (default: small residual DS-CNN), tutorial or seed")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine decay)")
+    t.add_argument("--runs", default="runs", help="where run directories go (default: runs)")
+    t.add_argument("--split", default="speaker", choices=["speaker", "random"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="training-time augmentation (default: on for kws, off for seed/tutorial)")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a saved model on every clip of a folder")
+    e.add_argument("--model", required=True, help="run directory")
+    e.add_argument("--data", required=True, help="folder in the one-folder-per-label layout")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=_evaluate)
+
+    r = sub.add_parser("predict", help="classify audio files")
+    r.add_argument("--model", required=True, help="run directory")
+    r.add_argument("files", nargs="+", metavar="FILE")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=_predict)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return args.func(args) or 0
+    except ValueError as exc:  # DataError, AudioError, RunError: a message for the user
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,108 @@
+"""The model registry: architectures by name, each wrapped with the feature layer.
+
+Every model takes a raw one-second 16 kHz waveform and returns class
+probabilities. Its layers are, in order: training-only waveform augmentation,
+the feature layer (named "features"), training-only SpecAugment and the
+architecture's own network (named "body").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+from keras import layers
+
+from ml.audio import CLIP_SAMPLES
+from ml.augment import NoiseMix, SpecAugment, TimeShift
+from ml.features import FEATURES, feature_shape
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    features: str          # key of ml.features.FEATURES
+    augment: bool          # augmentation on by default
+    build: Callable        # (feature shape, n labels) -> keras.Model
+    about: str
+
+
+def _seed(shape, n):
+    """Exactly the seed project's network."""
+    return keras.Sequential([
+        keras.Input(shape),
+        layers.Conv2D(16, 3, activation="relu"),
+        layers.Conv2D(16, 3, activation="relu"),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dense(n, activation="softmax"),
+    ], name="body")
+
+
+def _tutorial(shape, n):
+    """TensorFlow's simple_audio CNN; its Normalization layer is adapted before training."""
+    return keras.Sequential([
+        keras.Input(shape),
+        layers.Resizing(32, 32),
+        layers.Normalization(name="normalization"),
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(n, activation="softmax"),
+    ], name="body")
+
+
+def _res_block(x, channels, stride=1):
+    """Two 3x3 convolutions with batch norm and a (projected) residual connection."""
+    y = layers.Conv2D(channels, 3, strides=stride, padding="same", use_bias=False)(x)
+    y = layers.ReLU()(layers.BatchNormalization()(y))
+    y = layers.BatchNormalization()(layers.Conv2D(channels, 3, padding="same", use_bias=False)(y))
+    if stride != 1 or x.shape[-1] != channels:
+        x = layers.BatchNormalization()(layers.Conv2D(channels, 1, strides=stride, use_bias=False)(x))
+    return layers.ReLU()(layers.Add()([x, y]))
+
+
+def _kws(shape, n, widths=(32, 48, 64, 80)):
+    """Small keyword-spotting ResNet: strided stem, one residual block per stage,
+    each later stage halving time and frequency, then global average pooling.
+
+    Plain 3x3 convolutions beat depthwise-separable ones here: oneDNN runs them
+    3x faster on this CPU for the same accuracy budget.
+    """
+    inp = keras.Input(shape)
+    x = layers.BatchNormalization()(inp)  # learns the level and spread of log-mel inputs
+    x = layers.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    for i, channels in enumerate(widths):
+        x = _res_block(x, channels, stride=2 if i else 1)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    return keras.Model(inp, layers.Dense(n, activation="softmax")(x), name="body")
+
+
+ARCHS = {a.name: a for a in [
+    Arch("kws", "logmel", True, _kws,
+         "default: small residual CNN on log-mel, 235K parameters"),
+    Arch("tutorial", "stft", False, _tutorial, "TensorFlow simple_audio tutorial CNN"),
+    Arch("seed", "stft", False, _seed, "the seed project's CNN (30M parameters)"),
+]}
+DEFAULT_ARCH = "kws"
+
+
+def build_model(arch: str, n_labels: int, augment: bool | None = None) -> keras.Model:
+    """Waveform-in, probabilities-out model for a registered architecture."""
+    spec = ARCHS[arch]
+    augment = spec.augment if augment is None else augment
+    wave = keras.Input((CLIP_SAMPLES,), name="waveform")
+    x = wave
+    if augment:
+        x = NoiseMix(name="noise_mix")(TimeShift(name="time_shift")(x))
+    feats = FEATURES[spec.features](name="features")(x)
+    if augment:
+        feats = SpecAugment(name="spec_augment")(feats)
+    body = spec.build(feature_shape(spec.features), n_labels)
+    return keras.Model(wave, body(feats), name=arch)
