@@ -68,6 +68,8 @@ class _Progress(keras.callbacks.Callback):
             self.cancelled = self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.cancelled:  # Keras ends the epoch early; its figures are partial
+            return
         elapsed = time.monotonic() - self.start
         row = {"epoch": epoch + 1, "epochs": self.epochs,
                **{k: round(float(v), 5) for k, v in (logs or {}).items()},

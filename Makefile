@@ -1,0 +1,10 @@
+# The two commands of the README.
+.PHONY: run test
+
+run:
+	bash scripts/setup.sh
+	bash scripts/run.sh
+
+test:
+	HARK_EXTRA_APT=chromium bash scripts/setup.sh
+	bash scripts/test.sh

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for Hark: a virtualenv with requirements.txt and, where
+# apt is available and we are root, the optional Debian packages (extra TTS
+# voices for the default data set, Chromium for the browser tests).
+# Idempotent and quick on a second run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet -r requirements.txt
+    echo "$want" > "$stamp"
+fi
+
+# Optional system packages: never required, used when present.
+apt_packages="flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts ${HARK_EXTRA_APT:-}"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    missing=""
+    for p in $apt_packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+    if [ -n "$missing" ]; then
+        echo "installing optional Debian packages:$missing"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
+            || echo "warning: could not install$missing (optional; continuing)"
+    fi
+fi

@@ -1,0 +1,240 @@
+"""Unit tests of the ml package on tiny data made in the test."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ml import audio, dataset
+from ml.cli import main as cli
+from tests.conftest import TONES, make_tone_set, tone_clip
+
+
+# --- audio -----------------------------------------------------------------
+
+def _wav_bytes(wave, rate, subtype="PCM_16"):
+    buf = io.BytesIO()
+    sf.write(buf, wave, rate, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def test_decode_downmixes_and_resamples():
+    t = np.arange(8000) / 8000
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1) * 0.5
+    wave, rate = audio.decode(_wav_bytes(stereo, 8000))
+    assert rate == 8000 and wave.ndim == 1 and abs(wave.max() - 0.25) < 0.01
+    resampled = audio.to_model_rate(wave, rate)
+    assert len(resampled) == 16000
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "not a readable audio file"),
+    (b"RIFF\x00\x00\x00\x00WAVEjunk", "not a readable audio file"),
+    (b"PK\x03\x04" + b"\x00" * 100, "not a readable audio file"),
+])
+def test_decode_rejects_garbage(payload, message):
+    with pytest.raises(audio.AudioError, match=message):
+        audio.decode(payload)
+
+
+def test_decode_rejects_too_long_and_nan():
+    with pytest.raises(audio.AudioError, match="longer than"):
+        audio.decode(_wav_bytes(np.zeros(16000 * 3), 16000), max_seconds=2)
+    with pytest.raises(audio.AudioError, match="NaN"):
+        audio.decode(_wav_bytes(np.array([0.0, np.nan, 0.1] * 100), 16000, "FLOAT"))
+
+
+def test_fit_clip_pads_short_and_finds_the_loud_second():
+    short, start = audio.fit_clip(np.ones(100, np.float32))
+    assert short.shape == (16000,) and start == 0 and short[100:].sum() == 0
+    long = np.zeros(48000, np.float32)
+    long[30000:34000] = 1.0
+    clip, start = audio.fit_clip(long)
+    assert clip.shape == (16000,) and start <= 30000 and start + 16000 >= 34000
+
+
+# --- data sets and splits ----------------------------------------------------
+
+def test_list_clips_ignores_non_folders_and_sorts_labels(tone_data):
+    labels, clips = dataset.list_clips(tone_data)
+    assert labels == sorted(TONES)
+    assert all(c.path.suffix == ".wav" for c in clips)
+
+
+def test_speaker_split_keeps_each_speaker_in_one_split(tone_data):
+    _, clips = dataset.list_clips(tone_data)
+    parts = dataset.split_clips(clips, "speaker", seed=3)
+    owners = {}
+    for name, part in parts.items():
+        for clip in part:
+            assert owners.setdefault(clip.speaker, name) == name
+    assert sum(map(len, parts.values())) == len(clips)
+    assert parts == dataset.split_clips(clips, "speaker", seed=3)
+
+
+def test_random_split_is_80_10_10_and_seeded(tone_data):
+    _, clips = dataset.list_clips(tone_data)
+    parts = dataset.split_clips(clips, "random", seed=1)
+    assert [len(parts[k]) for k in dataset.SPLITS] == [64, 8, 8]
+    assert parts != dataset.split_clips(clips, "random", seed=2)
+
+
+def test_unreadable_file_is_named_and_skipped(tmp_path, capsys):
+    root = make_tone_set(tmp_path / "d", speakers=2, per_speaker=1)
+    (root / "go" / "broken.wav").write_bytes(b"RIFF not really")
+    labels, clips = dataset.list_clips(root)
+    messages = []
+    x, y, kept = dataset.load_arrays(clips, labels, messages.append)
+    assert len(kept) == len(clips) - 1 and x.shape == (len(kept), 16000)
+    assert any("broken.wav" in m for m in messages)
+
+
+def test_missing_or_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(dataset.DataError, match="no such data folder"):
+        dataset.list_clips(tmp_path / "nope")
+    (tmp_path / "empty" / "yes").mkdir(parents=True)
+    with pytest.raises(dataset.DataError, match="no audio files"):
+        dataset.list_clips(tmp_path / "empty")
+
+
+# --- models and features ------------------------------------------------------
+
+@pytest.mark.parametrize("arch, shape", [("kws", (98, 40, 1)), ("tutorial", (124, 129, 1)),
+                                         ("seed", (124, 129, 1))])
+def test_every_architecture_maps_a_waveform_to_probabilities(arch, shape):
+    from ml.models import build_model
+
+    model = build_model(arch, 5)
+    assert tuple(model.get_layer("features").compute_output_shape((None, 16000))[1:]) == shape
+    probs = np.asarray(model(np.zeros((2, 16000), np.float32)))
+    assert probs.shape == (2, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_default_model_is_small():
+    from ml.models import DEFAULT_ARCH, build_model
+
+    assert build_model(DEFAULT_ARCH, 10).count_params() < 300_000
+
+
+# --- training, run directory, evaluate and predict --------------------------
+
+def test_run_directory_holds_everything(tiny_run, tone_data):
+    names = {p.name for p in tiny_run.iterdir()}
+    assert {"model.keras", "labels.json", "config.json", "split.json", "history.json",
+            "metrics.json", "predictions.json"} <= names
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["arch"] == "kws" and config["split"] == "speaker" and len(config["data_hash"]) == 64
+    assert config["versions"]["tensorflow"]
+    history = json.loads((tiny_run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert {"loss", "accuracy", "elapsed_s", "eta_s"} <= set(history[0])
+    split = json.loads((tiny_run / "split.json").read_text())
+    predictions = json.loads((tiny_run / "predictions.json").read_text())
+    assert sorted(p["path"] for p in predictions) == sorted(split["test"])
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["n"] == len(predictions)
+    assert not any(p.name.startswith(".tmp") for p in tiny_run.parent.iterdir())
+
+
+def test_progress_callback_and_stop_request(tone_data, tmp_path):
+    from ml.train import TrainConfig, TrainingCancelled, train
+
+    rows = []
+    with pytest.raises(TrainingCancelled):
+        train(TrainConfig(data=str(tone_data), epochs=3, batch_size=16, runs=str(tmp_path)),
+              on_epoch=rows.append, should_stop=lambda: len(rows) >= 1, verbose=0, log=lambda m: None)
+    assert len(rows) == 1 and {"epoch", "loss", "elapsed_s", "eta_s"} <= set(rows[0])
+    assert list(tmp_path.iterdir()) == []  # a cancelled run leaves nothing behind
+
+
+def test_classifier_serves_any_rate_and_length(tiny_run):
+    from ml.classifier import Classifier
+
+    clf = Classifier(tiny_run)
+    rng = np.random.default_rng(5)
+    long_clip = np.concatenate([np.zeros(32000, np.float32), tone_clip(1500.0, rng)])
+    pred = clf.classify(audio.to_model_rate(long_clip, 16000)[::2], 8000)
+    assert pred.label in clf.labels and abs(sum(pred.probabilities.values()) - 1) < 1e-4
+    assert pred.clip.shape == (16000,) and pred.window_start_s > 0.5
+    assert set(pred.timing_ms) == {"resample", "features", "model"}
+    times, freqs, values = clf.features(pred.clip)
+    assert values.shape == (len(times), len(freqs)) == (98, 40)
+
+
+def test_cli_evaluate_and_predict_round_trip(tiny_run, tone_data, capsys):
+    assert cli(["evaluate", "--model", str(tiny_run), "--data", str(tone_data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 80 and set(report["per_class"]) == set(TONES)
+    assert np.array(report["confusion"]).sum() == 80
+
+    files = [str(p) for p in sorted((tone_data / "yes").iterdir())[:2]]
+    assert cli(["predict", "--model", str(tiny_run), *files, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["file"] for r in rows] == files and all(r["label"] in TONES for r in rows)
+
+
+def test_evaluate_accepts_a_subset_and_refuses_unknown_labels(tiny_run, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    (tmp_path / "sub" / "_silence_").mkdir(parents=True)
+    sf.write(tmp_path / "sub" / "_silence_" / "a.wav", tone_clip(None, rng), 16000)
+    assert cli(["evaluate", "--model", str(tiny_run), "--data", str(tmp_path / "sub")]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    (tmp_path / "sub" / "banana").mkdir()
+    sf.write(tmp_path / "sub" / "banana" / "b.wav", tone_clip(None, rng), 16000)
+    assert cli(["evaluate", "--model", str(tiny_run), "--data", str(tmp_path / "sub")]) == 2
+    assert "banana unknown to the model" in capsys.readouterr().err
+
+
+def test_cli_bad_input_messages(tmp_path, capsys):
+    assert cli(["evaluate", "--model", str(tmp_path), "--data", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert cli(["train", "--data", str(tmp_path / "missing")]) == 2
+    assert "no such data folder" in capsys.readouterr().err
+
+
+def test_predict_reports_unreadable_files(tiny_run, tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"<html>hi</html>")
+    assert cli(["predict", "--model", str(tiny_run), str(bad)]) == 1
+    assert "bad.wav: not a readable audio file" in capsys.readouterr().err
+
+
+# --- download ---------------------------------------------------------------
+
+def test_download_extracts_a_local_zip_once(tmp_path):
+    from ml.download import download
+
+    archive = tmp_path / "mini_speech_commands.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("mini_speech_commands/yes/a_nohash_0.wav", _wav_bytes(np.zeros(160), 16000))
+        zf.writestr("mini_speech_commands/README.md", "readme")
+    target = download(tmp_path / "data", f"file://{archive}")
+    assert (target / "yes" / "a_nohash_0.wav").is_file()
+    assert dataset.list_labels(target) == ["yes"]
+    archive.unlink()
+    assert download(tmp_path / "data", str(archive)) == target  # cached: no second extraction
+
+
+def test_download_refuses_unsafe_and_non_zip(tmp_path):
+    from ml.download import download
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../outside.txt", "x")
+    with pytest.raises(dataset.DataError, match="unsafe path"):
+        download(tmp_path / "d1", str(evil))
+    junk = tmp_path / "junk.zip"
+    junk.write_text("not a zip")
+    with pytest.raises(dataset.DataError, match="not a zip"):
+        download(tmp_path / "d2", str(junk))
+
+
+def test_download_offline_names_the_fix(tmp_path, capsys):
+    assert cli(["data", "download", "--dest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "python -m ml data default" in err and "--from PATH" in err
