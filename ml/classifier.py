@@ -1,19 +1,22 @@
-"""Serving: load a run once, classify raw audio of any rate and length in one call."""
+"""Serving: load a run once, classify raw audio of any rate and length in one call.
+
+Runs the run's LiteRT export (see ml/export.py) and never imports TensorFlow,
+so a serving process is small and a clip takes about a millisecond.
+"""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
-import ml.augment  # noqa: F401  registers the custom layers for loading
-import ml.features  # noqa: F401
 from ml import runs
 from ml.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_clip, to_model_rate
-from ml.features import feature_axes
+from ml.export import BODY_FILE, FEATURES_FILE
+from ml.feature_geometry import feature_axes
 
 
 @dataclass
@@ -26,34 +29,47 @@ class Prediction:
     timing_ms: dict[str, float] = field(default_factory=dict)
 
 
-class Classifier:
-    """A trained run ready to serve: compiled graph functions, never `model.predict`."""
+class _Graph:
+    """One LiteRT graph with a single input and output."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, path: Path, threads: int):
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self.input, x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output)
+
+
+class Classifier:
+    """A trained run ready to serve. Thread-safe; one clip at a time."""
+
+    def __init__(self, run_dir: str | Path, threads: int = 1):
         self.run_dir = runs.check_run(Path(run_dir))
+        missing = [f for f in (FEATURES_FILE, BODY_FILE) if not (self.run_dir / f).is_file()]
+        if missing:
+            raise runs.RunError(f"{self.run_dir}: no serving export ({', '.join(missing)}); "
+                                f"make it with: python -m ml export --model {self.run_dir}")
         self.labels: list[str] = runs.labels_of(self.run_dir)
-        config_file = self.run_dir / "config.json"
-        self.config = runs.read_json(config_file) if config_file.exists() else {}
+        self.config: dict = runs.read_json(self.run_dir / "config.json")
         self.version = self.run_dir.name
-        self.model = keras.saving.load_model(self.run_dir / runs.MODEL_FILE, compile=False)
-        self.feature_kind = self.config.get("features") or (
-            "logmel" if type(self.model.get_layer("features")).__name__ == "LogMel" else "stft")
-        features, body = self.model.get_layer("features"), self.model.get_layer("body")
-        spec = [tf.TensorSpec([None, CLIP_SAMPLES], tf.float32)]
-        self._features = tf.function(lambda x: features(x), input_signature=spec)
-        self._body = tf.function(lambda f: body(f, training=False),
-                                 input_signature=[tf.TensorSpec(features.compute_output_shape(
-                                     (None, CLIP_SAMPLES)), tf.float32)])
-        self._body(self._features(tf.zeros([1, CLIP_SAMPLES])))  # trace once, now
+        self.feature_kind = self.config["features"]
+        self._features = _Graph(self.run_dir / FEATURES_FILE, threads)
+        self._body = _Graph(self.run_dir / BODY_FILE, threads)
+        self._lock = threading.Lock()
 
     def classify(self, wave: np.ndarray, rate: int = SAMPLE_RATE) -> Prediction:
         """Label one recording: resampled to 16 kHz, cut to its loudest second."""
         t0 = time.perf_counter()
         clip, start = fit_clip(to_model_rate(np.asarray(wave, np.float32), rate))
         t1 = time.perf_counter()
-        feats = self._features(clip[np.newaxis])
-        t2 = time.perf_counter()
-        probs = self._body(feats).numpy()[0]
+        with self._lock:
+            feats = self._features(clip[np.newaxis])
+            t2 = time.perf_counter()
+            probs = self._body(feats)[0].copy()
         t3 = time.perf_counter()
         best = int(probs.argmax())
         return Prediction(
@@ -65,10 +81,14 @@ class Classifier:
 
     def predict_batch(self, clips: np.ndarray) -> np.ndarray:
         """Probabilities for a stack of one-second 16 kHz clips, shape (N, labels)."""
-        return self._body(self._features(np.asarray(clips, np.float32))).numpy()
+        clips = np.asarray(clips, np.float32).reshape(-1, CLIP_SAMPLES)
+        with self._lock:
+            return np.stack([self._body(self._features(c[np.newaxis]))[0].copy() for c in clips]) \
+                if len(clips) else np.zeros((0, len(self.labels)), np.float32)
 
     def features(self, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The model's own input for a one-second clip, as (times s, freqs Hz, values[time, freq])."""
-        values = self._features(np.asarray(clip, np.float32)[np.newaxis]).numpy()[0, ..., 0]
+        """The model's own input for a one-second clip: (times s, freqs Hz, values[time, freq])."""
+        with self._lock:
+            values = self._features(np.asarray(clip, np.float32).reshape(1, CLIP_SAMPLES))[0, ..., 0].copy()
         times, freqs = feature_axes(self.feature_kind)
         return times, freqs, values

@@ -40,9 +40,20 @@ def _evaluate(args):
     from ml.evaluate import evaluate_folder
     from ml.metrics import format_report
 
-    clf = Classifier(args.model)
-    report, _ = evaluate_folder(clf.model, clf.labels, Path(args.data))
+    report, _ = evaluate_folder(Classifier(args.model), Path(args.data))
     print(json.dumps(report) if args.json else format_report(report))
+
+
+def _export(args):
+    import keras
+
+    import ml.features  # noqa: F401  registers the feature layers
+    from ml import runs
+    from ml.export import export_serving
+
+    run_dir = runs.check_run(Path(args.model))
+    export_serving(keras.saving.load_model(run_dir / runs.MODEL_FILE, compile=False), run_dir)
+    print(run_dir)
 
 
 def _predict(args):
@@ -107,6 +118,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="folder in the one-folder-per-label layout")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_evaluate)
+
+    x = sub.add_parser("export", help="(re)write a run's LiteRT serving files from its model.keras")
+    x.add_argument("--model", required=True, help="run directory")
+    x.set_defaults(func=_export)
 
     r = sub.add_parser("predict", help="classify audio files")
     r.add_argument("--model", required=True, help="run directory")

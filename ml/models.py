@@ -15,7 +15,8 @@ from keras import layers
 
 from ml.audio import CLIP_SAMPLES
 from ml.augment import NoiseMix, SpecAugment, TimeShift
-from ml.features import FEATURES, feature_shape
+from ml.feature_geometry import feature_shape
+from ml.features import FEATURES
 
 
 @dataclass(frozen=True)

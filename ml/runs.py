@@ -28,6 +28,7 @@ def write_json(path: Path, data) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=1)
+    os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary outputs
     os.replace(tmp, path)
 
 

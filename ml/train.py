@@ -20,7 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from ml import dataset, runs
+from ml.classifier import Classifier
 from ml.evaluate import evaluate_arrays
+from ml.export import export_serving
 from ml.models import ARCHS, DEFAULT_ARCH, build_model
 
 
@@ -109,7 +111,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
                                             patience=cfg.patience, restore_best_weights=True)
     model.fit(_pipeline(*arrays["train"][:2], cfg.batch_size, cfg.seed, shuffle=True),
               validation_data=_pipeline(*arrays["val"][:2], cfg.batch_size) if has_val else None,
-              epochs=cfg.epochs, callbacks=[progress, stopper], verbose=verbose)
+              epochs=cfg.epochs, callbacks=[progress, stopper], verbose=verbose, shuffle=False)
     if progress.cancelled:
         raise TrainingCancelled("training was cancelled")
 
@@ -146,16 +148,21 @@ def _adapt_normalization(model, train_x):
     norm.adapt(resize(feats(tf.constant(sample))))
 
 
+def _serving_copy(model, cfg, n_labels):
+    """The trained model without its training-only augmentation layers."""
+    serving = build_model(cfg.arch, n_labels, augment=False)
+    serving.get_layer("body").set_weights(model.get_layer("body").get_weights())
+    return serving
+
+
 def _write_run(run_dir, model, cfg, root, labels, clips, arrays, history, parts):
+    model = _serving_copy(model, cfg, len(labels))
     model.save(run_dir / runs.MODEL_FILE)
+    export_serving(model, run_dir)
     runs.write_json(run_dir / "labels.json", labels)
     runs.write_json(run_dir / "history.json", history)
     runs.write_json(run_dir / "split.json", {
         name: [str(c.path.relative_to(root)) for c in part] for name, part in parts.items()})
-    x_test, y_test, test_clips = arrays["test"]
-    report, predictions = evaluate_arrays(model, x_test, y_test, test_clips, labels, root)
-    runs.write_json(run_dir / "metrics.json", report)
-    runs.write_json(run_dir / "predictions.json", predictions)
     runs.write_json(run_dir / "config.json", {
         **asdict(cfg),
         "data": str(root.resolve()),
@@ -163,10 +170,14 @@ def _write_run(run_dir, model, cfg, root, labels, clips, arrays, history, parts)
         "labels": labels,
         "features": ARCHS[cfg.arch].features,
         "augment": ARCHS[cfg.arch].augment if cfg.augment is None else cfg.augment,
-        "parameters": int(model.get_layer("body").count_params()),
+        "parameters": int(model.count_params()),
         "split_sizes": {name: len(arrays[name][0]) for name in arrays},
         "epochs_run": len(history),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                      "keras": keras.__version__, "numpy": np.__version__},
     })
+    x_test, y_test, test_clips = arrays["test"]
+    report, predictions = evaluate_arrays(Classifier(run_dir), x_test, y_test, test_clips, root)
+    runs.write_json(run_dir / "metrics.json", report)
+    runs.write_json(run_dir / "predictions.json", predictions)

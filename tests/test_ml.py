@@ -166,6 +166,30 @@ def test_classifier_serves_any_rate_and_length(tiny_run):
     assert values.shape == (len(times), len(freqs)) == (98, 40)
 
 
+def test_served_graphs_match_the_keras_model(tiny_run, tone_data):
+    import keras
+
+    import ml.features  # noqa: F401
+    from ml.classifier import Classifier
+
+    model = keras.saving.load_model(tiny_run / "model.keras")
+    x = np.stack([tone_clip(f, np.random.default_rng(i)) for i, f in enumerate([300.0, 1500.0, None])])
+    assert np.allclose(Classifier(tiny_run).predict_batch(x), np.asarray(model(x)), atol=1e-5)
+    assert "tensorflow" not in __import__("ml.classifier").classifier.__dict__
+
+
+def test_export_command_rewrites_serving_files(tiny_run, capsys):
+    from ml.classifier import Classifier
+
+    x = tone_clip(700.0, np.random.default_rng(1))[np.newaxis]
+    before = Classifier(tiny_run).predict_batch(x)
+    (tiny_run / "body.tflite").unlink()
+    with pytest.raises(ValueError, match="python -m ml export"):
+        Classifier(tiny_run)
+    assert cli(["export", "--model", str(tiny_run)]) == 0
+    assert np.allclose(Classifier(tiny_run).predict_batch(x), before, atol=1e-6)
+
+
 def test_cli_evaluate_and_predict_round_trip(tiny_run, tone_data, capsys):
     assert cli(["evaluate", "--model", str(tiny_run), "--data", str(tone_data), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

