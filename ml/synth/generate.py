@@ -118,7 +118,6 @@ _worker: dict = {}
 def _init_worker(dest: str, seed: int) -> None:
     from ml.synth.noise import BabbleBank
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _worker.update(dest=Path(dest), seed=seed, bank=BabbleBank(seed))
 
 
@@ -215,6 +214,8 @@ def generate(dest: Path, per_word: int = DEFAULT_PER_WORD, seed: int = DEFAULT_S
     if "espeak" not in names:
         raise RuntimeError("eSpeak NG (pip package espeakng-loader) is required")
     plan = make_plan(per_word, seed, names)
+    for name in names:
+        engines.get(name).prepare()
     _prepare(dest, {"args": args, "engines": names})
     total = sum(len(t["clips"]) for t in plan)
     from tqdm import tqdm
