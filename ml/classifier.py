@@ -14,8 +14,8 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from ml import runs
+from ml.runs import BODY_FILE, FEATURES_FILE
 from ml.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_clip, to_model_rate
-from ml.export import BODY_FILE, FEATURES_FILE
 from ml.feature_geometry import feature_axes
 
 

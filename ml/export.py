@@ -13,8 +13,7 @@ import keras
 import tensorflow as tf
 
 from ml.audio import CLIP_SAMPLES
-
-FEATURES_FILE, BODY_FILE = "features.tflite", "body.tflite"
+from ml.runs import BODY_FILE, FEATURES_FILE
 
 
 def export_serving(model: keras.Model, run_dir: Path) -> None:

@@ -1,6 +1,8 @@
 """The run directory: everything one training run produced, in plain files.
 
     model.keras        the model, waveform in, probabilities out
+    features.tflite    its feature layer, exported for serving (ml/export.py)
+    body.tflite        its network, exported for serving
     labels.json        class names in output order
     config.json        data path and hash, split, architecture, hyperparameters, versions
     split.json         which clip went to train, val and test
@@ -16,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 MODEL_FILE = "model.keras"
+FEATURES_FILE, BODY_FILE = "features.tflite", "body.tflite"  # the LiteRT serving export
 
 
 class RunError(ValueError):

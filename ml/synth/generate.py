@@ -33,7 +33,7 @@ from ml.synth.words import COMMANDS, LABELS, SILENCE, UNKNOWN, UNKNOWN_WORDS
 
 DEFAULT_PER_WORD = 1500
 DEFAULT_SEED = 1234
-FORMAT = 1  # bump when the output for the same args changes
+FORMAT = 2  # bump when the output for the same args changes
 UNKNOWN_RATIO = 1.0
 SILENCE_RATIO = 0.5
 _PUNCT = ("", ".", "!", "?")

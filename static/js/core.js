@@ -1,0 +1,73 @@
+/* Hark's shared helpers: page settings, API calls and loading Plotly on demand.
+   Pages get their settings from data- attributes on <body>, never inline scripts,
+   so a strict Content-Security-Policy can forbid inline code. */
+"use strict";
+window.Hark = window.Hark || {};
+
+(function (Hark) {
+  const data = document.body.dataset;
+
+  Hark.settings = {
+    plotlyUrl: data.plotlyUrl,
+    healthUrl: data.healthUrl,
+    analyzeUrl: data.analyzeUrl,
+    predictUrl: data.predictUrl,
+    maxUpload: Number(data.maxUpload || 0),
+    lowConfidence: Number(data.lowConfidence || 0.6),
+    displayNames: JSON.parse(data.displayNames || "{}"),
+    hasModel: data.hasModel === "true",
+  };
+
+  Hark.displayName = (label) => Hark.settings.displayNames[label] || label;
+  Hark.isCommand = (label) => label !== "_silence_" && label !== "_unknown_";
+  Hark.percent = (p) => `${Math.round(p * 100)}%`;
+
+  /* POST audio; resolve with the JSON body, reject with the server's own message. */
+  Hark.postAudio = async function (url, blob, filename, { multipart = true, signal } = {}) {
+    let body = blob;
+    const headers = {};
+    if (multipart) {
+      body = new FormData();
+      body.append("file", blob, filename || "audio.wav");
+    } else {
+      headers["Content-Type"] = blob.type || "audio/wav";
+    }
+    let response;
+    try {
+      response = await fetch(url, { method: "POST", body, headers, signal });
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      throw new Error("Could not reach the server. Is it still running?");
+    }
+    let json = null;
+    try { json = await response.json(); } catch (_) { /* not JSON */ }
+    if (!response.ok) {
+      const error = new Error((json && json.error) || `The server answered ${response.status}.`);
+      error.status = response.status;
+      throw error;
+    }
+    return json;
+  };
+
+  /* Plotly is 4.8 MB: fetch it once, when first needed or when the page is idle. */
+  let plotlyPromise = null;
+  Hark.loadPlotly = function () {
+    if (window.Plotly) return Promise.resolve(window.Plotly);
+    if (!plotlyPromise) {
+      plotlyPromise = new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = Hark.settings.plotlyUrl;
+        script.async = true;
+        script.onload = () => resolve(window.Plotly);
+        script.onerror = () => { plotlyPromise = null; reject(new Error("Could not load the chart library.")); };
+        document.head.appendChild(script);
+      });
+    }
+    return plotlyPromise;
+  };
+
+  Hark.whenIdle = function (fn) {
+    if ("requestIdleCallback" in window) window.requestIdleCallback(fn, { timeout: 2000 });
+    else window.setTimeout(fn, 500);
+  };
+})(window.Hark);

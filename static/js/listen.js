@@ -1,0 +1,258 @@
+/* Listen: record one word (stops by itself after the word), or classify live. */
+"use strict";
+(function () {
+  const root = document.getElementById("listen");
+  if (!root) return;   // no model yet
+  const workletUrl = root.dataset.workletUrl;
+  const meter = new Hark.LevelMeter(document.getElementById("level-meter"));
+  const results = document.getElementById("results");
+  const KEEP_CARDS = 10;   // older recordings are dropped, with their audio and charts
+  Hark.whenIdle(() => Hark.loadPlotly().catch(() => {}));
+
+  /* ---- mode tabs ---- */
+  const tabs = { record: document.getElementById("mode-record"), live: document.getElementById("mode-live") };
+  const panels = { record: document.getElementById("record-panel"), live: document.getElementById("live-panel") };
+  function selectMode(mode) {
+    if (mode !== "live") live.stop();
+    if (mode !== "record") record.cancel();
+    for (const name of Object.keys(tabs)) {
+      tabs[name].setAttribute("aria-selected", String(name === mode));
+      panels[name].hidden = name !== mode;
+    }
+  }
+
+  /* ---- end-of-word detection on RMS levels ---- */
+  const ENDPOINT = {
+    preRoll: 0.3,        // s kept before the word starts
+    maxWord: 1.2,        // s after the start: about 1.5 s in all
+    hang: 0.35,          // s of quiet that ends the word
+    minWord: 0.15,       // s of sound before quiet may end it
+    waitForWord: 4.0,    // s to wait for a word at all
+    onsetFloor: 0.01,    // RMS (-40 dBFS) below which nothing counts as a word
+    noiseFloor: 0.003,   // RMS (-50 dBFS): the quietest room we assume
+    digitalSilence: 1e-5,  // exact zeros while the microphone starts: not the room's level
+  };
+
+  class Endpointer {
+    constructor(rate) {
+      this.rate = rate;
+      this.noise = null;
+      this.samples = 0;
+      this.onset = null;       // sample index where the word began
+      this.lastLoud = 0;
+    }
+    /* Feed one block; returns true when recording should stop. */
+    push(length, rms) {
+      const start = this.samples;
+      this.samples += length;
+      const waited = this.samples > ENDPOINT.waitForWord * this.rate;
+      if (this.onset === null && rms < ENDPOINT.digitalSilence) return waited;   // device still starting
+      if (this.noise === null) this.noise = Math.max(rms, ENDPOINT.noiseFloor);
+      const loud = rms > Math.max(ENDPOINT.onsetFloor, this.noise * 3);
+      if (this.onset === null) {
+        if (loud) { this.onset = start; this.lastLoud = this.samples; return false; }
+        // Follow the room: drop at once to a quieter level, rise slowly towards a louder one.
+        this.noise = Math.max(ENDPOINT.noiseFloor, Math.min(rms, 0.9 * this.noise + 0.1 * rms));
+        return waited;
+      }
+      if (rms > Math.max(ENDPOINT.onsetFloor * 0.7, this.noise * 2)) this.lastLoud = this.samples;
+      const sinceOnset = (this.samples - this.onset) / this.rate;
+      const quiet = (this.samples - this.lastLoud) / this.rate;
+      return sinceOnset >= ENDPOINT.maxWord || (sinceOnset >= ENDPOINT.minWord + ENDPOINT.hang && quiet >= ENDPOINT.hang);
+    }
+    /* [from, to) sample range worth sending: the word with a little before it. */
+    range() {
+      const end = this.samples;
+      if (this.onset === null) return [Math.max(0, end - Math.round(1.5 * this.rate)), end];
+      return [Math.max(0, this.onset - Math.round(ENDPOINT.preRoll * this.rate)), end];
+    }
+  }
+
+  /* ---- record one word ---- */
+  const record = (function () {
+    const button = document.getElementById("record-button");
+    const label = button.querySelector(".record-label");
+    const status = document.getElementById("record-status");
+    let mic = null, blocks = [], endpointer = null, state = "idle";
+    const recent = [];
+
+    function setState(next, message) {
+      state = next;
+      root.dataset.recording = next;
+      button.classList.toggle("recording", next === "recording");
+      button.disabled = next === "opening" || next === "analyzing";
+      label.textContent = { idle: "Record", opening: "Starting…", recording: "Stop", analyzing: "Working…" }[next];
+      if (message) status.textContent = message;
+    }
+
+    function onBlock(samples, rms) {
+      if (state !== "recording") return;
+      meter.push(rms);
+      blocks.push(samples);
+      if (endpointer.push(samples.length, rms)) finish();
+    }
+
+    async function start() {
+      setState("opening", "Opening the microphone…");
+      try {
+        mic = await Hark.Mic.open(workletUrl, onBlock);
+      } catch (err) {
+        setState("idle", err.message);
+        return;
+      }
+      blocks = [];
+      endpointer = new Endpointer(mic.sampleRate);
+      meter.active = true;
+      setState("recording", "Listening… say one word.");
+    }
+
+    async function finish() {
+      if (state !== "recording") return;
+      const rate = mic.sampleRate;
+      mic.close();
+      mic = null;
+      meter.active = false;
+      const [from, to] = endpointer.range();
+      const all = new Float32Array(blocks.reduce((n, b) => n + b.length, 0));
+      let offset = 0;
+      for (const b of blocks) { all.set(b, offset); offset += b.length; }
+      blocks = [];
+      setState("analyzing", "Classifying…");
+      const heard = endpointer.onset !== null;
+      const card = await Hark.analyzeInto(results, Hark.encodeWav(all.subarray(from, to), rate), "Recording");
+      recent.unshift(card);
+      while (recent.length > KEEP_CARDS) recent.pop().remove();
+      const word = card.element.querySelector(".result-word").textContent;
+      setState("idle", heard ? `Heard: ${word}. Tap to record again.` : "No word was heard. Tap to try again, a little closer to the microphone.");
+    }
+
+    function cancel() {
+      if (state !== "recording") return;
+      mic.close();
+      mic = null;
+      meter.active = false;
+      setState("idle", "Tap, then say one word.");
+    }
+
+    button.addEventListener("click", () => (state === "recording" ? finish() : state === "idle" && start()));
+    setState("idle");
+    return { cancel };
+  })();
+
+  /* ---- live: classify the last second, four times a second ---- */
+  const live = (function () {
+    const HOP_MS = 250, REPEAT_S = 1.0;
+    const button = document.getElementById("live-button");
+    const status = document.getElementById("live-status");
+    const nowLabel = document.getElementById("live-label");
+    const word = document.getElementById("live-word");
+    const when = document.getElementById("live-word-when");
+    const bars = new Map();
+    document.querySelectorAll("#live-bars li").forEach((li) => bars.set(li.dataset.label, {
+      li, fill: li.querySelector(".bar-fill"), value: li.querySelector(".bar-value") }));
+    let mic = null, ring = null, written = 0, timer = null, inFlight = null, running = false;
+    let lastWord = null, lastWordAt = 0, lastWordConfidence = 0;
+
+    function onBlock(samples, rms) {
+      meter.push(rms);
+      for (let i = 0; i < samples.length; i++) ring[(written + i) % ring.length] = samples[i];
+      written += samples.length;
+    }
+
+    function lastSecond() {
+      const out = new Float32Array(ring.length);
+      const start = written % ring.length;
+      out.set(ring.subarray(start));
+      out.set(ring.subarray(0, start), ring.length - start);
+      return out;
+    }
+
+    function show(result) {
+      for (const [label, bar] of bars) {
+        const p = result.probabilities[label] || 0;
+        bar.fill.style.width = `${(p * 100).toFixed(1)}%`;
+        bar.value.textContent = Hark.percent(p);
+        bar.li.classList.toggle("top", label === result.label);
+      }
+      const sure = result.confidence >= Hark.settings.lowConfidence;
+      const command = Hark.isCommand(result.label);
+      nowLabel.textContent = command && !sure ? `${Hark.displayName(result.label)}?` : Hark.displayName(result.label);
+      nowLabel.dataset.kind = !command ? result.label.replace(/_/g, "") : sure ? "word" : "unsure";
+      const now = performance.now();
+      if (command && sure) {
+        if (result.label !== lastWord || now - lastWordAt > REPEAT_S * 1000) {   // a new word, not the same one again
+          word.classList.remove("flash");
+          void word.offsetWidth;   // restart the highlight animation
+          word.classList.add("flash");
+          lastWordConfidence = 0;
+        }
+        lastWord = result.label;
+        lastWordAt = now;
+        lastWordConfidence = Math.max(lastWordConfidence, result.confidence);
+        word.textContent = Hark.displayName(result.label);
+        word.dataset.label = result.label;
+      }
+      if (lastWord) {
+        const ago = Math.round((now - lastWordAt) / 1000);
+        when.textContent = `${Hark.percent(lastWordConfidence)} sure · ${ago < 1 ? "just now" : `${ago} s ago`}`;
+      }
+    }
+
+    async function tick() {
+      if (!running || inFlight || written < ring.length) return;   // one request at a time
+      const wav = Hark.encodeWav(lastSecond(), mic.sampleRate);
+      inFlight = new AbortController();
+      try {
+        show(await Hark.postAudio(Hark.settings.predictUrl, wav, "live.wav", { multipart: false, signal: inFlight.signal }));
+        status.textContent = "Listening. Say a word.";
+      } catch (err) {
+        if (err.name !== "AbortError") status.textContent = err.message;
+        if (err.status === 503) stop();
+      } finally {
+        inFlight = null;
+      }
+    }
+
+    async function start() {
+      button.disabled = true;
+      status.textContent = "Opening the microphone…";
+      try {
+        mic = await Hark.Mic.open(workletUrl, onBlock);
+      } catch (err) {
+        status.textContent = err.message;
+        button.disabled = false;
+        return;
+      }
+      ring = new Float32Array(Math.round(mic.sampleRate));
+      written = 0;
+      running = true;
+      meter.active = true;
+      root.dataset.live = "on";
+      button.textContent = "Stop listening";
+      button.setAttribute("aria-pressed", "true");
+      button.disabled = false;
+      status.textContent = "Listening. Say a word.";
+      timer = window.setInterval(tick, HOP_MS);
+    }
+
+    function stop() {
+      if (!running) return;
+      running = false;
+      window.clearInterval(timer);
+      if (inFlight) inFlight.abort();
+      mic.close();
+      mic = null;
+      meter.active = false;
+      root.dataset.live = "off";
+      button.textContent = "Start listening";
+      button.setAttribute("aria-pressed", "false");
+      status.textContent = "Stopped.";
+    }
+
+    button.addEventListener("click", () => (running ? stop() : start()));
+    return { stop };
+  })();
+
+  tabs.record.addEventListener("click", () => selectMode("record"));
+  tabs.live.addEventListener("click", () => selectMode("live"));
+})();

@@ -1,0 +1,66 @@
+"""The JSON API (documented in docs/api.md).
+
+/api/predict stays lean (no charts) for programs and live mode; /api/analyze
+adds the result view's charts and wording for the pages.
+"""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, jsonify
+
+from ml.audio import SAMPLE_RATE
+from webapp import figures, inference
+from webapp.audio_input import read_upload
+from webapp.errors import ApiError
+from webapp.labels import display_name, display_names, verdict
+from webapp.model_store import NoModel
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _classifier():
+    try:
+        return current_app.extensions["hark.models"].get()
+    except NoModel as exc:
+        raise ApiError(503, str(exc)) from None
+
+
+def _classify():
+    started = time.perf_counter()
+    classifier = _classifier()          # held for the whole request, even across a swap
+    data, name = read_upload()
+    result = inference.run(classifier, data, name, current_app.config["HARK_MAX_SECONDS"], started)
+    return classifier, result
+
+
+@bp.post("/predict")
+def predict():
+    """Label one clip: label, confidence, all probabilities, model version, timings."""
+    classifier, result = _classify()
+    return jsonify(inference.summary(result, classifier.version))
+
+
+@bp.post("/analyze")
+def analyze():
+    """What /predict returns, plus the result view: wording and the three charts."""
+    classifier, result = _classify()
+    p = result.prediction
+    body = inference.summary(result, classifier.version)
+    body["display_label"] = display_name(p.label)
+    body["verdict"] = verdict(p.label, p.confidence, current_app.config["HARK_LOW_CONFIDENCE"])
+    body["window_start_s"] = round(p.window_start_s, 4)
+    body["figures"] = figures.result_figures(classifier, result)
+    return jsonify(body)
+
+
+@bp.get("/health")
+def health():
+    """Is the service able to classify, and with which model."""
+    store = current_app.extensions["hark.models"]
+    classifier = store.peek()
+    if classifier is None:
+        return jsonify(status="no_model", error=store.error, model=None, labels=[]), 503
+    return jsonify(status="ok", model=classifier.version, labels=classifier.labels,
+                   display_names=display_names(classifier.labels),
+                   features=classifier.feature_kind, sample_rate=SAMPLE_RATE)

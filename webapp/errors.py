@@ -1,0 +1,61 @@
+"""Errors as the API promises them: JSON `{"error": "..."}` with the right status.
+
+Routes raise `ApiError`; HTTP errors under /api/ (404, 405, 413...) become
+JSON too, while pages get a readable HTML error page.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, make_response, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    404: "no such endpoint",
+    405: "method not allowed here",
+    413: "the upload is too large",
+    500: "internal server error",
+}
+
+
+class ApiError(Exception):
+    """An error a client can act on; `message` is shown to people as is."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/api"
+
+
+def _respond(status: int, message: str, headers=None):
+    if _wants_json():
+        response = jsonify(error=message)
+    else:
+        response = render_template("error.html", status=status, message=message)
+    return make_response(response, status, headers or [])
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return _respond(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        message = MESSAGES.get(exc.code, exc.description or exc.name)
+        if exc.code == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+            message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
+        # Keep the Allow header of a 405 so clients know what would work.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() == "allow"]
+        return _respond(exc.code or 500, message, headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s", request.path)
+        return _respond(500, MESSAGES[500])

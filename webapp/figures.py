@@ -1,0 +1,130 @@
+"""Every chart of the site, built here as plain Plotly JSON (`data`, `layout`, `config`).
+
+Pages fetch these dicts and hand them to `Plotly.newPlot`, so the look of all
+charts lives in one module. They are built from plain dicts rather than
+plotly.graph_objects (which validates every property and costs tens of ms)
+and are kept small: the waveform is decimated to a min/max envelope and the
+spectrogram is rounded to 0.1 dB.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from webapp.labels import display_name
+
+ACCENT, MUTED, WINDOW = "#4338ca", "#cbd5e1", "rgba(67,56,202,0.10)"
+WAVE_POINTS = 600          # envelope buckets: two points each, plenty for a ~700 px chart
+CONFIG = {"displaylogo": False, "responsive": True,
+          "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toImage"]}
+
+
+def _rounded(values: np.ndarray, decimals: int) -> list:
+    """Plain floats with few digits: float32 values would print 17 digits each."""
+    return np.round(np.asarray(values, np.float64), decimals).tolist()
+
+
+def _layout(title: str, height: int, **extra) -> dict:
+    layout = {
+        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
+        "height": height, "margin": {"l": 56, "r": 16, "t": 36, "b": 44},
+        "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
+                 "size": 12, "color": "#1e293b"},
+        "showlegend": False,
+    }
+    layout.update(extra)
+    return layout
+
+
+def _axis(title: str, **extra) -> dict:
+    return {"title": {"text": title}, "gridcolor": "#e2e8f0", "zeroline": False, **extra}
+
+
+def envelope(wave: np.ndarray, rate: int, points: int = WAVE_POINTS) -> tuple[float, list]:
+    """(seconds between values, values) small enough to draw.
+
+    A long clip becomes a min/max pair per bucket: the outline a full-resolution
+    plot would show, in a fraction of the points.
+    """
+    n = len(wave)
+    if n <= 2 * points:
+        return 1.0 / rate, _rounded(wave, 4)
+    edges = np.linspace(0, n, points + 1).astype(int)[:-1]
+    pairs = np.column_stack([np.minimum.reduceat(wave, edges), np.maximum.reduceat(wave, edges)])
+    return n / rate / (2 * points), _rounded(pairs.ravel(), 4)
+
+
+def waveform(wave: np.ndarray, rate: int, window_start_s: float | None = None) -> dict:
+    """The recording over time, with the one second the model classified shaded."""
+    step, values = envelope(np.asarray(wave, np.float32), rate)
+    duration = len(wave) / rate
+    shapes, annotations = [], []
+    if window_start_s is not None:
+        end = min(window_start_s + 1.0, max(duration, 1.0))
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": window_start_s,
+                       "x1": end, "y0": 0, "y1": 1, "fillcolor": WINDOW, "line": {"width": 0},
+                       "layer": "below"})
+        annotations.append({"x": (window_start_s + end) / 2, "y": 1, "xref": "x", "yref": "paper",
+                            "yanchor": "bottom", "text": "classified second", "showarrow": False,
+                            "font": {"size": 11, "color": ACCENT}})
+    # At least +-0.1 full scale, so room noise does not fill the chart like a word.
+    peak = float(max(np.abs(wave).max(initial=0.0), 0.1))
+    return {
+        "data": [{"type": "scatter", "x0": step / 2, "dx": step, "y": values,
+                  "mode": "lines", "line": {"color": ACCENT, "width": 1},
+                  "hovertemplate": "%{x:.3f} s<br>%{y:.3f}<extra></extra>"}],
+        "layout": _layout("Waveform", 220, shapes=shapes, annotations=annotations,
+                          xaxis=_axis("time (s)", range=[0, max(duration, 1.0)]),
+                          yaxis=_axis("amplitude", range=[-peak * 1.05, peak * 1.05])),
+        "config": CONFIG,
+    }
+
+
+def spectrogram(times: np.ndarray, freqs: np.ndarray, values: np.ndarray, kind: str,
+                offset_s: float = 0.0) -> dict:
+    """The model's own input layer (`Classifier.features`), in dB, time by frequency.
+
+    `offset_s` places the classified second on the recording's own time axis,
+    so the spectrogram lines up with the waveform.
+    """
+    if kind == "logmel":   # already natural-log power: rescale to dB, same picture
+        z, title, unit = values * (10.0 / np.log(10.0)), "Log-mel spectrogram (model input)", "dB"
+    else:                  # |STFT| magnitude: log-scaled for display only
+        z, title, unit = 20.0 * np.log10(values + 1e-6), "Spectrogram (model input, log scale)", "dB"
+    return {
+        "data": [{"type": "heatmap", "x": _rounded(times + offset_s, 4), "y": _rounded(freqs, 1),
+                  "z": _rounded(z.T, 1),
+                  "colorscale": "Viridis", "colorbar": {"title": {"text": unit}, "thickness": 12},
+                  "hovertemplate": "%{x:.2f} s<br>%{y:.0f} Hz<br>%{z:.1f} dB<extra></extra>"}],
+        "layout": _layout(title, 260, xaxis=_axis("time (s)"), yaxis=_axis("frequency (Hz)")),
+        "config": CONFIG,
+    }
+
+
+def probabilities(probs: dict[str, float], predicted: str) -> dict:
+    """One horizontal bar per label, most likely on top, the prediction highlighted."""
+    ordered = sorted(probs.items(), key=lambda kv: kv[1])
+    names = [display_name(label) for label, _ in ordered]
+    values = [round(p, 4) for _, p in ordered]
+    colors = [ACCENT if label == predicted else MUTED for label, _ in ordered]
+    return {
+        "data": [{"type": "bar", "orientation": "h", "x": values, "y": names,
+                  "marker": {"color": colors}, "text": [f"{p:.0%}" for p in values],
+                  "textposition": "outside", "cliponaxis": False,
+                  "hovertemplate": "%{y}: %{x:.1%}<extra></extra>"}],
+        "layout": _layout("Probabilities", max(180, 40 + 26 * len(names)),
+                          margin={"l": 100, "r": 40, "t": 36, "b": 36},
+                          xaxis=_axis("", range=[0, 1], tickformat=".0%"),
+                          yaxis={"automargin": True}),
+        "config": CONFIG,
+    }
+
+
+def result_figures(classifier, result) -> dict:
+    """The three charts of a result view, for one classified clip."""
+    p = result.prediction
+    times, freqs, values = classifier.features(p.clip)
+    return {"waveform": waveform(result.wave, result.rate, p.window_start_s),
+            "spectrogram": spectrogram(times, freqs, values, classifier.feature_kind,
+                                       p.window_start_s),
+            "probabilities": probabilities(p.probabilities, p.label)}

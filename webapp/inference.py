@@ -1,0 +1,55 @@
+"""One clip through the model, timed stage by stage for the API's `timing_ms`."""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ml.audio import decode
+from webapp.errors import ApiError
+
+
+@dataclass
+class Result:
+    prediction: object        # ml.classifier.Prediction
+    wave: np.ndarray          # the decoded input at its own rate
+    rate: int
+    timing_ms: dict
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.wave) / self.rate
+
+
+def run(classifier, data: bytes, name: str, max_seconds: float, started: float) -> Result:
+    """Decode and classify; `started` is the request's perf_counter start, for `total`."""
+    t0 = time.perf_counter()
+    try:
+        wave, rate = decode(data, max_seconds=max_seconds)
+    except ValueError as exc:   # ml.audio.AudioError: already worded for a person
+        raise ApiError(400, _for_people(str(exc), name)) from None
+    decoded = time.perf_counter()
+    prediction = classifier.classify(wave, rate)
+    t = prediction.timing_ms
+    timing = {"decode": (decoded - t0) * 1e3,
+              "features": t.get("resample", 0.0) + t.get("features", 0.0),
+              "model": t.get("model", 0.0),
+              "total": (time.perf_counter() - started) * 1e3}
+    return Result(prediction, wave, rate, {k: round(v, 3) for k, v in timing.items()})
+
+
+def _for_people(message: str, name: str) -> str:
+    """The decoder's message, naming the file and without Python object reprs."""
+    message = re.sub(r"Error opening <[^>]*>: ", "", message)
+    return f"{name}:" + message[len("upload:"):] if message.startswith("upload:") else message
+
+
+def summary(result: Result, version: str) -> dict:
+    """The body of POST /api/predict, exactly as documented."""
+    p = result.prediction
+    return {"label": p.label, "confidence": round(p.confidence, 6),
+            "probabilities": {k: round(v, 6) for k, v in p.probabilities.items()},
+            "model": version, "duration_s": round(result.duration_s, 4),
+            "timing_ms": result.timing_ms}

@@ -1,0 +1,118 @@
+"""The active model: loaded lazily once per process, swapped when its source changes.
+
+`HARK_MODEL` names either a run directory or a small pointer file whose text
+is the path of one (relative paths are taken from the file's folder). Writing
+a new pointer file with `os.replace` changes the model for every worker
+within a second, with no restart. A request keeps the Classifier object it
+started with, so a swap never disturbs one in flight.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+
+class NoModel(RuntimeError):
+    """No usable model is active yet; the message says why, for a person."""
+
+
+def resolve(source: Path) -> Path:
+    """The run directory `source` points at (itself when it is a directory)."""
+    if source.is_file():
+        target = Path(source.read_text().strip())
+        return target if target.is_absolute() else (source.parent / target)
+    return source
+
+
+# Files whose change means a different model (the LiteRT export is what serves).
+WATCHED = ("model.keras", "labels.json", "features.tflite", "body.tflite")
+
+
+def _fingerprint(source: Path) -> tuple | None:
+    """What changes when the active model changes: pointer target and its files' times."""
+    try:
+        run_dir = resolve(source)
+        if not (run_dir / "model.keras").is_file():
+            return None
+        stats = [(run_dir / name).stat() for name in WATCHED if (run_dir / name).exists()]
+    except OSError:
+        return None
+    return (str(run_dir.resolve()), *((s.st_mtime_ns, s.st_size) for s in stats))
+
+
+def _load_classifier(run_dir: Path, threads: int):
+    from ml.classifier import Classifier
+
+    return Classifier(run_dir, threads=threads)
+
+
+class ModelStore:
+    """Hands out the current Classifier; checks its source at most every `check_s` seconds."""
+
+    def __init__(self, source: str | Path, check_s: float = 1.0, threads: int = 1,
+                 loader: Callable[[Path, int], object] = _load_classifier):
+        self.source = Path(source)
+        self.check_s, self.threads = check_s, threads
+        self._loader = loader
+        self._model = None
+        self._loaded_key = None     # fingerprint of what _model (or the last failure) came from
+        self._error: str | None = None
+        self._next_check = 0.0
+        self._lock = threading.Lock()
+
+    def get(self):
+        """The active Classifier; raises NoModel when there is none to serve."""
+        if time.monotonic() >= self._next_check:
+            self._refresh()
+        if self._model is None:
+            raise NoModel(self._error or "no model has been trained yet")
+        return self._model
+
+    def peek(self):
+        """The active Classifier or None, never raising (for pages and health)."""
+        try:
+            return self.get()
+        except NoModel:
+            return None
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def _refresh(self) -> None:
+        # First load: everyone waits. Later swaps: whoever is not loading keeps serving.
+        if not self._lock.acquire(blocking=self._model is None):
+            return
+        try:
+            if time.monotonic() < self._next_check:
+                return
+            key = _fingerprint(self.source)
+            if key is None:
+                if self._error is None or self._model is not None:
+                    log.warning("no model at %s (HARK_MODEL)", self.source)
+                self._model, self._loaded_key = None, None
+                self._error = "no model has been trained yet"
+            elif key != self._loaded_key:
+                self._load(key)
+            self._next_check = time.monotonic() + self.check_s
+        finally:
+            self._lock.release()
+
+    def _load(self, key: tuple) -> None:
+        run_dir = Path(key[0])
+        started = time.perf_counter()
+        try:
+            model = self._loader(run_dir, self.threads)
+        except Exception:  # a broken run must not take the site down
+            log.exception("could not load model %s", run_dir)
+            self._loaded_key = key
+            if self._model is None:   # details stay in the server log, paths included
+                self._error = "the active model could not be loaded (see the server log)"
+            return
+        self._model, self._loaded_key, self._error = model, key, None
+        log.info("model %s loaded in %.2f s", run_dir.name, time.perf_counter() - started)
