@@ -101,3 +101,4 @@ class SpecAugment(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "time_masks": self.time_masks, "max_time": self.max_time,
                 "freq_masks": self.freq_masks, "max_freq": self.max_freq}
+

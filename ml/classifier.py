@@ -55,7 +55,7 @@ class Classifier:
                                 f"make it with: python -m ml export --model {self.run_dir}")
         self.labels: list[str] = runs.labels_of(self.run_dir)
         self.config: dict = runs.read_json(self.run_dir / "config.json")
-        self.version = self.run_dir.name
+        self.version = self.config.get("run_id", self.run_dir.name)  # models/default keeps its id
         self.feature_kind = self.config["features"]
         self._features = _Graph(self.run_dir / FEATURES_FILE, threads)
         self._body = _Graph(self.run_dir / BODY_FILE, threads)

@@ -30,7 +30,8 @@ def _train(args):
 
     cfg = TrainConfig(data=args.data, arch=args.arch, epochs=args.epochs, runs=args.runs,
                       split=args.split, batch_size=args.batch_size, learning_rate=args.lr,
-                      seed=args.seed, augment=args.augment, patience=args.patience)
+                      seed=args.seed, augment=args.augment, patience=args.patience,
+                      unknown_weight=args.unknown_weight)
     run_dir = train(cfg, verbose=1 if sys.stdout.isatty() else 2)
     print(run_dir)
 
@@ -49,10 +50,17 @@ def _export(args):
 
     import ml.features  # noqa: F401  registers the feature layers
     from ml import runs
-    from ml.export import export_serving
+    from ml.export import export_serving, label_weights
 
     run_dir = runs.check_run(Path(args.model))
-    export_serving(keras.saving.load_model(run_dir / runs.MODEL_FILE, compile=False), run_dir)
+    config = runs.read_json(run_dir / "config.json")
+    if args.unknown_weight is not None:
+        if not 0 < args.unknown_weight <= 1:
+            raise ValueError("--unknown-weight must be in (0, 1]")
+        config["unknown_weight"] = args.unknown_weight
+    weights = label_weights(config["labels"], config.get("unknown_weight", 1.0))
+    export_serving(keras.saving.load_model(run_dir / runs.MODEL_FILE, compile=False), run_dir, weights)
+    runs.write_json(run_dir / "config.json", config)
     print(run_dir)
 
 
@@ -111,6 +119,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="training-time augmentation (default: on for kws, off for seed/tutorial)")
+    t.add_argument("--unknown-weight", type=float, default=1.0,
+                   help="weight of _unknown_ in the served probabilities, (0, 1] (default 1)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a saved model on every clip of a folder")
@@ -121,6 +131,8 @@ def parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="(re)write a run's LiteRT serving files from its model.keras")
     x.add_argument("--model", required=True, help="run directory")
+    x.add_argument("--unknown-weight", type=float,
+                   help="weight of _unknown_ in the served probabilities (default: the run's)")
     x.set_defaults(func=_export)
 
     r = sub.add_parser("predict", help="classify audio files")

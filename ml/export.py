@@ -16,10 +16,39 @@ from ml.audio import CLIP_SAMPLES
 from ml.runs import BODY_FILE, FEATURES_FILE
 
 
-def export_serving(model: keras.Model, run_dir: Path) -> None:
+@keras.saving.register_keras_serializable("hark")
+class LabelWeights(keras.layers.Layer):
+    """Re-weight the output probabilities by fixed per-label factors, then renormalise.
+
+    A prior correction applied only to the served graph: the synthetic training set
+    makes `_unknown_` a catch-all for any voice unlike the synthetic ones, and a
+    weight below 1 moves the decision threshold back (Saerens et al., 2002).
+    """
+
+    def __init__(self, weights, **kwargs):
+        super().__init__(**kwargs)
+        self.weights_ = [float(w) for w in weights]
+
+    def call(self, probs):
+        weighted = probs * tf.constant(self.weights_, probs.dtype)
+        return weighted / tf.reduce_sum(weighted, axis=-1, keepdims=True)
+
+    def get_config(self):
+        return {**super().get_config(), "weights": self.weights_}
+
+
+def label_weights(labels: list[str], unknown_weight: float) -> list[float]:
+    return [unknown_weight if label == "_unknown_" else 1.0 for label in labels]
+
+
+def export_serving(model: keras.Model, run_dir: Path, weights: list[float] | None = None) -> None:
+    """Write the two LiteRT graphs; `weights` (per label) re-weight the served probabilities."""
     features, body = model.get_layer("features"), model.get_layer("body")
     wave = keras.Input((CLIP_SAMPLES,))
     feature_model = keras.Model(wave, features(wave))
+    if weights and any(w != 1.0 for w in weights):
+        image = keras.Input(body.input_shape[1:])
+        body = keras.Model(image, LabelWeights(weights)(body(image)))
     for name, part in ((FEATURES_FILE, feature_model), (BODY_FILE, body)):
         data = tf.lite.TFLiteConverter.from_keras_model(part).convert()
         tmp = Path(run_dir) / f".{name}.tmp"

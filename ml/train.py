@@ -22,7 +22,7 @@ import tensorflow as tf
 from ml import dataset, runs
 from ml.classifier import Classifier
 from ml.evaluate import evaluate_arrays
-from ml.export import export_serving
+from ml.export import export_serving, label_weights
 from ml.models import ARCHS, DEFAULT_ARCH, build_model
 
 
@@ -40,6 +40,7 @@ class TrainConfig:
     split: str = "speaker"
     seed: int = 0
     augment: bool | None = None   # None: the architecture's default
+    unknown_weight: float = 1.0   # served-probability weight of `_unknown_` (ml/export.py)
     patience: int = 6
     runs: str = "runs"
     extra: dict = field(default_factory=dict)
@@ -52,6 +53,8 @@ class TrainConfig:
                 raise dataset.DataError(f"{name} must be at least 1")
         if not 0 < self.learning_rate < 1:
             raise dataset.DataError("learning_rate must be between 0 and 1")
+        if not 0 < self.unknown_weight <= 1:
+            raise dataset.DataError("unknown_weight must be in (0, 1]")
 
 
 class _Progress(keras.callbacks.Callback):
@@ -119,7 +122,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
     tmp = Path(cfg.runs) / f".tmp-{run_id}"
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        _write_run(tmp, model, cfg, root, labels, clips, arrays, progress.rows, parts)
+        _write_run(tmp, run_id, model, cfg, root, labels, clips, arrays, progress.rows, parts)
         final = Path(cfg.runs) / run_id
         tmp.rename(final)
     except BaseException:
@@ -155,17 +158,18 @@ def _serving_copy(model, cfg, n_labels):
     return serving
 
 
-def _write_run(run_dir, model, cfg, root, labels, clips, arrays, history, parts):
+def _write_run(run_dir, run_id, model, cfg, root, labels, clips, arrays, history, parts):
     model = _serving_copy(model, cfg, len(labels))
     model.save(run_dir / runs.MODEL_FILE)
-    export_serving(model, run_dir)
+    export_serving(model, run_dir, label_weights(labels, cfg.unknown_weight))
     runs.write_json(run_dir / "labels.json", labels)
     runs.write_json(run_dir / "history.json", history)
     runs.write_json(run_dir / "split.json", {
         name: [str(c.path.relative_to(root)) for c in part] for name, part in parts.items()})
     runs.write_json(run_dir / "config.json", {
+        "run_id": run_id,
         **asdict(cfg),
-        "data": str(root.resolve()),
+        "data": str(root),  # as given: relative paths stay valid in another checkout
         "data_hash": dataset.content_hash(root, clips),
         "labels": labels,
         "features": ARCHS[cfg.arch].features,

@@ -17,36 +17,13 @@ from tests.conftest import TONES, make_tone_set, tone_clip
 
 # --- audio -----------------------------------------------------------------
 
+# Decoding (formats, hostile files, caps) is tested in tests/test_audio_decode.py.
+
+
 def _wav_bytes(wave, rate, subtype="PCM_16"):
     buf = io.BytesIO()
     sf.write(buf, wave, rate, format="WAV", subtype=subtype)
     return buf.getvalue()
-
-
-def test_decode_downmixes_and_resamples():
-    t = np.arange(8000) / 8000
-    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1) * 0.5
-    wave, rate = audio.decode(_wav_bytes(stereo, 8000))
-    assert rate == 8000 and wave.ndim == 1 and abs(wave.max() - 0.25) < 0.01
-    resampled = audio.to_model_rate(wave, rate)
-    assert len(resampled) == 16000
-
-
-@pytest.mark.parametrize("payload, message", [
-    (b"", "not a readable audio file"),
-    (b"RIFF\x00\x00\x00\x00WAVEjunk", "not a readable audio file"),
-    (b"PK\x03\x04" + b"\x00" * 100, "not a readable audio file"),
-])
-def test_decode_rejects_garbage(payload, message):
-    with pytest.raises(audio.AudioError, match=message):
-        audio.decode(payload)
-
-
-def test_decode_rejects_too_long_and_nan():
-    with pytest.raises(audio.AudioError, match="longer than"):
-        audio.decode(_wav_bytes(np.zeros(16000 * 3), 16000), max_seconds=2)
-    with pytest.raises(audio.AudioError, match="NaN"):
-        audio.decode(_wav_bytes(np.array([0.0, np.nan, 0.1] * 100), 16000, "FLOAT"))
 
 
 def test_fit_clip_pads_short_and_finds_the_loud_second():
@@ -262,3 +239,34 @@ def test_download_offline_names_the_fix(tmp_path, capsys):
     assert cli(["data", "download", "--dest", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "python -m ml data default" in err and "--from PATH" in err
+
+
+def test_label_weights_move_probability_away_from_unknown():
+    from ml.export import LabelWeights, label_weights
+
+    weights = label_weights(["_silence_", "_unknown_", "yes"], 0.25)
+    assert weights == [1.0, 0.25, 1.0]
+    out = np.asarray(LabelWeights(weights)(np.array([[0.2, 0.6, 0.2]], np.float32)))
+    assert np.allclose(out, [[0.2 / 0.55, 0.15 / 0.55, 0.2 / 0.55]], atol=1e-6)
+
+
+def test_export_with_weights_changes_the_served_graph(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from ml.classifier import Classifier
+    from ml.export import export_serving
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    x = np.stack([tone_clip(f, np.random.default_rng(2)) for f in (300.0, 700.0)])
+    before = Classifier(run).predict_batch(x)
+    import keras
+
+    export_serving(keras.saving.load_model(run / "model.keras"), run, [1.0, 1.0, 1.0, 0.1])
+    after = Classifier(run).predict_batch(x)  # labels: _silence_ down go yes
+    expected = before * [1, 1, 1, 0.1]
+    assert np.allclose(after, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+    assert cli(["export", "--model", str(run), "--unknown-weight", "0"]) == 2
+    assert "--unknown-weight must be in (0, 1]" in capsys.readouterr().err
+    assert cli(["export", "--model", str(run), "--unknown-weight", "0.5"]) == 0
+    assert json.loads((run / "config.json").read_text())["unknown_weight"] == 0.5

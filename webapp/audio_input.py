@@ -2,39 +2,66 @@
 
 The format is recognised from the first bytes (magic numbers), never from a
 file name or a Content-Type a client chose, so a mislabelled file still works
-and a non-audio file is refused with 415 before any decoder sees it.
+and a non-audio file (a ZIP or a web page named clip.wav) is refused with 415
+before any decoder sees it. The client's file name is only ever shown in
+messages, cleaned first; it is never used as a path (nothing is stored).
 """
 from __future__ import annotations
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from ml.audio import FORMATS as ACCEPTED
+from ml.audio import sniff
 from webapp.errors import ApiError
 
-ACCEPTED = "WAV, FLAC or OGG"
+__all__ = ["ACCEPTED", "display_name", "read_upload", "sniff"]
+
+NAME_CHARS = 80
 
 
-def sniff(data: bytes) -> str | None:
-    """'wav', 'flac' or 'ogg' from the file's signature; None for anything else."""
-    if len(data) >= 12 and data[:4] in (b"RIFF", b"RF64") and data[8:12] == b"WAVE":
-        return "wav"
-    if data[:4] == b"fLaC":
-        return "flac"
-    if data[:4] == b"OggS":
-        return "ogg"
-    return None
+def display_name(filename: str | None) -> str:
+    """A client's file name made safe to show: last path part, printable, short."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip()
+    if len(base) > NAME_CHARS:
+        base = base[:NAME_CHARS - 1] + "…"
+    return base or "upload"
 
 
 def read_upload() -> tuple[bytes, str]:
-    """(audio bytes, filename) of the current request, or an ApiError (400/415)."""
+    """(audio bytes, name to show) of the current request, or an ApiError (400/415).
+
+    Werkzeug refuses a declared Content-Length over MAX_CONTENT_LENGTH (413)
+    before reading; a body without one (chunked) it silently cuts at the limit,
+    so `_refuse_cut_body` turns that into the same 413.
+    """
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
+        _refuse_cut_body()
         if upload is None:
             raise ApiError(400, "no audio: send the file in the multipart field 'file'")
-        data, name = upload.read(), upload.filename or "upload"
+        data, name = upload.read(), display_name(upload.filename)
+        if not data:
+            raise ApiError(400, f"no audio: the file {name} is empty")
     else:
         data, name = request.get_data(cache=False), "upload"
-    if not data:
-        raise ApiError(400, "no audio: the request body is empty")
+        _refuse_cut_body()
+        if not data:
+            raise ApiError(400, "no audio: the request body is empty")
     if sniff(data) is None:
         raise ApiError(415, f"{name}: unsupported file type; send {ACCEPTED} audio")
     return data, name
+
+
+def _refuse_cut_body() -> None:
+    """413 when a body without Content-Length went on past the limit.
+
+    Werkzeug stops reading such a stream at MAX_CONTENT_LENGTH without an error;
+    the server (gunicorn) terminates the input, so one more byte read from it
+    tells whether the body was longer.
+    """
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return
+    if getattr(request.stream, "is_exhausted", False) and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
