@@ -46,11 +46,10 @@ def _evaluate(args):
 
 
 def _export(args):
-    import keras
-
-    import ml.features  # noqa: F401  registers the feature layers
     from ml import runs
+    from ml.evaluate import evaluate_test_split
     from ml.export import export_serving, label_weights
+    from ml.models import load_model
 
     run_dir = runs.check_run(Path(args.model))
     config = runs.read_json(run_dir / "config.json")
@@ -59,8 +58,13 @@ def _export(args):
             raise ValueError("--unknown-weight must be in (0, 1]")
         config["unknown_weight"] = args.unknown_weight
     weights = label_weights(config["labels"], config.get("unknown_weight", 1.0))
-    export_serving(keras.saving.load_model(run_dir / runs.MODEL_FILE, compile=False), run_dir, weights)
+    export_serving(load_model(run_dir / runs.MODEL_FILE), run_dir, weights)
     runs.write_json(run_dir / "config.json", config)
+    try:  # the test-split figures must describe what is served now
+        report = evaluate_test_split(run_dir)
+        print(f"test split: accuracy {report['accuracy']:.2%} on {report['n']} clips")
+    except ValueError as exc:
+        print(f"warning: test-split figures not refreshed: {exc}", file=sys.stderr)
     print(run_dir)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml import dataset
+from ml import dataset, runs
 from ml.classifier import Classifier
 from ml.metrics import classification_report
 
@@ -38,3 +38,22 @@ def evaluate_folder(clf: Classifier, data: Path, log=None) -> tuple[dict, list[d
             f"(it knows {', '.join(clf.labels)})")
     x, y, kept = dataset.load_arrays(clips, clf.labels, log)
     return evaluate_arrays(clf, x, y, kept, data)
+
+
+def evaluate_test_split(run_dir: Path, root: Path | None = None, log=None) -> dict:
+    """Evaluate a run's served graphs on its own test split; write metrics and predictions."""
+    run_dir = Path(run_dir)
+    config = runs.read_json(run_dir / "config.json")
+    root = Path(root or config["data"])
+    clf = Classifier(run_dir)
+    clips = [dataset.Clip(root / path, Path(path).parent.name)
+             for path in runs.read_json(run_dir / "split.json")["test"]]
+    missing = [c for c in clips if not c.path.is_file()]
+    if missing:
+        raise dataset.DataError(f"{root}: {len(missing)} test clips of this run are missing "
+                                f"(e.g. {missing[0].path.name}); is this the data it was trained on?")
+    x, y, kept = dataset.load_arrays(clips, clf.labels, log)
+    report, rows = evaluate_arrays(clf, x, y, kept, root)
+    runs.write_json(run_dir / "metrics.json", report)
+    runs.write_json(run_dir / "predictions.json", rows)
+    return report

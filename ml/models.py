@@ -122,3 +122,10 @@ def build_model(arch: str, n_labels: int, augment: bool | None = None) -> keras.
         feats = SpecAugment(name="spec_augment")(feats)
     body = spec.build(feature_shape(spec.features), n_labels)
     return keras.Model(wave, body(feats), name=arch)
+
+
+def load_model(path) -> keras.Model:
+    """Load a saved model; importing this module registered all of Hark's custom layers."""
+    import ml.export  # noqa: F401  LabelWeights
+
+    return keras.saving.load_model(path, compile=False)

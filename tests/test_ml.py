@@ -144,12 +144,10 @@ def test_classifier_serves_any_rate_and_length(tiny_run):
 
 
 def test_served_graphs_match_the_keras_model(tiny_run, tone_data):
-    import keras
-
-    import ml.features  # noqa: F401
     from ml.classifier import Classifier
+    from ml.models import load_model
 
-    model = keras.saving.load_model(tiny_run / "model.keras")
+    model = load_model(tiny_run / "model.keras")
     x = np.stack([tone_clip(f, np.random.default_rng(i)) for i, f in enumerate([300.0, 1500.0, None])])
     assert np.allclose(Classifier(tiny_run).predict_batch(x), np.asarray(model(x)), atol=1e-5)
     assert "tensorflow" not in __import__("ml.classifier").classifier.__dict__
@@ -260,9 +258,9 @@ def test_export_with_weights_changes_the_served_graph(tiny_run, tmp_path, capsys
     shutil.copytree(tiny_run, run)
     x = np.stack([tone_clip(f, np.random.default_rng(2)) for f in (300.0, 700.0)])
     before = Classifier(run).predict_batch(x)
-    import keras
+    from ml.models import load_model
 
-    export_serving(keras.saving.load_model(run / "model.keras"), run, [1.0, 1.0, 1.0, 0.1])
+    export_serving(load_model(run / "model.keras"), run, [1.0, 1.0, 1.0, 0.1])
     after = Classifier(run).predict_batch(x)  # labels: _silence_ down go yes
     expected = before * [1, 1, 1, 0.1]
     assert np.allclose(after, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
