@@ -10,7 +10,7 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -43,7 +43,6 @@ class TrainConfig:
     unknown_weight: float = 1.0   # served-probability weight of `_unknown_` (ml/export.py)
     patience: int = 6
     runs: str = "runs"
-    extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
         if self.arch not in ARCHS:
