@@ -3,7 +3,7 @@
 Prints, per architecture: training clips/second and seconds per epoch (on a
 generated tone set of the given size, all cores), the Classifier's model step
 (features + network) median and p99 in ms for one clip (measured in a fresh
-process with one TensorFlow thread, as a serving worker runs), parameters,
+process on the LiteRT export with one thread, as a serving worker runs), parameters,
 model file size and peak memory.
 
 Run: PYTHONPATH=. .venv/bin/python bench/bench_ml.py [--clips 2000]
@@ -28,10 +28,9 @@ def latency(run_dir: str, n: int = 1000) -> None:
     """Print {"p50", "p99", "rss_mb"} of the model step for one clip, one thread."""
     import numpy as np
 
-    from ml.classifier import Classifier, use_threads
+    from ml.classifier import Classifier
 
-    use_threads(1)
-    clf = Classifier(run_dir)
+    clf = Classifier(run_dir, threads=1)
     clip = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
     for _ in range(50):
         clf.classify(clip)
@@ -40,7 +39,15 @@ def latency(run_dir: str, n: int = 1000) -> None:
         t = clf.classify(clip).timing_ms
         steps.append(t["features"] + t["model"])
     print(json.dumps({"p50": float(np.median(steps)), "p99": float(np.percentile(steps, 99)),
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "rss_mb": _vm("VmHWM")}))
+
+
+def _vm(field: str) -> float:
+    """A memory figure of this process in MB (ru_maxrss would carry the parent's over exec)."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
