@@ -26,6 +26,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -134,6 +135,10 @@ def summarize(latencies_ms, elapsed_s, errors=0, statuses=None) -> dict:
 def start_gunicorn(model: Path, port: int, workers: int | None) -> subprocess.Popen:
     env = {**os.environ, "HARK_MODEL": str(model), "HARK_BIND": f"127.0.0.1:{port}",
            "PYTHONPATH": str(ROOT), "HARK_LOG_LEVEL": "warning"}
+    # Eight clients on one address would trip the per-client rate limit at once; the
+    # database and queue of this throwaway server stay out of the checkout's instance folder.
+    env.setdefault("HARK_RATE_PREDICT", "1000000/minute")
+    env.setdefault("HARK_INSTANCE", tempfile.mkdtemp(prefix="hark-bench-"))
     if workers:
         env["HARK_WORKERS"] = str(workers)
     gunicorn = Path(sys.executable).with_name("gunicorn")

@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every app a test makes keeps its database, queue, secret key and runs in throwaway folders,
+# and has rate limits no test reaches (tests/test_security.py checks the login limit itself).
+_TMP = tempfile.TemporaryDirectory(prefix="hark-test-")   # removed when the session ends
+os.environ.setdefault("HARK_INSTANCE", os.path.join(_TMP.name, "instance"))
+os.environ.setdefault("HARK_RUNS", os.path.join(_TMP.name, "runs"))
+for _name in ("HARK_RATE_PREDICT", "HARK_RATE_ANALYZE", "HARK_RATE_UPLOAD", "HARK_RATE_LOGIN"):
+    os.environ.setdefault(_name, "100000/minute")
 
 import numpy as np
 import pytest

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flask import Flask
 
@@ -11,20 +12,41 @@ from webapp.model_store import ModelStore
 
 def create_app(config: dict | None = None) -> Flask:
     """Application factory: environment defaults, then `config` on top."""
-    app = Flask(__name__, template_folder="../templates", static_folder="../static")
-    app.config.update(settings.from_environment())
-    app.config.update(config or {})
+    values = {**settings.from_environment(), **(config or {})}
+    instance = Path(values["HARK_INSTANCE"]).resolve()
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    app = Flask(__name__, template_folder="../templates", static_folder="../static",
+                instance_path=str(instance))
+    app.config.update(values)
     app.json.sort_keys = False
+    if not app.debug:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    from webapp import database, security, task_queue, versions
+
+    security.configure(app)          # secret key, cookie flags, proxy headers
+    database.init_app(app)           # and migrations
+    if not app.config["HARK_MODEL"]:
+        app.config["HARK_MODEL"] = str(versions.default_pointer(app))
     app.extensions["hark.models"] = ModelStore(
         app.config["HARK_MODEL"], check_s=app.config["HARK_MODEL_CHECK_S"],
         threads=app.config["HARK_MODEL_THREADS"])
+    task_queue.init_app(app)
 
-    from webapp import api, pages
+    from webapp import admin, api, auth, cli, pages, training_status
 
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(training_status.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)
+    from webapp import gallery
+
+    gallery.register(app)            # /gallery pages, /api/gallery, its nav entry
     assets.register(app)
     errors.register(app)
-    if not app.debug:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    auth.init_app(app)
+    cli.register(app)
+    # Last: CSRF, rate limits and security headers cover every route registered above.
+    security.init_app(app)
     return app

@@ -29,7 +29,7 @@ class ApiError(Exception):
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/api"
+    return request.path.startswith(("/api/", "/admin/api/")) or request.path == "/api"
 
 
 def _respond(status: int, message: str, headers=None):

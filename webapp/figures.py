@@ -128,3 +128,94 @@ def result_figures(classifier, result) -> dict:
             "spectrogram": spectrogram(times, freqs, values, classifier.feature_kind,
                                        p.window_start_s),
             "probabilities": probabilities(p.probabilities, p.label)}
+
+
+# ---- evaluation views (gallery, compare) ------------------------------------------------
+
+def per_class_rows(report: dict) -> list[dict]:
+    """The per-class table: one row per label, people's names, figures as given."""
+    rows = []
+    for label in report.get("labels", []):
+        c = report.get("per_class", {}).get(label, {})
+        rows.append({"label": label, "name": display_name(label),
+                     "precision": c.get("precision", 0.0), "recall": c.get("recall", 0.0),
+                     "f1": c.get("f1", 0.0), "support": c.get("support", 0)})
+    return rows
+
+
+def confusion_matrix(report: dict) -> dict:
+    """True label by predicted label; colour is the share of the true class, text the count.
+
+    Colouring by row keeps a small class readable next to a big one. Each cell's
+    `customdata` is [true label, predicted label] so a click can filter the gallery.
+    """
+    labels = report.get("labels", [])
+    names = [display_name(label) for label in labels]
+    counts = np.asarray(report.get("confusion", []), dtype=np.int64).reshape(len(labels), len(labels))
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    custom = [[[t, p] for p in labels] for t in labels]
+    text = [[str(v) if v else "" for v in row] for row in counts.tolist()]
+    size = max(260, 90 + 34 * len(labels))
+    return {
+        "data": [{"type": "heatmap", "x": names, "y": names, "z": _rounded(shares, 4),
+                  "zmin": 0, "zmax": 1, "text": text, "texttemplate": "%{text}",
+                  "customdata": custom, "xgap": 1, "ygap": 1,
+                  "colorscale": [[0, "#f8fafc"], [0.0001, "#e0e7ff"], [1, ACCENT]],
+                  "showscale": False,
+                  "hovertemplate": "true %{y}, predicted %{x}<br>%{text} clips"
+                                   " (%{z:.0%} of %{y})<br>click to see them<extra></extra>"}],
+        "layout": _layout("Confusion matrix (click a cell)", size,
+                          margin={"l": 96, "r": 12, "t": 36, "b": 84},
+                          xaxis={"title": {"text": "predicted"}, "tickangle": -45,
+                                 "automargin": True, "fixedrange": True, "type": "category"},
+                          yaxis={"title": {"text": "true"}, "autorange": "reversed",
+                                 "automargin": True, "fixedrange": True, "type": "category"}),
+        "config": {**CONFIG, "displayModeBar": False},
+    }
+
+
+def training_curves(history: list[dict]) -> dict:
+    """Loss and accuracy per epoch, training and validation, as two small charts."""
+    epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
+    out = {}
+    for metric, title, fmt in (("loss", "Loss", ".3f"), ("accuracy", "Accuracy", ".1%")):
+        traces = []
+        for key, name, dash in ((metric, "training", "solid"), (f"val_{metric}", "validation", "dot")):
+            values = [row.get(key) for row in history]
+            if any(v is not None for v in values):
+                traces.append({"type": "scatter", "mode": "lines+markers", "name": name,
+                               "x": epochs, "y": values,
+                               "line": {"color": ACCENT if name == "training" else "#f59e0b",
+                                        "dash": dash, "width": 2}, "marker": {"size": 5},
+                               "hovertemplate": f"epoch %{{x}}<br>{name} %{{y:{fmt}}}<extra></extra>"})
+        yaxis = _axis("", tickformat=".0%", range=[0, 1.02]) if metric == "accuracy" else _axis("")
+        out[metric] = {"data": traces,
+                       "layout": _layout(title, 220, showlegend=True,
+                                         legend={"orientation": "h", "x": 1, "xanchor": "right",
+                                                 "y": 1.02, "yanchor": "bottom"},
+                                         margin={"l": 48, "r": 12, "t": 36, "b": 44},
+                                         xaxis=_axis("epoch", dtick=max(1, len(epochs) // 8)),
+                                         yaxis=yaxis),
+                       "config": CONFIG}
+    return out
+
+
+def compare_per_class(report_a: dict, report_b: dict, name_a: str, name_b: str) -> dict:
+    """F1 per class of two model versions, side by side (labels of either)."""
+    labels = list(dict.fromkeys(report_a.get("labels", []) + report_b.get("labels", [])))
+    names = [display_name(label) for label in labels]
+    traces = []
+    for report, name, color in ((report_a, name_a, ACCENT), (report_b, name_b, "#f59e0b")):
+        per_class = report.get("per_class", {})
+        values = [per_class[label]["f1"] if label in per_class else None for label in labels]
+        traces.append({"type": "bar", "name": name, "x": names, "y": values,
+                       "marker": {"color": color},
+                       "hovertemplate": f"{name}<br>%{{x}}: F1 %{{y:.2f}}<extra></extra>"})
+    return {"data": traces,
+            "layout": _layout("", 280, showlegend=True, barmode="group",
+                              margin={"l": 56, "r": 16, "t": 30, "b": 44},
+                              legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+                              xaxis={"tickangle": -30, "automargin": True},
+                              yaxis=_axis("F1", range=[0, 1.05])),
+            "config": CONFIG}

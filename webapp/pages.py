@@ -9,7 +9,8 @@ from webapp.labels import display_names
 bp = Blueprint("pages", __name__)
 
 # (endpoint, title) of the main navigation; later pages add themselves here.
-NAV = [("pages.listen", "Listen"), ("pages.upload", "Upload"), ("pages.training", "Training")]
+NAV = [("pages.listen", "Listen"), ("pages.upload", "Upload"), ("pages.training", "Training"),
+       ("admin.index", "Admin")]
 
 
 def _model_context() -> dict:
@@ -50,4 +51,7 @@ def training():
     if classifier is not None:
         metrics_file = classifier.run_dir / "metrics.json"
         metrics = runs.read_json(metrics_file) if metrics_file.is_file() else None
-    return render_template("training.html", page="pages.training", metrics=metrics, **context)
+    from webapp.training_status import snapshot
+
+    return render_template("training.html", page="pages.training", metrics=metrics,
+                           status=snapshot(), **context)

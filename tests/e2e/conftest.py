@@ -87,14 +87,23 @@ def live_server(tiny_run):
 
 
 @pytest.fixture(scope="session")
-def browser(mic_wav):
+def playwright():
+    """One Playwright driver per session (it allows only one per thread)."""
+    with _playwright()() as p:
+        yield p
+
+
+def launch(playwright, mic_wav: Path):
     """Debian's Chromium, headless, its fake microphone playing `mic_wav` in a loop."""
-    sync_playwright = _playwright()
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=FLAGS + [f"--use-file-for-fake-audio-capture={mic_wav}"])
-        yield chromium
-        chromium.close()
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=FLAGS + [f"--use-file-for-fake-audio-capture={mic_wav}"])
+
+
+@pytest.fixture(scope="session")
+def browser(playwright, mic_wav):
+    chromium = launch(playwright, mic_wav)
+    yield chromium
+    chromium.close()
 
 
 def open_page(browser, **context_options):

@@ -7,7 +7,7 @@ import soundfile as sf
 
 from ml.audio import to_model_rate
 from tests.conftest import ROOT
-from tests.e2e.conftest import CHROMIUM, FLAGS, _playwright, open_page, serve
+from tests.e2e.conftest import launch, open_page, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -27,23 +27,19 @@ def spoken_yes(path):
     return path
 
 
-def test_default_model_hears_a_spoken_yes(tmp_path, artifacts):
-    sync_playwright = _playwright()
-    mic = spoken_yes(tmp_path / "yes.wav")
+def test_default_model_hears_a_spoken_yes(playwright, tmp_path, artifacts):
+    chromium = launch(playwright, spoken_yes(tmp_path / "yes.wav"))
     url, stop = serve({"HARK_MODEL": str(ROOT / "models" / "default")})
     try:
-        with sync_playwright() as p:
-            chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                         args=FLAGS + [f"--use-file-for-fake-audio-capture={mic}"])
-            page = open_page(chromium)
-            page.goto(url + "/")
-            page.click("#record-button")
-            page.wait_for_selector(".result[data-charts='drawn']", timeout=30_000)
-            card = page.locator(".result").first
-            assert card.locator(".result-word").inner_text() == "yes"
-            assert card.locator(".js-plotly-plot").count() == 3
-            page.screenshot(path=artifacts / "listen-default-model-yes.png", full_page=True)
-            assert page.js_errors == []
-            chromium.close()
+        page = open_page(chromium)
+        page.goto(url + "/")
+        page.click("#record-button")
+        page.wait_for_selector(".result[data-charts='drawn']", timeout=30_000)
+        card = page.locator(".result").first
+        assert card.locator(".result-word").inner_text() == "yes"
+        assert card.locator(".js-plotly-plot").count() == 3
+        page.screenshot(path=artifacts / "listen-default-model-yes.png", full_page=True)
+        assert page.js_errors == []
     finally:
+        chromium.close()
         stop()

@@ -1,0 +1,114 @@
+/* Training page: poll /api/training every second and redraw what changed — the
+   running job's epoch, ETA, loss and accuracy curves (Plotly), its log, and the
+   finished jobs. The page reloads itself when another model becomes active. */
+"use strict";
+(function () {
+  const box = document.getElementById("training-live");
+  if (!box) return;
+  const $ = (id) => document.getElementById(id);
+  let rev = null;                       // draw once on load, then only on change
+  let plottedJob = null;
+  const activeModel = box.dataset.activeModel;
+
+  const minutes = (s) => (s < 90 ? `about ${Math.max(1, Math.round(s))} s` : `about ${(s / 60).toFixed(1)} min`);
+  const pct = (p) => (p === null || p === undefined ? "—" : `${(p * 100).toFixed(1)}%`);
+  const cell = (row, content, className) => {
+    const td = row.insertCell();
+    if (className) td.className = className;
+    if (content instanceof Node) td.appendChild(content); else td.textContent = content;
+    return td;
+  };
+  const stateBadge = (job) => {
+    const frag = document.createDocumentFragment();
+    const badge = document.createElement("span");
+    badge.className = "state";
+    badge.dataset.state = job.state;
+    badge.textContent = job.state;
+    frag.appendChild(badge);
+    if (job.error) {
+      frag.appendChild(document.createElement("br"));
+      const err = document.createElement("span");
+      err.className = "error-text small";
+      err.textContent = job.error;
+      frag.appendChild(err);
+    }
+    return frag;
+  };
+
+  async function drawCurves(job) {
+    if (!job.figures) return;
+    const Plotly = await Hark.loadPlotly();
+    for (const key of ["loss", "accuracy"]) {
+      const f = job.figures[key];
+      const div = $(`curve-${key}`);
+      if (plottedJob === job.id) Plotly.react(div, f.data, f.layout, f.config);
+      else Plotly.newPlot(div, f.data, f.layout, f.config);
+    }
+    plottedJob = job.id;
+  }
+
+  function showCurrent(job, queued) {
+    $("live-idle").hidden = !!job;
+    $("live-job").hidden = !job;
+    $("live-queued").hidden = !queued;
+    $("live-queued").textContent = `${queued} job(s) waiting in the queue.`;
+    if (!job) return;
+    $("live-heading").textContent = `Job #${job.id}: ${job.stalled ? "no word from its worker" : job.state}`;
+    $("live-stage").textContent = job.stage ? `· ${job.stage}${job.cancel_requested ? " (stopping)" : ""}` : "";
+    $("live-what").textContent = `${job.arch} on the ${job.dataset}`;
+    $("live-epoch").textContent = `${job.epoch || 0} of ${job.epochs}`;
+    $("live-eta").textContent = job.eta_s === null || job.eta_s === undefined ? "—" : minutes(job.eta_s);
+    const bar = $("live-progress");
+    bar.setAttribute("aria-valuemax", job.epochs || 0);
+    bar.setAttribute("aria-valuenow", job.epoch || 0);
+    bar.firstElementChild.style.width = job.epochs ? `${(100 * (job.epoch || 0)) / job.epochs}%` : "0";
+    const log = $("live-log");
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent = job.log_tail || "";
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    drawCurves(job).catch(() => {});
+  }
+
+  function showHistory(history) {
+    $("history-empty").hidden = history.length > 0;
+    $("history-table").hidden = history.length === 0;
+    const body = $("history-rows");
+    body.replaceChildren();
+    for (const job of history) {
+      const row = body.insertRow();
+      cell(row, `#${job.id}`);
+      cell(row, stateBadge(job));
+      const model = document.createDocumentFragment();
+      model.append(`${job.arch} · ${job.dataset}`);
+      if (job.version) {
+        model.appendChild(document.createElement("br"));
+        const code = document.createElement("code");
+        code.className = "small";
+        code.textContent = job.version;
+        model.appendChild(code);
+      }
+      cell(row, model);
+      cell(row, `${job.epoch || 0}/${job.epochs}`);
+      cell(row, pct(job.test_accuracy));
+      cell(row, (job.finished_at || "").slice(0, 19).replace("T", " "), "small");
+    }
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch(box.dataset.statusUrl, { cache: "no-store" });
+      if (response.ok) {
+        const status = await response.json();
+        const name = status.active_model ? status.active_model.name : "";
+        if (name !== activeModel) { window.location.reload(); return; }
+        if (status.rev !== rev) {
+          rev = status.rev;
+          showCurrent(status.current, status.queued);
+          showHistory(status.history);
+        }
+      }
+    } catch (_) { /* server restarting: keep polling */ }
+    window.setTimeout(poll, 1000);
+  }
+  poll();
+})();

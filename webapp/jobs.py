@@ -1,0 +1,262 @@
+"""Training jobs in the database: submit, cancel, and the state changes a running job makes.
+
+Every change is one short transaction, so the web workers and the consumer
+never hold a lock across a training step. State moves only forward:
+queued -> running -> succeeded | failed | cancelled, and queued -> cancelled.
+The consumer claims a job with a conditional UPDATE, so a job put on the
+queue twice still runs once.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections import deque
+from datetime import timedelta
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from webapp.database import db, iso, utcnow
+from webapp.tables import FINISHED, JobEpoch, ModelVersion, TrainingJob
+
+LOG_LINES, LOG_CHARS = 200, 20_000
+DATASETS = {"default": "default synthetic set", "mini": "mini Speech Commands", "folder": "a folder"}
+PREPARE = ("none", "missing", "rebuild")   # default set: use as is, make if missing, build afresh
+
+
+class JobError(ValueError):
+    """A request about a job that cannot be done; `status` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# ---- data sets -------------------------------------------------------------
+
+def default_data(app=None) -> Path:
+    return Path((app or current_app).config["HARK_DATA"]) / "default"
+
+
+def mini_data(app=None) -> Path:
+    return Path((app or current_app).config["HARK_DATA"]) / "mini_speech_commands"
+
+
+def dataset_available(kind: str, app=None) -> bool:
+    """The default set can always be chosen (a job builds it when missing); mini only when downloaded."""
+    return kind == "default" or (kind == "mini" and mini_data(app).is_dir())
+
+
+def dataset_label(params: dict) -> str:
+    """How pages name a job's data set; a server folder is named, never shown as a path."""
+    kind = params.get("dataset", "folder")
+    if kind == "folder":
+        return f"folder {Path(params.get('data', '')).name}"
+    return DATASETS.get(kind, kind)
+
+
+def make_params(dataset: str = "default", data: str | None = None, arch: str = "kws",
+                epochs: int = 20, batch_size: int = 64, learning_rate: float = 3e-3,
+                augment: bool | None = None, split: str = "speaker", activate: bool = False,
+                prepare_data: str = "missing", patience: int = 6, seed: int = 0,
+                kind: str = "admin", app=None) -> dict:
+    """A job's parameters as stored (already validated by webapp.forms or the caller)."""
+    if dataset == "default":
+        data = str(default_data(app))
+    elif dataset == "mini":
+        data = str(mini_data(app))
+    return {"kind": kind, "dataset": dataset, "data": str(Path(data).resolve()), "arch": arch,
+            "epochs": int(epochs), "batch_size": int(batch_size),
+            "learning_rate": float(learning_rate), "augment": augment, "split": split,
+            "activate": bool(activate), "prepare_data": prepare_data if dataset == "default" else "none",
+            "patience": int(patience), "seed": int(seed)}
+
+
+# ---- requests from the web -------------------------------------------------
+
+def submit(params: dict, user: str | None) -> TrainingJob:
+    """Store a queued job, then put it on the queue (the row first: a lost message is recoverable)."""
+    from webapp.task_queue import queue
+
+    job = TrainingJob(params=params, state="queued", stage="waiting for the worker",
+                      created_by=user, epochs=params.get("epochs"), log_tail="")
+    db.session.add(job)
+    db.session.commit()
+    job_id = job.id
+    queue(current_app).enqueue(job_id)
+    return db.session.get(TrainingJob, job_id, populate_existing=True)
+
+
+def cancel(job_id: int) -> TrainingJob:
+    """Queued: cancelled at once. Running: asked to stop (it stops after the current batch)."""
+    job = db.session.get(TrainingJob, job_id)
+    if job is None:
+        raise JobError(f"no training job {job_id}", 404)
+    done = db.session.execute(
+        update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.state == "queued")
+        .values(state="cancelled", stage=None, finished_at=utcnow(), cancel_requested=True))
+    if not done.rowcount:
+        db.session.execute(
+            update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.state == "running")
+            .values(cancel_requested=True))
+    db.session.commit()
+    job = db.session.get(TrainingJob, job_id, populate_existing=True)
+    if job.state in FINISHED and not done.rowcount:
+        raise JobError(f"job {job_id} has already finished ({job.state})", 409)
+    return job
+
+
+def has_pending(kind: str | None = None) -> bool:
+    """Is a job queued or running (optionally only jobs of `kind`, e.g. "auto")?"""
+    jobs = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running"))))
+    return any(kind is None or j.params.get("kind") == kind for j in jobs)
+
+
+# ---- what the running job reports ------------------------------------------
+
+def claim(job_id: int) -> bool:
+    """queued -> running for this process; False when it was cancelled or taken already."""
+    now = utcnow()
+    done = db.session.execute(
+        update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.state == "queued")
+        .values(state="running", started_at=now, heartbeat_at=now, worker=worker_id(),
+                stage="starting"))
+    db.session.commit()
+    return bool(done.rowcount)
+
+
+def _update(job_id: int, **values) -> None:
+    db.session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(**values))
+    db.session.commit()
+
+
+def set_stage(job_id: int, stage: str) -> None:
+    _update(job_id, stage=stage, heartbeat_at=utcnow())
+
+
+def heartbeat(job_id: int) -> None:
+    _update(job_id, heartbeat_at=utcnow())
+
+
+def record_epoch(job_id: int, row: dict) -> None:
+    """One finished epoch: a progress row and the job's epoch/ETA, in one transaction."""
+    db.session.add(JobEpoch(job_id=job_id, epoch=row["epoch"], loss=row.get("loss"),
+                            accuracy=row.get("accuracy"), val_loss=row.get("val_loss"),
+                            val_accuracy=row.get("val_accuracy"), elapsed_s=row.get("elapsed_s"),
+                            eta_s=row.get("eta_s")))
+    db.session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(
+        epoch=row["epoch"], epochs=row.get("epochs"), eta_s=row.get("eta_s"),
+        heartbeat_at=utcnow(), stage="training"))
+    db.session.commit()
+
+
+class LogTail:
+    """The last lines a job logged, mirrored into its row so pages can show them."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.lines: deque[str] = deque(maxlen=LOG_LINES)
+        earlier = db.session.execute(select(TrainingJob.log_tail).where(TrainingJob.id == job_id)).scalar()
+        self.lines.extend((earlier or "").splitlines())
+
+    def __call__(self, message: str) -> None:
+        stamp = utcnow().strftime("%H:%M:%S")
+        for line in str(message).splitlines() or [""]:
+            self.lines.append(f"{stamp} {line}")
+        current_app.logger.info("job %s: %s", self.job_id, message)
+        _update(self.job_id, log_tail=self.text(), heartbeat_at=utcnow())
+
+    def text(self) -> str:
+        return "\n".join(self.lines)[-LOG_CHARS:]
+
+
+def stop_requested(job_id: int) -> bool:
+    # A query of its own, not the ORM identity map: the flag is set by another process.
+    value = db.session.execute(
+        select(TrainingJob.cancel_requested).where(TrainingJob.id == job_id)).scalar()
+    db.session.commit()    # end the read transaction, so the next look sees new commits
+    return bool(value)
+
+
+def finish(job_id: int, state: str, error: str | None = None, run_dir: str | None = None,
+           metrics: dict | None = None, log_tail: str | None = None) -> None:
+    values = {"state": state, "stage": None, "finished_at": utcnow(), "error": error, "eta_s": None}
+    if run_dir is not None:
+        values["run_dir"] = run_dir
+    if metrics is not None:
+        values["metrics"] = metrics
+    if log_tail is not None:
+        values["log_tail"] = log_tail
+    _update(job_id, **values)
+
+
+# ---- reading -----------------------------------------------------------------
+
+def is_stalled(job: TrainingJob, app=None) -> bool:
+    """A running job whose worker has not been heard of for a while (dead or stopped)."""
+    stale = timedelta(seconds=(app or current_app).config["HARK_JOB_STALE_S"])
+    return job.state == "running" and (job.heartbeat_at is None or utcnow() - job.heartbeat_at > stale)
+
+
+_LOOK_UP = object()
+
+
+def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
+    """A job as JSON; `admin` adds the parameters as given (paths included) and who asked."""
+    p = job.params or {}
+    if version is _LOOK_UP:
+        version = db.session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
+    out = {
+        "id": job.id, "state": job.state, "stage": job.stage, "stalled": is_stalled(job),
+        "dataset": dataset_label(p), "arch": p.get("arch"), "epochs": job.epochs or p.get("epochs"),
+        "epoch": job.epoch, "eta_s": job.eta_s, "batch_size": p.get("batch_size"),
+        "learning_rate": p.get("learning_rate"), "augment": p.get("augment"), "split": p.get("split"),
+        "prepare_data": p.get("prepare_data"), "activate": p.get("activate"),
+        "created_at": iso(job.created_at), "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),
+        "cancel_requested": job.cancel_requested, "error": job.error,
+        "test_accuracy": (job.metrics or {}).get("accuracy"),
+        "version": version.name if version else None,
+        "version_id": version.id if version else None,
+    }
+    if job.started_at and job.finished_at:
+        out["duration_s"] = round((job.finished_at - job.started_at).total_seconds(), 1)
+    if admin:
+        out.update(params=p, created_by=job.created_by, worker=job.worker, run_dir=job.run_dir)
+    return out
+
+
+def summaries(job_list: list[TrainingJob], admin: bool = False) -> list[dict]:
+    """`summary` of many jobs, with their versions fetched in one query."""
+    ids = [j.id for j in job_list]
+    found = db.session.scalars(select(ModelVersion).where(ModelVersion.job_id.in_(ids))) if ids else []
+    by_job = {v.job_id: v for v in found}
+    return [summary(j, admin, version=by_job.get(j.id)) for j in job_list]
+
+
+def progress_rows(job: TrainingJob) -> list[dict]:
+    return [{"epoch": r.epoch, "loss": r.loss, "accuracy": r.accuracy, "val_loss": r.val_loss,
+             "val_accuracy": r.val_accuracy, "elapsed_s": r.elapsed_s, "eta_s": r.eta_s}
+            for r in db.session.scalars(
+                select(JobEpoch).where(JobEpoch.job_id == job.id).order_by(JobEpoch.epoch))]
+
+
+def current() -> TrainingJob | None:
+    """The job pages follow: the running one, else the oldest queued one."""
+    for state, order in (("running", TrainingJob.started_at.desc()), ("queued", TrainingJob.id)):
+        job = db.session.scalar(select(TrainingJob).where(TrainingJob.state == state).order_by(order))
+        if job is not None:
+            return job
+    return None
+
+
+def recent(limit: int = 20, finished_only: bool = False) -> list[TrainingJob]:
+    query = select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit)
+    if finished_only:
+        query = query.where(TrainingJob.state.in_(FINISHED))
+    return list(db.session.scalars(query))

@@ -1,0 +1,225 @@
+"""What the queue consumer does with one training job (never runs in a web worker).
+
+claim -> (build the default data set) -> ml.train.train with progress rows and
+a cancel flag read from the database -> register the model version -> activate
+it when asked -> succeeded. Any failure marks the job failed with its error and
+log tail; a cancelled job ends "cancelled". Neither changes the active model:
+activation is the very last step of a successful job, and ml.train leaves no
+run directory behind when it is cancelled or fails.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from flask import current_app
+
+from webapp import jobs, versions
+from webapp.database import db
+from webapp.settings import ROOT
+from webapp.tables import TrainingJob
+
+log = logging.getLogger(__name__)
+# Set by the consumer when it is asked to stop: a running training ends after its batch.
+SHUTDOWN = threading.Event()
+HEARTBEAT_S = 10.0
+STOP_CHECK_S = 0.5
+
+
+class _Heartbeat(threading.Thread):
+    """Tells the database every few seconds that this job's worker is alive."""
+
+    def __init__(self, app, job_id: int):
+        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
+        self.app, self.job_id, self.done = app, job_id, threading.Event()
+
+    def run(self):
+        while not self.done.wait(HEARTBEAT_S):
+            try:
+                with self.app.app_context():
+                    jobs.heartbeat(self.job_id)
+            except Exception:
+                log.exception("heartbeat for job %s", self.job_id)
+
+
+class _StopFlag:
+    """should_stop for ml.train: the job's cancel flag (looked up at most twice a second) or shutdown."""
+
+    def __init__(self, job_id: int):
+        self.job_id, self.next_look, self.cancelled = job_id, 0.0, False
+
+    def __call__(self) -> bool:
+        if SHUTDOWN.is_set():
+            return True
+        now = time.monotonic()
+        if now >= self.next_look:
+            self.next_look = now + STOP_CHECK_S
+            self.cancelled = jobs.stop_requested(self.job_id)
+        return self.cancelled
+
+
+def run_job(job_id: int) -> None:
+    """Run one job to its end state; never raises (the queue has nothing to retry)."""
+    if not jobs.claim(job_id):
+        log.info("job %s is no longer queued; skipped", job_id)
+        return
+    app = current_app._get_current_object()
+    job = db.session.get(TrainingJob, job_id)
+    params, requested_by = dict(job.params), job.created_by
+    tail = jobs.LogTail(job_id)
+    stop = _StopFlag(job_id)
+    beat = _Heartbeat(app, job_id)
+    beat.start()
+    run_dir = None
+    try:
+        data = prepare_data(job_id, params, tail)
+        if stop():
+            raise _cancelled()
+        jobs.set_stage(job_id, "loading data")
+        run_dir = _train(job_id, params, data, tail, stop)
+        jobs.set_stage(job_id, "measuring the model")
+        version = versions.register(run_dir, source="job", job_id=job_id)
+        tail(f"model version {version.name}: test accuracy "
+             f"{(version.test_accuracy or 0):.1%}, {version.size_bytes / 1024:.0f} KB, "
+             f"{version.latency_ms:.2f} ms per clip")
+        run_dir = None   # registered: from here on it is a version, never removed as debris
+        if params.get("activate") or not versions.usable(versions.active_run_dir()):
+            _activate(version, requested_by, tail)
+        jobs.finish(job_id, "succeeded", run_dir=version.run_dir, metrics=version.metrics,
+                    log_tail=tail.text())
+    except BaseException as exc:
+        db.session.rollback()
+        _fail(job_id, exc, tail)
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if not isinstance(exc, Exception):
+            raise
+    finally:
+        beat.done.set()
+        _free_memory()
+
+
+def _cancelled():
+    from ml.train import TrainingCancelled
+
+    return TrainingCancelled("training was cancelled")
+
+
+def _fail(job_id: int, exc: BaseException, tail: jobs.LogTail) -> None:
+    from ml.dataset import DataError
+    from ml.train import TrainingCancelled
+
+    if isinstance(exc, TrainingCancelled):
+        if jobs.stop_requested(job_id):
+            tail("cancelled")
+            jobs.finish(job_id, "cancelled", log_tail=tail.text())
+            return
+        error = "interrupted: the worker was stopped while this job ran; start it again"
+    elif isinstance(exc, DataError):
+        error = str(exc)
+    else:
+        log.error("job %s failed", job_id, exc_info=exc)
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    try:
+        tail(f"failed: {error}")
+    except Exception:  # the database may be what failed; try the row anyway
+        log.exception("job %s: could not log the failure", job_id)
+    jobs.finish(job_id, "failed", error=error, log_tail=tail.text())
+
+
+def _activate(version, requested_by: str | None, tail: jobs.LogTail) -> None:
+    try:
+        versions.activate(version.id, requested_by or "job")
+        tail(f"model version {version.name} is now the active model")
+    except jobs.JobError as exc:
+        tail(f"not activated: {exc}")
+
+
+# ---- data ----------------------------------------------------------------------
+
+def prepare_data(job_id: int, params: dict, tail: jobs.LogTail) -> Path:
+    """The folder to train on; the default set is built first when missing or asked to."""
+    if params["dataset"] != "default":
+        return Path(params["data"])
+    dest = jobs.default_data()
+    rebuild = params.get("prepare_data") == "rebuild"
+    if not rebuild and (dest / "dataset.json").is_file():
+        return dest
+    jobs.set_stage(job_id, "building the default data set")
+    per_word = current_app.config.get("HARK_DEFAULT_PER_WORD")
+    tail(f"building the default data set in {dest.name}/ "
+         f"({'afresh' if rebuild else 'it is missing'}; a few minutes at full size)")
+    if rebuild:
+        rebuild_default(dest, per_word, job_id)
+    else:
+        _generate(dest, per_word)
+    tail("default data set ready")
+    return dest
+
+
+def _generate(dest: Path, per_word: int | None) -> dict:
+    from ml.synth.generate import DEFAULT_PER_WORD, generate
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return generate(dest, per_word=per_word or DEFAULT_PER_WORD, workers=min(2, os.cpu_count() or 1),
+                    progress=False)
+
+
+def rebuild_default(dest: Path, per_word: int | None, job_id: int) -> None:
+    """Build a fresh set beside the old one, then swap the folders (startup repairs a torn swap)."""
+    fresh = dest.parent / f".tmp-default-{job_id}"
+    old = dest.parent / f".old-default-{job_id}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    _generate(fresh, per_word)
+    if dest.exists():
+        dest.rename(old)
+    fresh.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---- training --------------------------------------------------------------------
+
+def _data_arg(path: Path) -> str:
+    """Paths inside the checkout are recorded relative to it (config.json stays portable)."""
+    path = Path(path).resolve()
+    if Path.cwd().resolve() == ROOT and path.is_relative_to(ROOT):
+        return str(path.relative_to(ROOT))
+    return str(path)
+
+
+def _train(job_id: int, params: dict, data: Path, tail: jobs.LogTail, stop) -> Path:
+    from ml.train import TrainConfig, train
+
+    cfg = TrainConfig(data=_data_arg(data), arch=params["arch"], epochs=params["epochs"],
+                      batch_size=params["batch_size"], learning_rate=params["learning_rate"],
+                      split=params["split"], augment=params.get("augment"),
+                      patience=params.get("patience", 6), seed=params.get("seed", 0),
+                      runs=current_app.config["HARK_RUNS"])
+    Path(cfg.runs).mkdir(parents=True, exist_ok=True)
+    tail(f"training {cfg.arch} on {jobs.dataset_label(params)}: {cfg.epochs} epochs, batch "
+         f"{cfg.batch_size}, learning rate {cfg.learning_rate:g}, split by {cfg.split}")
+
+    def on_epoch(row: dict) -> None:
+        jobs.record_epoch(job_id, row)
+        val = f", val accuracy {row['val_accuracy']:.3f}" if "val_accuracy" in row else ""
+        tail(f"epoch {row['epoch']}/{row['epochs']}: loss {row.get('loss', 0):.4f}, "
+             f"accuracy {row.get('accuracy', 0):.3f}{val}")
+
+    return Path(train(cfg, on_epoch=on_epoch, should_stop=stop, verbose=0, log=tail))
+
+
+def _free_memory() -> None:
+    """A long-lived consumer trains many models: drop the last one's graph."""
+    try:
+        import sys
+
+        if "keras" in sys.modules:
+            sys.modules["keras"].backend.clear_session()
+    except Exception:  # a leak is better than a failed job
+        log.exception("could not clear the Keras session")
+    gc.collect()

@@ -1,0 +1,201 @@
+"""Model versions: register a run, measure it, make it the active model, delete old ones.
+
+What serves is decided by one small file, the pointer named by HARK_MODEL
+(`instance/active-model` by default). Activating writes it with os.replace, so
+every gunicorn worker's ModelStore sees either the old or the new run (never a
+half-written one) and switches within HARK_MODEL_CHECK_S; a request in flight
+keeps the Classifier it started with. The database's `active` flag mirrors the
+pointer and is reconciled from it at startup (webapp/startup.py).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from flask import Flask, current_app
+from sqlalchemy import select, update
+
+from ml import runs
+from webapp.database import db, iso, utcnow
+from webapp.instance import ensure_pointer, file_lock, pointer_text, write_atomic
+from webapp.jobs import JobError
+from webapp.model_store import resolve
+from webapp.tables import ModelVersion
+
+log = logging.getLogger(__name__)
+
+
+def default_pointer(app: Flask) -> Path:
+    return ensure_pointer(Path(app.instance_path), Path(app.config["HARK_DEFAULT_MODEL"]))
+
+
+def pointer(app: Flask | None = None) -> Path | None:
+    """The pointer file activation writes, or None when HARK_MODEL names a run directory itself."""
+    source = Path((app or current_app).config["HARK_MODEL"])
+    return None if source.is_dir() else source
+
+
+def active_run_dir(app: Flask | None = None) -> Path | None:
+    """The run directory the pointer names (resolved), whether or not it is usable."""
+    source = Path((app or current_app).config["HARK_MODEL"])
+    try:
+        return resolve(source).resolve() if source.exists() else None
+    except OSError:
+        return None
+
+
+def usable(run_dir: Path | None) -> bool:
+    """A complete run with its serving export (what ModelStore and Classifier need)."""
+    return bool(run_dir) and all((Path(run_dir) / f).is_file() for f in (
+        runs.MODEL_FILE, "labels.json", "config.json", runs.FEATURES_FILE, runs.BODY_FILE))
+
+
+# ---- registering -------------------------------------------------------------
+
+def measure(run_dir: Path, repeats: int = 20) -> dict:
+    """Size of the served files and the median time Classifier takes for a one-second clip."""
+    from ml.classifier import Classifier
+
+    clf = Classifier(run_dir, threads=1)
+    rng = np.random.default_rng(0)
+    clip = (rng.normal(0, 0.05, 16000)).astype(np.float32)
+    for _ in range(3):
+        clf.classify(clip)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        clf.classify(clip)
+        times.append((time.perf_counter() - started) * 1e3)
+    size = sum((Path(run_dir) / f).stat().st_size for f in (runs.FEATURES_FILE, runs.BODY_FILE))
+    return {"size_bytes": size, "latency_ms": round(statistics.median(times), 3)}
+
+
+def _metrics_summary(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return None
+    m = runs.read_json(path)
+    f1 = [c.get("f1", 0.0) for c in (m.get("per_class") or {}).values()]
+    return {"accuracy": m.get("accuracy"), "n": m.get("n"),
+            "macro_f1": round(sum(f1) / len(f1), 4) if f1 else None}
+
+
+def find(run_dir: Path) -> ModelVersion | None:
+    return db.session.scalar(select(ModelVersion).where(
+        ModelVersion.run_dir == str(Path(run_dir).resolve())))
+
+
+def register(run_dir: Path, source: str = "job", job_id: int | None = None) -> ModelVersion:
+    """Add a run to the versions table (once; a second call returns the same row)."""
+    run_dir = Path(run_dir).resolve()
+    existing = find(run_dir)
+    if existing is not None:
+        return existing
+    config = runs.read_json(run_dir / "config.json")
+    metrics = _metrics_summary(run_dir)
+    version = ModelVersion(
+        name=config.get("run_id") or run_dir.name,     # what Classifier.version and the API say
+        run_dir=str(run_dir), source=source, job_id=job_id, arch=config.get("arch"),
+        labels=runs.labels_of(run_dir), test_accuracy=(metrics or {}).get("accuracy"),
+        metrics=metrics, **measure(run_dir))
+    db.session.add(version)
+    db.session.commit()
+    log.info("registered model version %s (%s)", version.name, run_dir)
+    return version
+
+
+# ---- activating and deleting --------------------------------------------------
+
+def activate(version_id: int, user: str | None) -> ModelVersion:
+    """Make a version the served model: checked, then the pointer replaced atomically."""
+    version = db.session.get(ModelVersion, version_id)
+    if version is None:
+        raise JobError(f"no model version {version_id}", 404)
+    target = pointer()
+    if target is None:
+        raise JobError("HARK_MODEL names a run directory, so the active model is fixed; "
+                       "point HARK_MODEL at a pointer file to switch models here", 409)
+    run_dir = Path(version.run_dir)
+    if not usable(run_dir):
+        raise JobError(f"model version {version.name} is incomplete or missing on disk", 409)
+    from ml.classifier import Classifier
+
+    try:
+        Classifier(run_dir)      # the files load: never point every worker at a broken model
+    except Exception as exc:     # noqa: BLE001  any failure means "do not activate"
+        raise JobError(f"model version {version.name} does not load: {exc}", 409) from None
+    with file_lock(Path(current_app.instance_path) / ".activate.lock"):
+        write_pointer(target, run_dir)
+        _mark_active(version.id, user)
+    log.info("model version %s activated by %s", version.name, user)
+    return db.session.get(ModelVersion, version.id, populate_existing=True)
+
+
+def write_pointer(target: Path, run_dir: Path) -> None:
+    write_atomic(target, pointer_text(target, run_dir))
+
+
+def _mark_active(version_id: int | None, user: str | None) -> None:
+    db.session.execute(update(ModelVersion).where(ModelVersion.id != version_id)
+                       .where(ModelVersion.active.is_(True)).values(active=False))
+    if version_id is not None:
+        db.session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
+                           .values(active=True, activated_at=utcnow(), activated_by=user))
+    db.session.commit()
+
+
+def reconcile(app: Flask) -> ModelVersion | None:
+    """Set the table's active flag from the pointer (the truth); returns the active version."""
+    run_dir = active_run_dir(app)
+    version = find(run_dir) if run_dir else None
+    current = db.session.scalars(select(ModelVersion).where(ModelVersion.active.is_(True))).all()
+    if [v.id for v in current] != ([version.id] if version else []):
+        db.session.execute(update(ModelVersion).values(active=False))
+        if version is not None:
+            db.session.execute(update(ModelVersion).where(ModelVersion.id == version.id)
+                               .values(active=True))
+        db.session.commit()
+    return version
+
+
+def delete(version_id: int) -> str:
+    """Forget a version and remove its run directory; never the active one or the shipped default."""
+    version = db.session.get(ModelVersion, version_id)
+    if version is None:
+        raise JobError(f"no model version {version_id}", 404)
+    run_dir = Path(version.run_dir)
+    active = active_run_dir()
+    if version.active or (active is not None and run_dir.resolve() == active):
+        raise JobError(f"{version.name} is the active model; activate another one first", 409)
+    if version.source == "default":
+        raise JobError("the shipped default model cannot be deleted", 409)
+    runs_root = Path(current_app.config["HARK_RUNS"]).resolve()
+    name = version.name
+    db.session.delete(version)
+    db.session.commit()
+    # Only run directories this installation made are removed from disk.
+    if run_dir.resolve().parent == runs_root and run_dir.is_dir():
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return name
+
+
+def summary(version: ModelVersion) -> dict:
+    return {
+        "id": version.id, "name": version.name, "source": version.source, "arch": version.arch,
+        "labels": version.labels, "test_accuracy": version.test_accuracy,
+        "macro_f1": (version.metrics or {}).get("macro_f1"),
+        "test_clips": (version.metrics or {}).get("n"),
+        "size_bytes": version.size_bytes, "latency_ms": version.latency_ms,
+        "created_at": iso(version.created_at), "activated_at": iso(version.activated_at),
+        "activated_by": version.activated_by, "active": version.active, "job_id": version.job_id,
+        "on_disk": usable(Path(version.run_dir)),
+    }
+
+
+def all_versions() -> list[ModelVersion]:
+    return list(db.session.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc(),
+                                                                 ModelVersion.id.desc())))
