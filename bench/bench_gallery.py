@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,8 +25,9 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_predict as bp  # noqa: E402
+import server  # noqa: E402
 
+sys.path.insert(0, str(server.ROOT))
 from ml.metrics import classification_report  # noqa: E402
 
 MODEL_FILES = ("model.keras", "features.tflite", "body.tflite", "labels.json")
@@ -112,7 +111,7 @@ def timed(urls: list[str], repeat: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("model", nargs="?", default=str(bp.ROOT / "models" / "default"),
+    ap.add_argument("model", nargs="?", default=str(server.ROOT / "models" / "default"),
                     help="a run directory whose model files the synthetic runs reuse")
     ap.add_argument("--clips", type=int, default=1500)
     ap.add_argument("--repeat", type=int, default=30)
@@ -133,17 +132,14 @@ def main(argv=None) -> int:
     make_run(runs, "20990101-000002-bench", model, work / "data", paths, labels, rng, 0.80)
     setup_s = time.perf_counter() - started
 
-    port = bp.free_port()
-    env = {**os.environ, "HARK_MODEL": str(a), "HARK_RUNS": str(runs),
-           "HARK_INSTANCE": str(work / "instance"), "HARK_DEFAULT_MODEL": str(work / "none"),
-           "HARK_AUTO_TRAIN": "0", "HARK_BIND": f"127.0.0.1:{port}", "HARK_WORKERS": str(args.workers),
-           "PYTHONPATH": str(bp.ROOT), "HARK_LOG_LEVEL": "warning"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    server = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=bp.ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    port = server.free_port()
+    gunicorn = server.start_gunicorn(port, {
+        "HARK_MODEL": str(a), "HARK_RUNS": str(runs), "HARK_INSTANCE": str(work / "instance"),
+        "HARK_DEFAULT_MODEL": str(work / "none"), "HARK_AUTO_TRAIN": "0",
+        "HARK_WORKERS": str(args.workers), "HARK_LOG_LEVEL": "warning"})
     report = {"clips": args.clips, "workers": args.workers, "setup_s": round(setup_s, 1)}
     try:
-        bp.wait_healthy(port, server)
+        server.wait_healthy(port, gunicorn)
         base = f"http://127.0.0.1:{port}"
         source = "run:20990101-000001-bench"
         page = f"{base}/gallery"
@@ -179,8 +175,8 @@ def main(argv=None) -> int:
         report["thumbnails_warm_page_of_48"] = timed(thumbs, max(3, args.repeat // 10))
         report["analyze_one_clip"] = timed([base + items[0]["analyze_url"]], max(5, args.repeat // 3))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        gunicorn.terminate()
+        gunicorn.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
     if args.json:

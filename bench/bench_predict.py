@@ -23,18 +23,19 @@ import io
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server import ROOT, children, free_port, wait_healthy  # noqa: E402
+from server import start_gunicorn as start_server  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 BOUNDARY = "harkbenchboundary"
 
@@ -54,12 +55,6 @@ def one_second_wav() -> bytes:
 def multipart(data: bytes) -> bytes:
     return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.wav\"\r\n"
             f"Content-Type: audio/wav\r\n\r\n").encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the client processes ---------------------------------------------------
@@ -133,44 +128,18 @@ def summarize(latencies_ms, elapsed_s, errors=0, statuses=None) -> dict:
 # ---- gunicorn ---------------------------------------------------------------
 
 def start_gunicorn(model: Path, port: int, workers: int | None) -> subprocess.Popen:
-    env = {**os.environ, "HARK_MODEL": str(model), "HARK_BIND": f"127.0.0.1:{port}",
-           "PYTHONPATH": str(ROOT), "HARK_LOG_LEVEL": "warning"}
+    settings = {"HARK_MODEL": str(model), "HARK_LOG_LEVEL": "warning"}
+    if workers:
+        settings["HARK_WORKERS"] = str(workers)
     # Eight clients on one address would trip the per-client rate limit at once; the
     # database and queue of this throwaway server stay out of the checkout's instance folder.
-    env.setdefault("HARK_RATE_PREDICT", "1000000/minute")
-    env.setdefault("HARK_INSTANCE", tempfile.mkdtemp(prefix="hark-bench-"))
-    if workers:
-        env["HARK_WORKERS"] = str(workers)
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    return subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 120) -> dict:
-    url = f"http://127.0.0.1:{port}/api/health"
-    end = time.time() + timeout
-    while time.time() < end:
-        if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited:\n{server.stderr.read()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return json.load(r)
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("gunicorn did not become healthy in time")
+    return start_server(port, settings, defaults={
+        "HARK_RATE_PREDICT": "1000000/minute", "HARK_INSTANCE": tempfile.mkdtemp(prefix="hark-bench-")})
 
 
 def worker_rss_mb(master_pid: int) -> list[float]:
     """Resident memory of each child of the gunicorn master, from /proc."""
-    out = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-        except OSError:
-            continue
-        if fields.get("PPid", "").strip() == str(master_pid):
-            out.append(round(int(fields["VmRSS"].split()[0]) / 1024, 1))
-    return sorted(out)
+    return sorted(round(int(fields["VmRSS"].split()[0]) / 1024, 1) for fields in children(master_pid).values())
 
 
 # ---- in-process ---------------------------------------------------------------

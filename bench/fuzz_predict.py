@@ -39,7 +39,10 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # quiet, should a tiny model be trained
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server import ROOT, children, free_port, wait_healthy  # noqa: E402
+from server import start_gunicorn as start_server  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 BOUNDARY = "harkfuzzboundary"
 CONTENT_TYPES = ["audio/wav", "audio/x-wav", "audio/flac", "audio/ogg", "text/html", "application/zip",
@@ -48,47 +51,17 @@ ALARMS = ("Traceback", "WORKER TIMEOUT", "was sent SIGKILL", "was terminated", "
           "Worker exiting", "segmentation", "core dumped")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_gunicorn(model: Path, port: int, workers: int, instance: Path, log) -> subprocess.Popen:
-    env = {**os.environ, "HARK_MODEL": str(model), "HARK_BIND": f"127.0.0.1:{port}",
-           "HARK_WORKERS": str(workers), "PYTHONPATH": str(ROOT), "HARK_LOG_LEVEL": "info",
-           "HARK_INSTANCE": str(instance), "HARK_AUTO_TRAIN": "0",
-           "HARK_RATE_PREDICT": "100000/second", "HARK_RATE_ANALYZE": "100000/second",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    return subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
-                            stdout=log, stderr=log)
-
-
-def wait_healthy(port: int, server: subprocess.Popen, log_path: Path, timeout: float = 120) -> dict:
-    end = time.time() + timeout
-    while time.time() < end:
-        if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
-                return json.load(r)
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("gunicorn did not become healthy in time")
+    return start_server(port, {
+        "HARK_MODEL": str(model), "HARK_WORKERS": str(workers), "HARK_LOG_LEVEL": "info",
+        "HARK_INSTANCE": str(instance), "HARK_AUTO_TRAIN": "0",
+        "HARK_RATE_PREDICT": "100000/second", "HARK_RATE_ANALYZE": "100000/second",
+        "TF_CPP_MIN_LOG_LEVEL": "2"}, log=log)
 
 
 def worker_pids(master_pid: int) -> list[int]:
     """PIDs of the gunicorn master's children, from /proc."""
-    pids = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-        except OSError:
-            continue
-        if fields.get("PPid", "").strip() == str(master_pid):
-            pids.append(int(status.parent.name))
-    return sorted(pids)
+    return sorted(children(master_pid))
 
 
 def tiny_model(workdir: Path) -> Path:

@@ -41,17 +41,22 @@ def predict():
     return jsonify(inference.summary(result, classifier.version))
 
 
-@bp.post("/analyze")
-def analyze():
-    """What /predict returns, plus the result view: wording and the three charts."""
-    classifier, result = _classify()
+def analysis(classifier, result: inference.Result) -> dict:
+    """The body of an /analyze answer: the summary, wording and the three charts."""
     p = result.prediction
     body = inference.summary(result, classifier.version)
     body["display_label"] = display_name(p.label)
     body["verdict"] = verdict(p.label, p.confidence, current_app.config["HARK_LOW_CONFIDENCE"])
     body["window_start_s"] = round(p.window_start_s, 4)
     body["figures"] = figures.result_figures(classifier, result)
-    return jsonify(body)
+    return body
+
+
+@bp.post("/analyze")
+def analyze():
+    """What /predict returns, plus the result view: wording and the three charts."""
+    classifier, result = _classify()
+    return jsonify(analysis(classifier, result))
 
 
 @bp.get("/health")

@@ -11,9 +11,10 @@ import time
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from webapp import figures, gallery_compare, gallery_data, gallery_models, inference, thumbnails
+from webapp.api import analysis
 from webapp.errors import ApiError
 from webapp.gallery_data import Source
-from webapp.labels import display_name, display_names, verdict
+from webapp.labels import display_name, display_names
 from webapp.security import rate_limited
 
 bp = Blueprint("gallery_api", __name__, url_prefix="/api/gallery")
@@ -83,12 +84,7 @@ def analyze(source: str, index: int):
     classifier = gallery_models.classifier_for(src.model_dir, current_app.extensions["hark.models"])
     result = inference.run(classifier, path.read_bytes(), path.name,
                            current_app.config["HARK_MAX_SECONDS"], started)
-    p = result.prediction
-    body = inference.summary(result, classifier.version)
-    body["display_label"] = display_name(p.label)
-    body["verdict"] = verdict(p.label, p.confidence, current_app.config["HARK_LOW_CONFIDENCE"])
-    body["window_start_s"] = round(p.window_start_s, 4)
-    body["figures"] = figures.result_figures(classifier, result)
+    body = analysis(classifier, result)
     row = rows[index]
     body["clip"] = {"id": index, "path": row.get("path", ""), "true": row["true"],
                     "true_name": display_name(row["true"]), "stored_pred": row["pred"],

@@ -17,9 +17,9 @@ SECRET_FILE = "secret_key"
 POINTER_FILE = "active-model"
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace `path` with `text` in one step (temp file, fsync, os.replace, fsync dir)."""
-    path = Path(path)
+@contextmanager
+def _complete_temp_file(path: Path, text: str, mode: int):
+    """A temp file beside `path` holding all of `text`, fsynced; removed on exit unless moved away."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as f:
@@ -27,10 +27,16 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        yield tmp
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Replace `path` with `text` in one step (temp file, fsync, os.replace, fsync dir)."""
+    path = Path(path)
+    with _complete_temp_file(path, text, mode) as tmp:
+        os.replace(tmp, path)
     _fsync_dir(path.parent)
 
 
@@ -43,19 +49,11 @@ def create_once(path: Path, text: str, mode: int = 0o644) -> str:
     """
     path = Path(path)
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)
+        with _complete_temp_file(path, text, mode) as tmp:
             try:
                 os.link(tmp, path)
             except FileExistsError:
                 pass
-        finally:
-            Path(tmp).unlink(missing_ok=True)
         _fsync_dir(path.parent)
     return path.read_text()
 

@@ -22,19 +22,11 @@ window.Hark = window.Hark || {};
   Hark.isCommand = (label) => label !== "_silence_" && label !== "_unknown_";
   Hark.percent = (p) => `${Math.round(p * 100)}%`;
 
-  /* POST audio; resolve with the JSON body, reject with the server's own message. */
-  Hark.postAudio = async function (url, blob, filename, { multipart = true, signal } = {}) {
-    let body = blob;
-    const headers = {};
-    if (multipart) {
-      body = new FormData();
-      body.append("file", blob, filename || "audio.wav");
-    } else {
-      headers["Content-Type"] = blob.type || "audio/wav";
-    }
+  /* fetch(url, init); resolve with the JSON body, reject with the server's own message. */
+  Hark.fetchJSON = async function (url, init) {
     let response;
     try {
-      response = await fetch(url, { method: "POST", body, headers, signal });
+      response = await fetch(url, init);
     } catch (err) {
       if (err.name === "AbortError") throw err;
       throw new Error("Could not reach the server. Is it still running?");
@@ -47,6 +39,19 @@ window.Hark = window.Hark || {};
       throw error;
     }
     return json;
+  };
+
+  /* POST audio; resolve with the JSON body, reject with the server's own message. */
+  Hark.postAudio = async function (url, blob, filename, { multipart = true, signal } = {}) {
+    let body = blob;
+    const headers = {};
+    if (multipart) {
+      body = new FormData();
+      body.append("file", blob, filename || "audio.wav");
+    } else {
+      headers["Content-Type"] = blob.type || "audio/wav";
+    }
+    return Hark.fetchJSON(url, { method: "POST", body, headers, signal });
   };
 
   /* Plotly is 4.8 MB: fetch it once, when first needed or when the page is idle. */

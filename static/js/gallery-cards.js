@@ -11,21 +11,7 @@ Hark.Clips = (function () {
 
   /* GET JSON; reject with the server's own sentence. */
   async function getJSON(url, { signal } = {}) {
-    let response;
-    try {
-      response = await fetch(url, { signal, headers: { Accept: "application/json" } });
-    } catch (err) {
-      if (err.name === "AbortError") throw err;
-      throw new Error("Could not reach the server. Is it still running?");
-    }
-    let json = null;
-    try { json = await response.json(); } catch (_) { /* not JSON */ }
-    if (!response.ok) {
-      const error = new Error((json && json.error) || `The server answered ${response.status}.`);
-      error.status = response.status;
-      throw error;
-    }
-    return json;
+    return Hark.fetchJSON(url, { signal, headers: { Accept: "application/json" } });
   }
 
   function stop() {

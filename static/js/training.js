@@ -18,6 +18,14 @@
     if (content instanceof Node) td.appendChild(content); else td.textContent = content;
     return td;
   };
+  /* Append to `parent` a <br>, then <tag class="className">text</tag>. */
+  const newLine = (parent, tag, className, text) => {
+    parent.appendChild(document.createElement("br"));
+    const el = document.createElement(tag);
+    el.className = className;
+    el.textContent = text;
+    parent.appendChild(el);
+  };
   const stateBadge = (job) => {
     const frag = document.createDocumentFragment();
     const badge = document.createElement("span");
@@ -25,13 +33,7 @@
     badge.dataset.state = job.state;
     badge.textContent = job.state;
     frag.appendChild(badge);
-    if (job.error) {
-      frag.appendChild(document.createElement("br"));
-      const err = document.createElement("span");
-      err.className = "error-text small";
-      err.textContent = job.error;
-      frag.appendChild(err);
-    }
+    if (job.error) newLine(frag, "span", "error-text small", job.error);
     return frag;
   };
 
@@ -80,13 +82,7 @@
       cell(row, stateBadge(job));
       const model = document.createDocumentFragment();
       model.append(`${job.arch} · ${job.dataset}`);
-      if (job.version) {
-        model.appendChild(document.createElement("br"));
-        const code = document.createElement("code");
-        code.className = "small";
-        code.textContent = job.version;
-        model.appendChild(code);
-      }
+      if (job.version) newLine(model, "code", "small", job.version);
       cell(row, model);
       cell(row, `${job.epoch || 0}/${job.epochs}`);
       cell(row, pct(job.test_accuracy));
