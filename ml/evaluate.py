@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from ml import dataset, runs
 from ml.classifier import Classifier
