@@ -14,9 +14,9 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from ml import runs
-from ml.runs import BODY_FILE, FEATURES_FILE
 from ml.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_clip, to_model_rate
 from ml.feature_geometry import feature_axes
+from ml.runs import BODY_FILE, FEATURES_FILE
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Prediction:
     probabilities: dict[str, float]
     window_start_s: float          # where the classified second starts in the input
     clip: np.ndarray = field(repr=False)   # that second, 16 kHz
+    features: np.ndarray = field(repr=False)   # the model's input for it, values[time, freq]
     timing_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -70,12 +71,13 @@ class Classifier:
             feats = self._features(clip[np.newaxis])
             t2 = time.perf_counter()
             probs = self._body(feats)[0].copy()
+            feats = feats[0, ..., 0].copy()
         t3 = time.perf_counter()
         best = int(probs.argmax())
         return Prediction(
             label=self.labels[best], confidence=float(probs[best]),
             probabilities={label: float(p) for label, p in zip(self.labels, probs)},
-            window_start_s=start / SAMPLE_RATE, clip=clip,
+            window_start_s=start / SAMPLE_RATE, clip=clip, features=feats,
             timing_ms={"resample": (t1 - t0) * 1e3, "features": (t2 - t1) * 1e3,
                        "model": (t3 - t2) * 1e3})
 
@@ -86,9 +88,6 @@ class Classifier:
             return np.stack([self._body(self._features(c[np.newaxis]))[0].copy() for c in clips]) \
                 if len(clips) else np.zeros((0, len(self.labels)), np.float32)
 
-    def features(self, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The model's own input for a one-second clip: (times s, freqs Hz, values[time, freq])."""
-        with self._lock:
-            values = self._features(np.asarray(clip, np.float32).reshape(1, CLIP_SAMPLES))[0, ..., 0].copy()
-        times, freqs = feature_axes(self.feature_kind)
-        return times, freqs, values
+    def feature_axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Time (s) of each frame and frequency (Hz) of each bin of `Prediction.features`."""
+        return feature_axes(self.feature_kind)

@@ -48,14 +48,13 @@ def _evaluate(args):
 def _export(args):
     from ml import runs
     from ml.evaluate import evaluate_test_split
-    from ml.export import export_serving, label_weights
+    from ml.export import check_unknown_weight, export_serving, label_weights
     from ml.models import load_model
 
     run_dir = runs.check_run(Path(args.model))
     config = runs.read_json(run_dir / "config.json")
     if args.unknown_weight is not None:
-        if not 0 < args.unknown_weight <= 1:
-            raise ValueError("--unknown-weight must be in (0, 1]")
+        check_unknown_weight(args.unknown_weight, "--unknown-weight")
         config["unknown_weight"] = args.unknown_weight
     weights = label_weights(config["labels"], config.get("unknown_weight", 1.0))
     export_serving(load_model(run_dir / runs.MODEL_FILE), run_dir, weights)

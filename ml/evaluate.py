@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ml import dataset, runs
 from ml.classifier import Classifier
 from ml.metrics import classification_report

@@ -3,7 +3,7 @@
 The layer is part of every saved model (and of its LiteRT export), so the model
 itself turns a raw 16 kHz waveform into its input. Training, evaluation and
 serving cannot drift apart, and the web app draws the model's own input by
-running the same exported layer (`Classifier.features`).
+running the same exported layer (`Prediction.features`).
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 from ml import dataset, runs
 from ml.classifier import Classifier
 from ml.evaluate import evaluate_arrays
-from ml.export import export_serving, label_weights
+from ml.export import check_unknown_weight, export_serving, label_weights
 from ml.models import ARCHS, DEFAULT_ARCH, build_model
 
 
@@ -52,8 +52,7 @@ class TrainConfig:
                 raise dataset.DataError(f"{name} must be at least 1")
         if not 0 < self.learning_rate < 1:
             raise dataset.DataError("learning_rate must be between 0 and 1")
-        if not 0 < self.unknown_weight <= 1:
-            raise dataset.DataError("unknown_weight must be in (0, 1]")
+        check_unknown_weight(self.unknown_weight)
 
 
 class _Progress(keras.callbacks.Callback):

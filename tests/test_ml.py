@@ -138,7 +138,8 @@ def test_classifier_serves_any_rate_and_length(tiny_run):
     assert pred.label in clf.labels and abs(sum(pred.probabilities.values()) - 1) < 1e-4
     assert pred.clip.shape == (16000,) and pred.window_start_s > 0.5
     assert set(pred.timing_ms) == {"resample", "features", "model"}
-    times, freqs, values = clf.features(pred.clip)
+    times, freqs = clf.feature_axes()
+    values = pred.features
     assert values.shape == (len(times), len(freqs)) == (98, 40)
 
 

@@ -82,7 +82,7 @@ def waveform(wave: np.ndarray, rate: int, window_start_s: float | None = None) -
 
 def spectrogram(times: np.ndarray, freqs: np.ndarray, values: np.ndarray, kind: str,
                 offset_s: float = 0.0) -> dict:
-    """The model's own input layer (`Classifier.features`), in dB, time by frequency.
+    """The model's own input (`Prediction.features`), in dB, time by frequency.
 
     `offset_s` places the classified second on the recording's own time axis,
     so the spectrogram lines up with the waveform.
@@ -123,9 +123,9 @@ def probabilities(probs: dict[str, float], predicted: str) -> dict:
 def result_figures(classifier, result) -> dict:
     """The three charts of a result view, for one classified clip."""
     p = result.prediction
-    times, freqs, values = classifier.features(p.clip)
+    times, freqs = classifier.feature_axes()
     return {"waveform": waveform(result.wave, result.rate, p.window_start_s),
-            "spectrogram": spectrogram(times, freqs, values, classifier.feature_kind,
+            "spectrogram": spectrogram(times, freqs, p.features, classifier.feature_kind,
                                        p.window_start_s),
             "probabilities": probabilities(p.probabilities, p.label)}
 
