@@ -113,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="folder with one sub-folder of clips per label")
     t.add_argument("--arch", default="kws",
                    help="kws (default: small residual DS-CNN), tutorial or seed")
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine decay)")
     t.add_argument("--runs", default="runs", help="where run directories go (default: runs)")
@@ -122,8 +122,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="training-time augmentation (default: on for kws, off for seed/tutorial)")
-    t.add_argument("--unknown-weight", type=float, default=1.0,
-                   help="weight of _unknown_ in the served probabilities, (0, 1] (default 1)")
+    t.add_argument("--unknown-weight", type=float,
+                   help="weight of _unknown_ in the served probabilities, (0, 1] "
+                        "(default: the data set's own from its dataset.json, else 1)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a saved model on every clip of a folder")

@@ -6,6 +6,7 @@ into arrays and fingerprints the folder so a run records exactly what it saw.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import sys
@@ -105,6 +106,14 @@ def load_arrays(clips: list[Clip], labels: list[str], log=None) -> tuple[np.ndar
     x = np.stack([w for _, w in kept]) if kept else np.zeros((0, CLIP_SAMPLES), np.float32)
     y = np.array([index[c.label] for c, _ in kept], dtype=np.int32)
     return x, y, [c for c, _ in kept]
+
+
+def served_unknown_weight(root: Path) -> float:
+    """The `_unknown_` serving weight a data set asks for in its dataset.json (1: none)."""
+    try:
+        return float(json.loads((Path(root) / "dataset.json").read_text())["unknown_weight"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1.0
 
 
 def content_hash(root: Path, clips: list[Clip]) -> str:

@@ -10,7 +10,7 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -34,13 +34,14 @@ class TrainingCancelled(RuntimeError):
 class TrainConfig:
     data: str
     arch: str = DEFAULT_ARCH
-    epochs: int = 30
+    epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 3e-3
     split: str = "speaker"
     seed: int = 0
     augment: bool | None = None   # None: the architecture's default
-    unknown_weight: float = 1.0   # served-probability weight of `_unknown_` (ml/export.py)
+    unknown_weight: float | None = None  # served weight of `_unknown_` (ml/export.py);
+    # None: the data set's own (dataset.json, ml.dataset.served_unknown_weight)
     patience: int = 6
     runs: str = "runs"
 
@@ -52,7 +53,8 @@ class TrainConfig:
                 raise dataset.DataError(f"{name} must be at least 1")
         if not 0 < self.learning_rate < 1:
             raise dataset.DataError("learning_rate must be between 0 and 1")
-        check_unknown_weight(self.unknown_weight)
+        if self.unknown_weight is not None:
+            check_unknown_weight(self.unknown_weight)
 
 
 class _Progress(keras.callbacks.Callback):
@@ -90,6 +92,9 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
     log = log or (lambda msg: print(msg, file=sys.stderr))
     cfg.check()
     root = Path(cfg.data)
+    if cfg.unknown_weight is None:
+        cfg = replace(cfg, unknown_weight=dataset.served_unknown_weight(root))
+        cfg.check()
     labels, clips = dataset.list_clips(root)
     parts = dataset.split_clips(clips, cfg.split, cfg.seed)
     log(f"{len(clips)} clips, {len(labels)} labels: " +
@@ -103,7 +108,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
     _adapt_normalization(model, arrays["train"][0])
     steps = max(1, -(-len(arrays["train"][0]) // cfg.batch_size)) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.02)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
+    model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=_ema_momentum(steps)),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     has_val = len(arrays["val"][0]) > 0
@@ -112,7 +117,9 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
                                             patience=cfg.patience, restore_best_weights=True)
     model.fit(_pipeline(*arrays["train"][:2], cfg.batch_size, cfg.seed, shuffle=True),
               validation_data=_pipeline(*arrays["val"][:2], cfg.batch_size) if has_val else None,
-              epochs=cfg.epochs, callbacks=[progress, stopper], verbose=verbose, shuffle=False)
+              epochs=cfg.epochs, verbose=verbose, shuffle=False,
+              # validation, progress rows and early stopping all see the averaged weights
+              callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), progress, stopper])
     if progress.cancelled:
         raise TrainingCancelled("training was cancelled")
 
@@ -128,6 +135,15 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
         raise
     log(f"run directory: {final}")
     return final
+
+
+def _ema_momentum(steps: int) -> float:
+    """Average the weights over about the last 200 steps (the last tenth of a short run).
+
+    The averaged weights are what the run keeps: steadier from epoch to epoch and, on
+    the synthetic default set, better on real speakers than the last step's.
+    """
+    return 1.0 - 1.0 / max(1.0, min(200.0, steps / 10))
 
 
 def _pipeline(x, y, batch_size, seed=0, shuffle=False):

@@ -117,6 +117,27 @@ def test_run_directory_holds_everything(tiny_run, tone_data):
     assert not any(p.name.startswith(".tmp") for p in tiny_run.parent.iterdir())
 
 
+def test_a_data_set_names_the_served_unknown_weight_of_its_models(tone_data, tmp_path):
+    import shutil
+
+    from ml.dataset import DataError, served_unknown_weight
+    from ml.train import TrainConfig, train
+
+    data = tmp_path / "data"
+    shutil.copytree(tone_data, data)
+    assert served_unknown_weight(data) == 1.0  # no dataset.json
+    (data / "dataset.json").write_text('{"unknown_weight": "heavy"}')
+    assert served_unknown_weight(data) == 1.0
+    cfg = TrainConfig(data=str(data), epochs=1, batch_size=16, runs=str(tmp_path / "runs"))
+    (data / "dataset.json").write_text('{"unknown_weight": 2}')
+    with pytest.raises(DataError, match=r"unknown_weight must be in \(0, 1\]"):
+        train(cfg, verbose=0, log=lambda m: None)
+    (data / "dataset.json").write_text('{"unknown_weight": 0.25}')
+    run = train(cfg, verbose=0, log=lambda m: None)
+    assert json.loads((run / "config.json").read_text())["unknown_weight"] == 0.25
+    assert cfg.unknown_weight is None  # the caller's config is left as it was
+
+
 def test_progress_callback_and_stop_request(tone_data, tmp_path):
     from ml.train import TrainConfig, TrainingCancelled, train
 

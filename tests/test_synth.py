@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from ml.synth import effects, engines
-from ml.synth.generate import DEFAULT_PER_WORD, DEFAULT_SEED, generate
-from ml.synth.words import COMMANDS, LABELS, SILENCE, UNKNOWN
+from ml.synth.generate import DEFAULT_PER_WORD, DEFAULT_SEED, UNKNOWN_WEIGHT, generate, make_plan
+from ml.synth.words import COMMANDS, LABELS, SILENCE, UNKNOWN, UNKNOWN_DRAWS, UNKNOWN_WORDS
 
 PER_WORD = 3
 NAME = re.compile(r"^[0-9a-f]{8}_nohash_\d+\.wav$")
@@ -56,6 +57,16 @@ def test_layout_and_counts(parallel_set):
     assert not list(dest.rglob("*.tmp"))
     readme = (dest / "README.md").read_text()
     assert "GPL-3.0" in readme
+    assert summary["unknown_weight"] == UNKNOWN_WEIGHT and 0 < UNKNOWN_WEIGHT <= 1
+
+
+def test_unknown_words_are_drawn_by_their_weights():
+    words = Counter(t["word"] for t in make_plan(DEFAULT_PER_WORD, DEFAULT_SEED, ["espeak"])
+                    if t["label"] == UNKNOWN)
+    assert set(words) == set(UNKNOWN_WORDS)
+    ordinary = np.median([n for w, n in words.items() if w not in UNKNOWN_DRAWS])
+    for word, draws in UNKNOWN_DRAWS.items():
+        assert words[word] == pytest.approx(draws * ordinary, rel=0.2)
 
 
 def test_clip_format(parallel_set):

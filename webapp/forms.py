@@ -48,7 +48,7 @@ class TrainForm(FlaskForm):
     folder = StringField("Folder", validators=[Length(max=1024)],
                          description="one sub-folder per label with the audio files inside")
     arch = SelectField("Architecture", default="kws")
-    epochs = IntegerField("Epochs", default=20, validators=[
+    epochs = IntegerField("Epochs", default=10, validators=[
         InputRequired("give the number of epochs"), _positive("epochs", 1, MAX_EPOCHS)])
     batch_size = IntegerField("Batch size", default=64, validators=[
         InputRequired("give a batch size"), _positive("the batch size", 1, MAX_BATCH)])

@@ -61,7 +61,7 @@ def dataset_label(params: dict) -> str:
 
 
 def make_params(dataset: str = "default", data: str | None = None, arch: str = "kws",
-                epochs: int = 20, batch_size: int = 64, learning_rate: float = 3e-3,
+                epochs: int = 10, batch_size: int = 64, learning_rate: float = 3e-3,
                 augment: bool | None = None, split: str = "speaker", activate: bool = False,
                 prepare_data: str = "missing", patience: int = 6, seed: int = 0,
                 kind: str = "admin", app=None) -> dict:

@@ -58,7 +58,7 @@ def jobs_and_security() -> dict:
         "HARK_DEFAULT_MODEL": _env("HARK_DEFAULT_MODEL", str(ROOT / "models" / "default")),
         # The first start with no model trains one by itself (data set made first if missing).
         "HARK_AUTO_TRAIN": _flag("HARK_AUTO_TRAIN", True),
-        "HARK_AUTO_TRAIN_EPOCHS": _env("HARK_AUTO_TRAIN_EPOCHS", 20, int),
+        "HARK_AUTO_TRAIN_EPOCHS": _env("HARK_AUTO_TRAIN_EPOCHS", 10, int),
         "HARK_DEFAULT_PER_WORD": _env("HARK_DEFAULT_PER_WORD", None, int),
         # A running job whose worker has not been heard of for this long is failed.
         "HARK_JOB_STALE_S": _env("HARK_JOB_STALE_S", 120.0, float),

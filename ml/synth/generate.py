@@ -11,7 +11,7 @@ parameters drawn from an RNG seeded by (seed, clip index)). Workers only render
 the plan, so the output does not depend on scheduling or worker count, and a
 re-run skips files already written (each is written to a temp name, then
 renamed). Balance: `per_word` clips per command, `per_word` `_unknown_` clips
-spread over ~90 other words, and `per_word // 2` `_silence_` clips (silence is
+spread over 69 other words (ml/synth/words.py), and `per_word // 2` `_silence_` clips (silence is
 easy to learn and cheap to vary at training time, so half is plenty).
 """
 
@@ -29,12 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from ml.synth import effects, engines
-from ml.synth.words import COMMANDS, LABELS, SILENCE, UNKNOWN, UNKNOWN_WORDS
+from ml.synth.words import COMMANDS, LABELS, SILENCE, UNKNOWN, UNKNOWN_DRAWS, UNKNOWN_WORDS
 
 DEFAULT_PER_WORD = 1500
 DEFAULT_SEED = 1234
-FORMAT = 2  # bump when the output for the same args changes
+FORMAT = 3  # bump when the output for the same args changes
 UNKNOWN_RATIO = 1.0
+# The served weight of `_unknown_` recommended for models trained on this set (dataset.json;
+# ml/export.py LabelWeights): trained on synthetic voices only, a model takes many human
+# commands for `_unknown_`. Chosen on half of the real speakers of ../shared/speech with
+# bench/tune_unknown_weight.py.
+UNKNOWN_WEIGHT = 0.15
 SILENCE_RATIO = 0.5
 _PUNCT = ("", ".", "!", "?")
 _PUNCT_P = (0.4, 0.3, 0.15, 0.15)
@@ -59,7 +64,8 @@ def make_plan(per_word: int, seed: int, engine_names: list[str]) -> list[dict]:
         vs = engines.get(name).voices()
         rosters[name] = [vs[i] for i in rng.permutation(len(vs))]
     cursor = Counter()  # walk each roster in turn: every voice says many words
-    unknown = [UNKNOWN_WORDS[i] for i in rng.permutation(len(UNKNOWN_WORDS))]
+    pool = [w for w in UNKNOWN_WORDS for _ in range(UNKNOWN_DRAWS.get(w, 1))]
+    unknown = [pool[i] for i in rng.permutation(len(pool))]
     weights = {n: engines.ENGINES[n].share for n in engine_names}
     tasks: list[dict] = []
     clip_index = 0
@@ -247,6 +253,7 @@ def generate(dest: Path, per_word: int = DEFAULT_PER_WORD, seed: int = DEFAULT_S
         "utterances": sum(t["kind"] == "speech" for t in plan),
         "speakers": {k: len(v) for k, v in speakers.items() if k != "noise"},
         "seconds": round(time.time() - start, 1),
+        "unknown_weight": UNKNOWN_WEIGHT,
     }
     _atomic_text(done, json.dumps(summary, indent=2, sort_keys=True))
     return summary
@@ -278,7 +285,8 @@ def _readme(names: list[str], per_word: int, seed: int) -> str:
         "`<label>/<speaker>_nohash_<n>.wav`, 16 kHz mono 16-bit, exactly one second. `<speaker>` hashes",
         "(engine, voice, variant), so a split by speaker keeps every synthetic voice in one split.",
         "`manifest.csv` lists every clip with its text, engine, voice, synthesis parameters and augmentations;",
-        "`dataset.json` the arguments, engines used and counts.",
+        "`dataset.json` the arguments, engines used, counts and the served `_unknown_` weight",
+        "that models trained on this set get (see ml/export.py).",
         "",
         "## Engines and voices used, and their licences",
         "",

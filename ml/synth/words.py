@@ -27,6 +27,10 @@ _EVERYDAY = (
 
 UNKNOWN_WORDS = tuple(dict.fromkeys(_AUXILIARY + _EVERYDAY))
 
+# "on" and "off" are what people say to a device most after its own commands, and
+# "off" is one consonant away from "up": each is drawn as often as 8 other words.
+UNKNOWN_DRAWS = {"on": 8, "off": 8}
+
 # Filler for babble noise: ordinary words, none of them a command.
 BABBLE_WORDS = tuple(UNKNOWN_WORDS) + tuple(
     "the a and then we you they it was is are of to in for with that this there here "
