@@ -93,6 +93,16 @@ def test_manifest_matches_files(parallel_set):
     assert not words & set(COMMANDS)
 
 
+def test_transients_are_short_loud_events():
+    from ml.synth import noise
+
+    for seed in range(20):
+        x = noise.transients(16000, np.random.default_rng(seed), 2)
+        assert x.shape == (16000,) and np.isclose(np.abs(x).max(), 1.0)
+        frames = np.sort((x.reshape(100, 160).astype(np.float64) ** 2).sum(axis=1))[::-1]
+        assert frames[:25].sum() > 0.95 * frames.sum()  # all within a quarter of the second
+
+
 def test_silence_is_quiet_and_speech_is_not(parallel_set):
     dest, _ = parallel_set
     for path in (dest / SILENCE).glob("*.wav"):

@@ -177,6 +177,8 @@ def sample_silence(rng: np.random.Generator) -> dict:
                    "level_dbfs": round(rng.uniform(-100, -75) if quiet else rng.uniform(-65, -30), 1)}}
     if rng.uniform() < 0.4:
         a["filter"] = sample_filter(rng)
+    if rng.uniform() < 0.35:  # knocks and clinks over the background, 6-30 dB above it
+        a["transients"] = {"count": int(rng.integers(1, 4)), "above_db": round(rng.uniform(6, 30), 1)}
     return a
 
 
@@ -223,6 +225,9 @@ def render(word: np.ndarray, a: dict, rng: np.random.Generator, bank) -> np.ndar
 def render_silence(a: dict, rng: np.random.Generator, bank) -> np.ndarray:
     n = a["noise"]
     clip = noisegen.make(n["kind"], CLIP, rng, bank)
+    if "transients" in a:
+        t = a["transients"]
+        clip = clip + 10 ** (t["above_db"] / 20) * noisegen.transients(CLIP, rng, t["count"])
     if "filter" in a:
         clip = mic_filter(clip, a["filter"])
     return (clip / (_rms(clip) + 1e-12) * 10 ** (n["level_dbfs"] / 20)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Procedural background noise: coloured noise, mains hum and speech babble.
+"""Procedural background noise: coloured noise, mains hum, speech babble and transients.
 
 Why procedural: the generator must work offline with nothing but pip packages,
 and noise made from a seeded RNG is reproducible and free of licence questions.
@@ -8,6 +8,7 @@ Every `make` result has unit RMS; callers set the level.
 from __future__ import annotations
 
 import numpy as np
+from scipy import signal
 
 KINDS = ("white", "pink", "brown", "hum", "babble", "mix")
 _KIND_P = (0.15, 0.22, 0.13, 0.12, 0.25, 0.13)
@@ -83,6 +84,29 @@ def babble(n: int, rng: np.random.Generator, bank: BabbleBank) -> np.ndarray:
         start = int(rng.integers(0, len(src) - n))
         x += rng.uniform(0.3, 1.0) * src[start:start + n]
     return _unit(x + 1e-3 * rng.standard_normal(n))
+
+
+def transients(n: int, rng: np.random.Generator, count: int) -> np.ndarray:
+    """`count` short events (clicks, knocks, clinks, thumps) at random times; peak 1.
+
+    Real backgrounds are not stationary: a knock or a clinking dish in a quiet room
+    is short and loud like a plosive, and a model that never heard one calls it "up".
+    """
+    x = np.zeros(n)
+    for _ in range(count):
+        length = int(SR * rng.uniform(0.003, 0.12))
+        decay = np.exp(-np.arange(length) / (length * rng.uniform(0.1, 0.4)))
+        if rng.uniform() < 0.4:  # a clink: a few damped partials
+            t = np.arange(length) / SR
+            f = rng.uniform(700, 5000)
+            burst = sum(np.sin(2 * np.pi * f * k * t + rng.uniform(0, 6.3)) / k for k in (1, 2.76, 5.4))
+        else:  # a click, knock or thump: noise through a random low-pass
+            b, a = signal.butter(2, rng.uniform(300, 7000) / (SR / 2))
+            burst = signal.lfilter(b, a, rng.standard_normal(length))
+        burst = burst * decay
+        start = int(rng.integers(0, max(1, n - length)))
+        x[start:start + length] += rng.uniform(0.3, 1.0) * burst / (np.abs(burst).max() + 1e-12)
+    return (x / (np.abs(x).max() + 1e-12)).astype(np.float32)
 
 
 def make(kind: str, n: int, rng: np.random.Generator, bank: BabbleBank) -> np.ndarray:
