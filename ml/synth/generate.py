@@ -11,8 +11,9 @@ parameters drawn from an RNG seeded by (seed, clip index)). Workers only render
 the plan, so the output does not depend on scheduling or worker count, and a
 re-run skips files already written (each is written to a temp name, then
 renamed). Balance: `per_word` clips per command, `per_word` `_unknown_` clips
-spread over 69 other words (ml/synth/words.py), and `per_word // 2` `_silence_` clips (silence is
-easy to learn and cheap to vary at training time, so half is plenty).
+spread over 69 other words (ml/synth/words.py), and `per_word // 2` `_silence_`
+clips (silence is easy to learn and cheap to vary at training time, so half is
+plenty).
 """
 
 from __future__ import annotations
