@@ -93,8 +93,9 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
     cfg.check()
     root = Path(cfg.data)
     if cfg.unknown_weight is None:
-        cfg = replace(cfg, unknown_weight=dataset.served_unknown_weight(root))
-        cfg.check()
+        weight = dataset.served_unknown_weight(root)
+        check_unknown_weight(weight, f"unknown_weight in {root / 'dataset.json'}")
+        cfg = replace(cfg, unknown_weight=weight)
     labels, clips = dataset.list_clips(root)
     parts = dataset.split_clips(clips, cfg.split, cfg.seed)
     log(f"{len(clips)} clips, {len(labels)} labels: " +

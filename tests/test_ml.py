@@ -130,7 +130,7 @@ def test_a_data_set_names_the_served_unknown_weight_of_its_models(tone_data, tmp
     assert served_unknown_weight(data) == 1.0
     cfg = TrainConfig(data=str(data), epochs=1, batch_size=16, runs=str(tmp_path / "runs"))
     (data / "dataset.json").write_text('{"unknown_weight": 2}')
-    with pytest.raises(DataError, match=r"unknown_weight must be in \(0, 1\]"):
+    with pytest.raises(DataError, match=r"unknown_weight in .*dataset.json must be in \(0, 1\]"):
         train(cfg, verbose=0, log=lambda m: None)
     (data / "dataset.json").write_text('{"unknown_weight": 0.25}')
     run = train(cfg, verbose=0, log=lambda m: None)
