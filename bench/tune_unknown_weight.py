@@ -27,12 +27,12 @@ WEIGHTS = (1.0, 0.7, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05)
 
 def load(clf, folder: Path):
     from ml import dataset
+    from ml.export import label_weights
 
     _, clips = dataset.list_clips(folder)
     x, y, kept = dataset.load_arrays(clips, clf.labels, lambda m: None)
     probs = clf.predict_batch(x)
-    w = np.array([clf.config.get("unknown_weight", 1.0) if l == "_unknown_" else 1.0 for l in clf.labels])
-    raw = probs / w
+    raw = probs / np.array(label_weights(clf.labels, clf.config.get("unknown_weight", 1.0)))
     raw /= raw.sum(axis=1, keepdims=True)   # undo the run's own weight
     half = np.array([int(hashlib.sha1((c.speaker or c.path.name).encode()).hexdigest(), 16) % 2
                      for c in kept])
