@@ -60,7 +60,7 @@ def wav_body() -> bytes:
 def tiny_model(tmp: Path) -> tuple[Path, Path]:
     """A tone data set and a 1-epoch model on it (when no --model is given)."""
     from ml.train import TrainConfig, train
-    from tests.conftest import make_tone_set
+    from ml.synth.tones import make_tone_set
 
     data = make_tone_set(tmp / "tones", speakers=20, per_speaker=2)
     run = train(TrainConfig(data=str(data), epochs=1, batch_size=16, runs=str(tmp / "base")),

@@ -62,7 +62,7 @@ def main() -> None:
 
     from ml.models import ARCHS
     from ml.train import TrainConfig, train
-    from tests.conftest import TONES, make_tone_set
+    from ml.synth.tones import TONES, make_tone_set
 
     with tempfile.TemporaryDirectory() as tmp:
         speakers = max(2, args.clips // (2 * len(TONES)))

@@ -3,7 +3,7 @@
 Starts gunicorn with the repository's gunicorn.conf.py on a free 127.0.0.1 port
 (as bench/bench_predict.py does; its own instance folder, rate limits raised so
 the fuzzer is not merely counted as a flood), then sends --inputs requests that
-hypothesis generates from tests/hostile_audio.py: random bytes, random bytes
+hypothesis generates from ml/audio_fuzz.py: random bytes, random bytes
 behind real WAV/FLAC/OGG signatures, valid files broken by random edits,
 hand-made WAV headers with absurd fields, known disguises; as multipart or raw
 bodies with random names and Content-Types, from --clients connections at once.
@@ -67,7 +67,7 @@ def worker_pids(master_pid: int) -> list[int]:
 def tiny_model(workdir: Path) -> Path:
     """A kws model trained two epochs on the tone set of the tests: enough to answer."""
     from ml.train import TrainConfig, train
-    from tests.conftest import make_tone_set
+    from ml.synth.tones import make_tone_set
 
     data = make_tone_set(workdir / "tones")
     return train(TrainConfig(data=str(data), epochs=2, batch_size=16, runs=str(workdir / "runs")),
@@ -141,7 +141,7 @@ def fuzz(sender: Sender, inputs: int, seed: int, analyze_share: float) -> Counte
     from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
-    from tests.hostile_audio import hostile_bytes
+    from ml.audio_fuzz import hostile_bytes
 
     kinds = Counter()
     requests = st.fixed_dictionaries({

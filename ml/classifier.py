@@ -15,7 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from ml import runs
 from ml.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_clip, to_model_rate
-from ml.feature_geometry import feature_axes
+from ml.config import FeatureSpec
 from ml.runs import BODY_FILE, FEATURES_FILE
 
 
@@ -58,6 +58,8 @@ class Classifier:
         self.config: dict = runs.read_json(self.run_dir / "config.json")
         self.version = self.config.get("run_id", self.run_dir.name)  # models/default keeps its id
         self.feature_kind = self.config["features"]
+        # Runs made before specs were saved used the catalogue's framing of their kind.
+        self.feature_spec = FeatureSpec.of(self.config.get("feature_params"), self.feature_kind)
         self._features = _Graph(self.run_dir / FEATURES_FILE, threads)
         self._body = _Graph(self.run_dir / BODY_FILE, threads)
         self._lock = threading.Lock()
@@ -90,4 +92,4 @@ class Classifier:
 
     def feature_axes(self) -> tuple[np.ndarray, np.ndarray]:
         """Time (s) of each frame and frequency (Hz) of each bin of `Prediction.features`."""
-        return feature_axes(self.feature_kind)
+        return self.feature_spec.axes()

@@ -8,7 +8,10 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
+
+from ml.config import ARCHS, TrainConfig
 
 
 def _data_download(args):
@@ -26,12 +29,10 @@ def _data_default(args):
 
 
 def _train(args):
-    from ml.train import TrainConfig, train
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    cfg.check()                  # before TensorFlow loads: a bad setting is refused at once
+    from ml.train import train
 
-    cfg = TrainConfig(data=args.data, arch=args.arch, epochs=args.epochs, runs=args.runs,
-                      split=args.split, batch_size=args.batch_size, learning_rate=args.lr,
-                      seed=args.seed, augment=args.augment, patience=args.patience,
-                      unknown_weight=args.unknown_weight)
     run_dir = train(cfg, verbose=1 if sys.stdout.isatty() else 2)
     print(run_dir)
 
@@ -48,7 +49,8 @@ def _evaluate(args):
 def _export(args):
     from ml import runs
     from ml.evaluate import evaluate_test_split
-    from ml.export import check_unknown_weight, export_serving, label_weights
+    from ml.config import check_unknown_weight
+    from ml.export import export_serving, label_weights
     from ml.models import load_model
 
     run_dir = runs.check_run(Path(args.model))
@@ -91,6 +93,28 @@ def _predict(args):
     return 1 if failed else 0
 
 
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def _flags(f) -> list[str]:
+    """--batch-size for batch_size; a field's short flag (--lr) first when it has one."""
+    long = "--" + f.name.replace("_", "-")
+    return [f.metadata["flag"], long] if f.metadata["flag"] else [long]
+
+
+def _argument(f) -> dict:
+    """argparse options for one TrainConfig field, from its type, default and help."""
+    kind = _TYPES[str(f.type).split("|")[0].strip()]
+    meta = f.metadata
+    if f.default is MISSING:
+        return {"dest": f.name, "required": True, "help": meta["help"]}
+    options = {"dest": f.name, "default": f.default,
+               "help": meta["help"] + ("" if f.default is None else f" (default: {f.default})")}
+    if kind is bool:
+        return {**options, "action": argparse.BooleanOptionalAction}
+    return {**options, "type": kind, "choices": list(meta["choices"]) if meta["choices"] else None}
+
+
 def parser() -> argparse.ArgumentParser:
     from ml.synth.generate import DEFAULT_PER_WORD, DEFAULT_SEED
 
@@ -109,22 +133,11 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     d.set_defaults(func=_data_default)
 
-    t = sub.add_parser("train", help="train a model on a data folder; prints the run directory")
-    t.add_argument("--data", required=True, help="folder with one sub-folder of clips per label")
-    t.add_argument("--arch", default="kws",
-                   help="kws (default: small residual DS-CNN), tutorial or seed")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine decay)")
-    t.add_argument("--runs", default="runs", help="where run directories go (default: runs)")
-    t.add_argument("--split", default="speaker", choices=["speaker", "random"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs")
-    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="training-time augmentation (default: on for kws, off for seed/tutorial)")
-    t.add_argument("--unknown-weight", type=float,
-                   help="weight of _unknown_ in the served probabilities, (0, 1] "
-                        "(default: the data set's own from its dataset.json, else 1)")
+    t = sub.add_parser("train", help="train a model on a data folder; prints the run directory",
+                       epilog="architectures: " + "; ".join(
+                           f"{a.name}: {a.about}" for a in ARCHS.values()))
+    for f in fields(TrainConfig):
+        t.add_argument(*_flags(f), **_argument(f))
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a saved model on every clip of a folder")

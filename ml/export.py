@@ -13,7 +13,6 @@ import keras
 import tensorflow as tf
 
 from ml.audio import CLIP_SAMPLES
-from ml.dataset import DataError
 from ml.runs import BODY_FILE, FEATURES_FILE
 
 
@@ -36,11 +35,6 @@ class LabelWeights(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "weights": self.weights_}
-
-
-def check_unknown_weight(weight: float, name: str = "unknown_weight") -> None:
-    if not 0 < weight <= 1:
-        raise DataError(f"{name} must be in (0, 1]")
 
 
 def label_weights(labels: list[str], unknown_weight: float) -> list[float]:

@@ -1,4 +1,4 @@
-"""The model registry: architectures by name, each wrapped with the feature layer.
+"""The model builders: one per architecture of the catalogue (ml.config.ARCHS), by name.
 
 Every model takes a raw one-second 16 kHz waveform and returns class
 probabilities. Its layers are, in order: training-only waveform augmentation,
@@ -7,26 +7,14 @@ architecture's own network (named "body").
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import keras
 import tensorflow as tf
 from keras import layers
 
 from ml.audio import CLIP_SAMPLES
 from ml.augment import NoiseMix, SpecAugment, TimeShift
-from ml.feature_geometry import feature_shape
-from ml.features import FEATURES
-
-
-@dataclass(frozen=True)
-class Arch:
-    name: str
-    features: str          # key of ml.features.FEATURES
-    augment: bool          # augmentation on by default
-    build: Callable        # (feature shape, n labels) -> keras.Model
-    about: str
+from ml.config import ARCHS, FEATURES
+from ml.features import feature_layer
 
 
 def _seed(shape, n):
@@ -100,27 +88,23 @@ def _kws(shape, n, widths=(32, 48, 64, 80)):
     return keras.Model(inp, layers.Dense(n, activation="softmax")(x), name="body")
 
 
-ARCHS = {a.name: a for a in [
-    Arch("kws", "logmel", True, _kws,
-         "default: small residual CNN on log-mel, 235K parameters"),
-    Arch("tutorial", "stft", False, _tutorial, "TensorFlow simple_audio tutorial CNN"),
-    Arch("seed", "stft", False, _seed, "the seed project's CNN (30M parameters)"),
-]}
-DEFAULT_ARCH = "kws"
+# name -> (feature shape, n labels) -> keras.Model named "body"; the same names as ARCHS
+BUILDERS = {"kws": _kws, "tutorial": _tutorial, "seed": _seed}
 
 
 def build_model(arch: str, n_labels: int, augment: bool | None = None) -> keras.Model:
-    """Waveform-in, probabilities-out model for a registered architecture."""
-    spec = ARCHS[arch]
-    augment = spec.augment if augment is None else augment
+    """Waveform-in, probabilities-out model for a catalogued architecture."""
+    info = ARCHS[arch]
+    features = FEATURES[info.features]
+    augment = info.augment if augment is None else augment
     wave = keras.Input((CLIP_SAMPLES,), name="waveform")
     x = wave
     if augment:
         x = NoiseMix(name="noise_mix")(TimeShift(name="time_shift")(x))
-    feats = FEATURES[spec.features](name="features")(x)
+    feats = feature_layer(features)(x)
     if augment:
         feats = SpecAugment(name="spec_augment")(feats)
-    body = spec.build(feature_shape(spec.features), n_labels)
+    body = BUILDERS[arch](features.shape(), n_labels)
     return keras.Model(wave, body(feats), name=arch)
 
 

@@ -10,7 +10,7 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -22,39 +22,15 @@ import tensorflow as tf
 from ml import dataset, runs
 from ml.classifier import Classifier
 from ml.evaluate import evaluate_arrays
-from ml.export import check_unknown_weight, export_serving, label_weights
-from ml.models import ARCHS, DEFAULT_ARCH, build_model
+from ml.config import ARCHS, TrainConfig, check_unknown_weight
+from ml.export import export_serving, label_weights
+from ml.models import build_model
+
+__all__ = ["TrainConfig", "TrainingCancelled", "train"]
 
 
 class TrainingCancelled(RuntimeError):
     """The caller asked training to stop; no run directory is left behind."""
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    arch: str = DEFAULT_ARCH
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    split: str = "speaker"
-    seed: int = 0
-    augment: bool | None = None   # None: the architecture's default
-    unknown_weight: float | None = None  # served weight of `_unknown_` (ml/export.py);
-    # None: the data set's own (dataset.json, ml.dataset.served_unknown_weight)
-    patience: int = 6
-    runs: str = "runs"
-
-    def check(self) -> None:
-        if self.arch not in ARCHS:
-            raise dataset.DataError(f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHS)}")
-        for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise dataset.DataError(f"{name} must be at least 1")
-        if not 0 < self.learning_rate < 1:
-            raise dataset.DataError("learning_rate must be between 0 and 1")
-        if self.unknown_weight is not None:
-            check_unknown_weight(self.unknown_weight)
 
 
 class _Progress(keras.callbacks.Callback):
@@ -189,6 +165,7 @@ def _write_run(run_dir, run_id, model, cfg, root, labels, clips, arrays, history
         "data_hash": dataset.content_hash(root, clips),
         "labels": labels,
         "features": ARCHS[cfg.arch].features,
+        "feature_params": model.get_layer("features").feature_spec.params(),
         "augment": ARCHS[cfg.arch].augment if cfg.augment is None else cfg.augment,
         "parameters": int(model.count_params()),
         "split_sizes": {name: len(arrays[name][0]) for name in arrays},

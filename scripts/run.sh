@@ -9,7 +9,7 @@ export PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=2
 .venv/bin/flask --app wsgi db upgrade
 .venv/bin/flask --app wsgi check          # repairs what a crash left; says how to create the admin
 
-.venv/bin/python -m webapp.worker &
+.venv/bin/python -m webapp.training.worker &
 consumer=$!
 .venv/bin/gunicorn -c gunicorn.conf.py wsgi:app &
 server=$!

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny data sets made in the test, and a model trained on them."""
+"""Shared fixtures: tiny data sets made in the test, a model trained on them, apps and clients."""
 from __future__ import annotations
 
 import os
@@ -14,37 +14,10 @@ os.environ.setdefault("HARK_RUNS", os.path.join(_TMP.name, "runs"))
 for _name in ("HARK_RATE_PREDICT", "HARK_RATE_ANALYZE", "HARK_RATE_UPLOAD", "HARK_RATE_LOGIN"):
     os.environ.setdefault(_name, "100000/minute")
 
-import numpy as np
 import pytest
-import soundfile as sf
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_SPEECH = ROOT.parent / "shared" / "speech"
-TONES = {"down": 300.0, "go": 700.0, "yes": 1500.0, "_silence_": None}
-
-
-def tone_clip(freq: float | None, rng: np.random.Generator, seconds: float = 1.0, rate: int = 16000):
-    """A labelled stand-in for a word: a tone burst at a label's pitch, or noise alone."""
-    t = np.arange(int(seconds * rate)) / rate
-    wave = rng.normal(0, 0.01, t.size)
-    if freq is not None:
-        start = rng.uniform(0.1, 0.4)
-        burst = (t > start) & (t < start + 0.4)
-        wave += burst * 0.5 * np.sin(2 * np.pi * freq * rng.uniform(0.97, 1.03) * t)
-    return wave.astype(np.float32)
-
-
-def make_tone_set(root: Path, speakers: int = 10, per_speaker: int = 2, seed: int = 0) -> Path:
-    """A folder in the Speech Commands layout with `<speaker>_nohash_<n>.wav` names."""
-    rng = np.random.default_rng(seed)
-    for label, freq in TONES.items():
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for s in range(speakers):
-            for n in range(per_speaker):
-                sf.write(root / label / f"{s:08x}_nohash_{n}.wav", tone_clip(freq, rng), 16000,
-                         subtype="PCM_16")
-    (root / "README.md").write_text("not a label")
-    return root
+from ml.synth.tones import make_tone_set
+from tests import helpers
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +35,21 @@ def tiny_run(tone_data, tmp_path_factory) -> Path:
     return train(cfg, verbose=0, log=lambda msg: None)
 
 
-def require_shared_speech() -> Path:
-    if not (SHARED_SPEECH / "words").is_dir():
-        pytest.skip(f"real speech clips not found at {SHARED_SPEECH} (see ../shared/speech/README.md)")
-    return SHARED_SPEECH
+@pytest.fixture(scope="session")
+def app_factory(tmp_path_factory, tiny_run):
+    """app_factory(**config): an app in fresh folders, serving tiny_run as its default model
+    (an admin exists, tasks run inline); `config` goes on top."""
+    def make(**config):
+        return helpers.make_app(tmp_path_factory.mktemp("app"),
+                                **{"HARK_DEFAULT_MODEL": str(tiny_run), **config})
+    return make
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.admin_client import PASSWORD, copy_run
-from tests.conftest import ROOT
-from tests.test_webapp_routes import audio_bytes
+from tests.helpers import PASSWORD, copy_run
+from tests.helpers import ROOT
+from tests.helpers import audio_bytes
 
 pytestmark = pytest.mark.slow
 WORKERS = 2

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ml import audio
-from tests.hostile_audio import (HTML, RATE, encode, flac_with_total_samples, ogg_with_last_granule,
+from ml.audio_fuzz import (HTML, RATE, encode, flac_with_total_samples, ogg_with_last_granule,
                                  pcm16, tone, valid_files, wav_header, zip_bytes)
 
 

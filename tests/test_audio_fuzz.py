@@ -4,7 +4,7 @@ Properties: `ml.audio.decode` raises nothing but AudioError, and what it returns
 finite mono float32 in [-1, 1] within the duration cap; the API never answers 5xx
 and every refusal is a JSON error. Inputs: random bytes, random bytes behind real
 signatures, valid WAV/FLAC/OGG files broken by random edits, and hand-made WAV
-headers with absurd fields (tests/hostile_audio.py).
+headers with absurd fields (ml/audio_fuzz.py).
 
 CI runs a few hundred examples, derandomized so a run is repeatable (about 10 s);
 bench/fuzz_predict.py sends thousands against a real gunicorn server.
@@ -20,8 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ml import audio
-from tests.hostile_audio import crafted_wav, hostile_bytes, magic_prefixed, mutated
-from webapp import create_app
+from ml.audio_fuzz import crafted_wav, hostile_bytes, magic_prefixed, mutated
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=400,
                 suppress_health_check=list(HealthCheck))
@@ -73,10 +72,9 @@ def test_decode_of_hand_made_wav_headers(data, max_seconds):
 # ---- the HTTP API ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def client(tiny_run, tmp_path_factory):
-    app = create_app({"HARK_MODEL": str(tiny_run), "HARK_INSTANCE": str(tmp_path_factory.mktemp("instance")),
-                      "HARK_AUTO_TRAIN": False, "RATELIMIT_ENABLED": False,
-                      "MAX_CONTENT_LENGTH": 64 * 1024})     # small, so the 413 path is fuzzed too
+def client(app_factory, tiny_run):
+    app = app_factory(HARK_MODEL=str(tiny_run), RATELIMIT_ENABLED=False,
+                      MAX_CONTENT_LENGTH=64 * 1024)     # small, so the 413 path is fuzzed too
     return app.test_client()
 
 

@@ -1,4 +1,4 @@
-"""The real queue: a consumer process (`python -m webapp.worker`) on a real SQLite queue.
+"""The real queue: a consumer process (`python -m webapp.training.worker`) on a real SQLite queue.
 
 The test process plays the web side: it submits jobs into the same database and
 queue and watches the rows the consumer writes. Tiny tone data, few epochs.
@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.admin_client import login, make_app
-from tests.conftest import ROOT, make_tone_set
-from webapp import jobs
+from tests.helpers import login, make_app
+from ml.synth.tones import make_tone_set
+from tests.helpers import ROOT
+from webapp.training import jobs
 from webapp.database import db
 from webapp.model_store import resolve
 from webapp.tables import JobEpoch, ModelVersion, TrainingJob
@@ -42,7 +43,7 @@ class Site:
 
     def start_consumer(self) -> subprocess.Popen:
         with open(self.log, "a") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "webapp.worker"], cwd=ROOT, env=self.env,
+            proc = subprocess.Popen([sys.executable, "-m", "webapp.training.worker"], cwd=ROOT, env=self.env,
                                     stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(proc)
         return proc

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 
-from tests.conftest import ROOT, require_shared_speech
+from tests.helpers import ROOT, require_shared_speech
 
 DEFAULT = ROOT / "models" / "default"
 

@@ -19,7 +19,8 @@ import soundfile as sf
 
 from ml.dataset import DataError
 from ml.metrics import classification_report
-from webapp import create_app, evaluations, thumbnails
+from tests.helpers import PASSWORD
+from webapp.gallery import evaluations, thumbnails
 
 A_ID, B_ID = "20990101-000001-kws", "20990101-000002-kws"
 OTHER_ID, NODATA_ID = "20990101-000003-kws", "20990101-000004-kws"
@@ -76,7 +77,7 @@ def make_runs(tiny_run: Path, root: Path) -> Path:
 def app_config(runs: Path, instance: Path, model: Path | None = None, **extra) -> dict:
     return {"HARK_MODEL": str(model or runs / A_ID), "HARK_RUNS": str(runs),
             "HARK_INSTANCE": str(instance), "HARK_DEFAULT_MODEL": str(instance / "no-default-model"),
-            "HARK_AUTO_TRAIN": False, "HARK_ADMIN_PASSWORD": "a-long-test-password", **extra}
+            "HARK_AUTO_TRAIN": False, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +86,8 @@ def runs(tiny_run, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(runs, tmp_path_factory):
-    return create_app(app_config(runs, tmp_path_factory.mktemp("instance")))
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+def app(app_factory, runs, tmp_path_factory):
+    return app_factory(**app_config(runs, tmp_path_factory.mktemp("instance")))
 
 
 def rows_of(runs: Path, run_id: str) -> list[dict]:
@@ -107,7 +103,7 @@ def clips(client, source=f"run:{A_ID}", **args):
 def login(client):
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    r = client.post("/login", data={"username": "admin", "password": "a-long-test-password",
+    r = client.post("/login", data={"username": "admin", "password": PASSWORD,
                                     "csrf_token": token})
     assert r.status_code == 302, r.get_data(as_text=True)
     return token
@@ -156,10 +152,10 @@ def test_sources_api_lists_runs_active_first(client):
     assert set(keys) >= {f"run:{i}" for i in (A_ID, B_ID, OTHER_ID, NODATA_ID)}
 
 
-def test_gallery_with_nothing_to_show(tmp_path):
+def test_gallery_with_nothing_to_show(app_factory, tmp_path):
     empty = tmp_path / "empty-runs"
     empty.mkdir()
-    app = create_app(app_config(empty, tmp_path / "instance", model=tmp_path / "no-model"))
+    app = app_factory(**app_config(empty, tmp_path / "instance", model=tmp_path / "no-model"))
     client = app.test_client()
     r = client.get("/gallery")
     assert r.status_code == 200 and "No model version with test results" in r.get_data(as_text=True)
@@ -355,7 +351,7 @@ def test_audio_paths_from_the_request_go_nowhere(client, url):
     assert r.mimetype == "application/json" and "error" in r.get_json()
 
 
-def test_a_tampered_predictions_file_cannot_reach_outside_the_data_folder(tiny_run, tone_data, tmp_path):
+def test_a_tampered_predictions_file_cannot_reach_outside_the_data_folder(app_factory, tiny_run, tone_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tone_data, data)
     secret = tmp_path / "secret.wav"            # a real audio file just outside the data folder
@@ -371,7 +367,7 @@ def test_a_tampered_predictions_file_cannot_reach_outside_the_data_folder(tiny_r
     rows[3]["path"] = "../" * 20 + "etc/passwd"
     rows[4]["path"] = "."
     (run / "predictions.json").write_text(json.dumps(rows))
-    client = create_app(app_config(runs, tmp_path / "instance")).test_client()
+    client = app_factory(**app_config(runs, tmp_path / "instance")).test_client()
     for index in range(5):
         for what in ("audio", "thumbnail", "analyze"):
             r = client.get(f"/api/gallery/run:{A_ID}/clips/{index}/{what}")
@@ -403,7 +399,7 @@ def test_missing_data_still_shows_labels_and_says_so(client):
     assert 'id="audio-missing"' in html and "<code>python -m ml data default</code>" in html
 
 
-def test_a_single_missing_clip(tiny_run, tone_data, tmp_path):
+def test_a_single_missing_clip(app_factory, tiny_run, tone_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tone_data, data)
     runs = tmp_path / "runs"
@@ -411,7 +407,7 @@ def test_a_single_missing_clip(tiny_run, tone_data, tmp_path):
     copy_run(tiny_run, runs, A_ID, {}, data=str(data))
     rows = rows_of(runs, A_ID)
     (data / rows[5]["path"]).unlink()
-    client = create_app(app_config(runs, tmp_path / "instance")).test_client()
+    client = app_factory(**app_config(runs, tmp_path / "instance")).test_client()
     items = clips(client)["items"]
     assert [i["audio"] for i in items] == [i != 5 for i in range(8)]
     r = client.get(f"/api/gallery/run:{A_ID}/clips/5/audio")

@@ -15,26 +15,19 @@ import struct
 import numpy as np
 import pytest
 
-from tests.hostile_audio import (HTML, RATE, encode, flac_with_total_samples, ogg_with_last_granule,
+from ml.audio_fuzz import (HTML, RATE, encode, flac_with_total_samples, ogg_with_last_granule,
                                  pcm16, tone, valid_files, wav_header, zip_bytes)
-from webapp import create_app
-
 URLS = ["/api/predict", "/api/analyze"]
 
 
-def make_app(tiny_run, instance, **config):
-    return create_app({"HARK_MODEL": str(tiny_run), "HARK_INSTANCE": str(instance),
-                       "HARK_AUTO_TRAIN": False, "RATELIMIT_ENABLED": False, **config})
+@pytest.fixture(scope="module")
+def make_app(app_factory, tiny_run):
+    return lambda **config: app_factory(HARK_MODEL=str(tiny_run), RATELIMIT_ENABLED=False, **config)
 
 
 @pytest.fixture(scope="module")
-def app(tiny_run, tmp_path_factory):
-    return make_app(tiny_run, tmp_path_factory.mktemp("instance"))
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +109,8 @@ def test_header_claiming_hours_is_refused_before_decoding(client):
             "declares 3 h")
 
 
-def test_too_much_audio_to_decode_is_400(tiny_run, tmp_path):
-    small = make_app(tiny_run, tmp_path, HARK_MAX_SECONDS=1.0).test_client()
+def test_too_much_audio_to_decode_is_400(make_app):
+    small = make_app(HARK_MAX_SECONDS=1.0).test_client()
     data = encode(np.zeros((384_000, 8), np.float32), 384_000, "FLAC", "PCM_16")   # 8 ch, 384 kHz
     refused(upload(small, data, name="wide.flac"), 400, "wide.flac: too much audio to decode")
 

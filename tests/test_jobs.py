@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from tests.admin_client import copy_run, login, make_app
-from tests.conftest import make_tone_set
-from webapp import jobs, runner, startup, versions
+from tests.helpers import copy_run, login, make_app
+from ml.synth.tones import make_tone_set
+from webapp.training import jobs, runner, startup, versions
 from webapp.database import at_head, db, utcnow
 from webapp.model_store import resolve
 from webapp.tables import JobEpoch, ModelVersion, TrainingJob
@@ -36,11 +36,6 @@ def folder_form(token: str, folder: Path, **extra) -> dict:
 def tones(tmp_path_factory) -> Path:
     """The tone set with enough speakers for a validation split (curves with both lines)."""
     return make_tone_set(tmp_path_factory.mktemp("tones20"), speakers=20, per_speaker=1)
-
-
-@pytest.fixture
-def app(tmp_path, tiny_run):
-    return make_app(tmp_path, HARK_DEFAULT_MODEL=str(tiny_run))
 
 
 @pytest.fixture
@@ -62,14 +57,12 @@ def wait_for(predicate, timeout=120.0, step=0.1):
 
 # ---- database -----------------------------------------------------------------------
 
-def test_architecture_list_matches_the_registry():
-    from ml.models import ARCHS
-    from webapp.archs import architectures
+def test_the_catalogue_and_the_builders_name_the_same_architectures():
+    from ml.config import ARCHS, FEATURES
+    from ml.models import BUILDERS
 
-    assert list(architectures()) == list(ARCHS)
-    for name, info in architectures().items():
-        assert (info.features, info.augment, info.about) == (
-            ARCHS[name].features, ARCHS[name].augment, ARCHS[name].about)
+    assert list(BUILDERS) == list(ARCHS)
+    assert all(info.features in FEATURES for info in ARCHS.values())
 
 
 def test_sqlite_database_uses_wal_and_foreign_keys_and_is_migrated(app):
@@ -208,13 +201,13 @@ def test_a_failing_job_is_marked_failed_and_changes_nothing(app, admin, tone_dat
 # ---- queue semantics without a consumer ----------------------------------------------------
 
 @pytest.fixture
-def queued_app(tmp_path, tiny_run):
+def queued_app(app_factory):
     """A real SQLite queue and no consumer: jobs stay queued until a test runs them."""
-    return make_app(tmp_path, HARK_DEFAULT_MODEL=str(tiny_run), HARK_QUEUE_IMMEDIATE=False)
+    return app_factory(HARK_QUEUE_IMMEDIATE=False)
 
 
 def test_cancelling_a_queued_job_means_it_never_runs(queued_app, tone_data):
-    from webapp.task_queue import queue
+    from webapp.training.queue import queue
 
     with queued_app.app_context():
         job = jobs.submit(jobs.make_params(dataset="folder", data=str(tone_data), epochs=1), "admin")
@@ -320,7 +313,7 @@ def test_a_fixed_run_directory_cannot_be_switched(tmp_path, tiny_run):
 # ---- the startup check ------------------------------------------------------------------
 
 def test_startup_check_repairs_what_a_crash_leaves(queued_app, tiny_run, tmp_path):
-    from webapp.task_queue import queue
+    from webapp.training.queue import queue
 
     runs = Path(queued_app.config["HARK_RUNS"])
     data = Path(queued_app.config["HARK_DATA"])

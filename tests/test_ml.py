@@ -11,7 +11,8 @@ import soundfile as sf
 
 from ml import audio, dataset
 from ml.cli import main as cli
-from tests.conftest import TONES, make_tone_set, tone_clip
+from ml.synth.tones import TONES, make_tone_set, tone_clip
+from tests.helpers import ROOT
 
 
 # --- audio -----------------------------------------------------------------
@@ -92,7 +93,8 @@ def test_every_architecture_maps_a_waveform_to_probabilities(arch, shape):
 
 
 def test_default_model_is_small():
-    from ml.models import DEFAULT_ARCH, build_model
+    from ml.config import DEFAULT_ARCH
+    from ml.models import build_model
 
     assert build_model(DEFAULT_ARCH, 10).count_params() < 300_000
 
@@ -289,3 +291,26 @@ def test_export_with_weights_changes_the_served_graph(tiny_run, tmp_path, capsys
     assert "--unknown-weight must be in (0, 1]" in capsys.readouterr().err
     assert cli(["export", "--model", str(run), "--unknown-weight", "0.5"]) == 0
     assert json.loads((run / "config.json").read_text())["unknown_weight"] == 0.5
+
+
+def test_feature_layers_keep_their_framing_when_the_defaults_change(monkeypatch, tmp_path):
+    """A saved model carries its feature parameters: changing the catalogue's defaults
+    neither breaks loading the shipped model nor changes what it hears."""
+    import dataclasses
+
+    from ml import config
+    from ml.features import LogMel
+    from ml.models import load_model
+
+    shipped = ROOT / "models" / "default" / "model.keras"
+    x = np.stack([tone_clip(f, np.random.default_rng(7)) for f in (300.0, 1500.0)])
+    before = np.asarray(load_model(shipped)(x))
+    wider = dataclasses.replace(config.FEATURES["logmel"], frame_step=320, bins=64)
+    monkeypatch.setitem(config.FEATURES, "logmel", wider)
+    model = load_model(shipped)
+    assert model.get_layer("features").feature_spec.bins == 40
+    assert np.allclose(np.asarray(model(x)), before, atol=1e-6)
+    # a layer built with the new defaults says so in its config, and keeps it through a save
+    layer = LogMel()
+    assert layer.get_config()["bins"] == 64 and layer.feature_spec.shape() == (49, 64, 1)
+    assert LogMel.from_config(layer.get_config()).feature_spec == wider

@@ -12,18 +12,13 @@ import stat
 
 import pytest
 
-from tests.admin_client import PASSWORD, csrf_token, login, make_app
-from tests.test_webapp_routes import audio_bytes
+from tests.helpers import PASSWORD, csrf_token, login, make_app
+from tests.helpers import audio_bytes
 from webapp.auth import admin_count
 from webapp.database import db
 from webapp.tables import User
 
 SAFE = {"HEAD", "OPTIONS"}
-
-
-@pytest.fixture
-def app(tmp_path, tiny_run):
-    return make_app(tmp_path, HARK_DEFAULT_MODEL=str(tiny_run))
 
 
 def _url(rule) -> str:

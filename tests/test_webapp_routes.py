@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import tone_clip
-from webapp import create_app, figures
+from ml.synth.tones import tone_clip
+from webapp import figures
 from webapp.audio_input import sniff
 from webapp.labels import verdict
 from webapp.model_store import ModelStore, NoModel
@@ -26,19 +26,13 @@ def audio_bytes(freq=1500.0, rate=16000, seconds=1.0, fmt="WAV", subtype="PCM_16
 
 
 @pytest.fixture(scope="module")
-def app(tiny_run):
-    return create_app({"HARK_MODEL": str(tiny_run)})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+def app(app_factory, tiny_run):
+    return app_factory(HARK_MODEL=str(tiny_run))
 
 
 @pytest.fixture(scope="module")
-def no_model_client(tmp_path_factory):
-    empty = tmp_path_factory.mktemp("no-model")
-    return create_app({"HARK_MODEL": str(empty)}).test_client()
+def no_model_client(app_factory, tmp_path_factory):
+    return app_factory(HARK_MODEL=str(tmp_path_factory.mktemp("no-model"))).test_client()
 
 
 def upload(client, data, name="clip.wav", url="/api/predict"):
@@ -201,8 +195,8 @@ def test_predict_multipart_without_file_field_is_400(client):
     assert r.status_code == 400 and "'file'" in r.get_json()["error"]
 
 
-def test_predict_too_long_audio_is_400(app):
-    small = create_app({"HARK_MODEL": app.config["HARK_MODEL"], "HARK_MAX_SECONDS": 2.0})
+def test_predict_too_long_audio_is_400(app_factory, app):
+    small = app_factory(HARK_MODEL=app.config["HARK_MODEL"], HARK_MAX_SECONDS=2.0)
     r = upload(small.test_client(), audio_bytes(1500, seconds=3.0))
     assert r.status_code == 400 and "longer than 2 s" in r.get_json()["error"]
 
@@ -215,8 +209,8 @@ def test_predict_unsupported_type_is_415(client, data):
     assert "WAV, FLAC or OGG" in r.get_json()["error"]
 
 
-def test_predict_too_large_is_413(app):
-    small = create_app({"HARK_MODEL": app.config["HARK_MODEL"], "MAX_CONTENT_LENGTH": 64 * 1024})
+def test_predict_too_large_is_413(app_factory, app):
+    small = app_factory(HARK_MODEL=app.config["HARK_MODEL"], MAX_CONTENT_LENGTH=64 * 1024)
     big = audio_bytes(1500, seconds=3.0)
     assert len(big) > 64 * 1024
     for r in (upload(small.test_client(), big),
@@ -246,8 +240,8 @@ def test_unknown_api_path_is_404_json(client):
     assert r.status_code == 404 and r.get_json() == {"error": "no such endpoint"}
 
 
-def test_unexpected_failure_is_500_json(tiny_run):
-    app = create_app({"HARK_MODEL": str(tiny_run)})
+def test_unexpected_failure_is_500_json(app_factory, tiny_run):
+    app = app_factory(HARK_MODEL=str(tiny_run), TESTING=False)   # TESTING would re-raise
 
     class Broken:
         version = "broken"

@@ -1,4 +1,4 @@
-"""Hark's web app: record or upload a spoken word and see how the model hears it."""
+"""Hark's web app (application factory): record or upload a word, train, browse, administer."""
 from __future__ import annotations
 
 import logging
@@ -22,7 +22,8 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from webapp import database, security, task_queue, versions
+    from webapp import admin, api, auth, cli, context, database, gallery, pages, security, training
+    from webapp.training import versions
 
     security.configure(app)          # secret key, cookie flags, proxy headers
     database.init_app(app)           # and migrations
@@ -31,22 +32,18 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["hark.models"] = ModelStore(
         app.config["HARK_MODEL"], check_s=app.config["HARK_MODEL_CHECK_S"],
         threads=app.config["HARK_MODEL_THREADS"])
-    task_queue.init_app(app)
-
-    from webapp import admin, api, auth, cli, pages, training_status
 
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
-    app.register_blueprint(training_status.bp)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(admin.bp)
-    from webapp import gallery
-
-    gallery.register(app)            # /gallery pages, /api/gallery, its nav entry
-    assets.register(app)
-    errors.register(app)
+    training.init_app(app)           # the task queue, /training, /api/training
+    gallery.init_app(app)            # /gallery, /api/gallery, the admin's evaluations
+    admin.init_app(app)              # /admin, /admin/api
+    assets.init_app(app)
+    context.init_app(app)
+    errors.init_app(app)
     auth.init_app(app)
-    cli.register(app)
+    cli.init_app(app)
     # Last: CSRF, rate limits and security headers cover every route registered above.
     security.init_app(app)
     return app

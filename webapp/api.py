@@ -15,6 +15,7 @@ from webapp.audio_input import read_upload
 from webapp.errors import ApiError
 from webapp.labels import display_name, display_names, verdict
 from webapp.model_store import NoModel
+from webapp.security import csrf, rate_limited
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -35,6 +36,8 @@ def _classify():
 
 
 @bp.post("/predict")
+@csrf.exempt            # programs post audio without a session; nothing is stored
+@rate_limited("HARK_RATE_PREDICT")
 def predict():
     """Label one clip: label, confidence, all probabilities, model version, timings."""
     classifier, result = _classify()
@@ -53,6 +56,8 @@ def analysis(classifier, result: inference.Result) -> dict:
 
 
 @bp.post("/analyze")
+@csrf.exempt
+@rate_limited("HARK_RATE_ANALYZE")
 def analyze():
     """What /predict returns, plus the result view: wording and the three charts."""
     classifier, result = _classify()

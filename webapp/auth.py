@@ -14,13 +14,18 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask_limiter import RateLimitExceeded
 from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
 
 from webapp import errors
 from webapp.database import db, utcnow
+from webapp.security import rate_limited
 from webapp.tables import User
 
 log = logging.getLogger(__name__)
@@ -35,13 +40,18 @@ class AuthError(ValueError):
     """A user name or password that cannot be used; the message says why."""
 
 
+class LoginForm(FlaskForm):
+    username = StringField("User name", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
 def _api_path(path: str) -> bool:
     return path.startswith(("/api/", "/admin/api/"))
 
 
 def _refuse():
     if _api_path(request.path):
-        return errors._respond(401, "log in as an admin first")
+        return errors.respond(401, "log in as an admin first")
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
@@ -147,9 +157,8 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@rate_limited("HARK_RATE_LOGIN", methods=["POST"])
 def login():
-    from webapp.forms import LoginForm
-
     form = LoginForm()
     error, status = None, 200
     if form.validate_on_submit():
@@ -171,10 +180,15 @@ def login():
 
 
 def render_login(form, error: str | None) -> str:
-    from webapp.pages import _model_context
+    return render_template("login.html", form=form, error=error)
 
-    return render_template("login.html", form=form, error=error, page="auth.login",
-                           **_model_context())
+
+@bp.errorhandler(RateLimitExceeded)
+def too_many_logins(exc):
+    message = f"too many requests (limit {exc.limit.limit}); try again in a moment"
+    if errors.wants_json():
+        return errors.respond(429, message)
+    return render_login(LoginForm(), message), 429
 
 
 @bp.post("/logout")

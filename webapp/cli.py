@@ -7,7 +7,7 @@ import click
 from flask import Flask, current_app
 
 
-def register(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     @app.cli.command("create-admin")
     @click.argument("username", default="admin")
     @click.option("--password-stdin", is_flag=True,
@@ -30,7 +30,7 @@ def register(app: Flask) -> None:
     @click.option("--no-auto-train", is_flag=True, help="do not enqueue the first training job")
     def check(no_auto_train: bool):
         """Repair what a crash left half-done and report the state (scripts/run.sh runs it)."""
-        from webapp import startup, versions
+        from webapp.training import startup, versions
         from webapp.auth import admin_count
 
         app = current_app._get_current_object()

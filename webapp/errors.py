@@ -28,22 +28,22 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
     return request.path.startswith(("/api/", "/admin/api/")) or request.path == "/api"
 
 
-def _respond(status: int, message: str, headers=None):
-    if _wants_json():
+def respond(status: int, message: str, headers=None):
+    if wants_json():
         response = jsonify(error=message)
     else:
         response = render_template("error.html", status=status, message=message)
     return make_response(response, status, headers or [])
 
 
-def register(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return _respond(exc.status, exc.message)
+        return respond(exc.status, exc.message)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -53,9 +53,9 @@ def register(app: Flask) -> None:
             message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
         # Keep the Allow header of a 405 so clients know what would work.
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() == "allow"]
-        return _respond(exc.code or 500, message, headers)
+        return respond(exc.code or 500, message, headers)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s", request.path)
-        return _respond(500, MESSAGES[500])
+        return respond(500, MESSAGES[500])

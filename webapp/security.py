@@ -6,9 +6,10 @@ rate limits and CSRF exemptions are applied to the final view functions.
 
 - CSRF: Flask-WTF's CSRFProtect checks every POST/PUT/PATCH/DELETE; forms carry
   `csrf_token()`, fetch calls send the `X-CSRFToken` header (static/js/csrf.js
-  adds it from `<meta name="csrf-token">`). /api/predict and /api/analyze are
-  exempt: they store nothing, and programs must be able to call them.
-- Rate limits: Flask-Limiter, per client address, limits from HARK_RATE_*;
+  adds it from `<meta name="csrf-token">`). A view that stores nothing and must
+  be callable by programs (/api/predict, /api/analyze) says `@csrf.exempt`.
+- Rate limits: Flask-Limiter, per client address; a view says
+  `@rate_limited("HARK_RATE_...")` and the limit is read from that setting;
   counters in Redis when HARK_REDIS_URL is set (shared by every worker and
   machine), in memory otherwise (each worker counts for itself).
 """
@@ -28,14 +29,6 @@ from webapp.instance import secret_key
 
 csrf = CSRFProtect()
 
-# Programs post audio here without a session; nothing is stored, so no CSRF token.
-CSRF_EXEMPT = ("webapp.api.predict", "webapp.api.analyze")
-# endpoint -> (config key of its limit, methods counted)
-LIMITED = {
-    "api.predict": ("HARK_RATE_PREDICT", None),
-    "api.analyze": ("HARK_RATE_ANALYZE", None),
-    "auth.login": ("HARK_RATE_LOGIN", ["POST"]),
-}
 CSP = ("default-src 'self'; "
        "script-src 'self'; "                     # no inline scripts, no eval
        "style-src 'self' 'unsafe-inline'; "      # Plotly sets inline styles on its charts
@@ -60,10 +53,7 @@ HEADERS = {
 
 
 def rate_limited(config_key: str, methods: list[str] | None = None) -> Callable:
-    """Mark a view for a rate limit read from `config_key` (applied by `init_app`).
-
-    For other blueprints (the gallery's upload): `@rate_limited("HARK_RATE_UPLOAD")`.
-    """
+    """Mark a view for a rate limit read from `config_key` (applied by `init_app`)."""
     def mark(view):
         view._hark_rate_limit = (config_key, methods)
         return view
@@ -94,24 +84,16 @@ def configure(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
-    for name in CSRF_EXEMPT:
-        csrf.exempt(name)
     _limits(app)
 
     @app.errorhandler(CSRFError)
     def csrf_refused(exc):
-        return errors._respond(400, "the form's security token is missing or stale: reload the page "
+        return errors.respond(400, "the form's security token is missing or stale: reload the page "
                                     f"and try again ({exc.description.rstrip('.')})")
 
     @app.errorhandler(RateLimitExceeded)
     def too_many(exc):
-        message = f"too many requests (limit {exc.limit.limit}); try again in a moment"
-        if request.endpoint == "auth.login" and not errors._wants_json():
-            from webapp.auth import render_login
-            from webapp.forms import LoginForm
-
-            return render_login(LoginForm(), message), 429
-        return errors._respond(429, message)
+        return errors.respond(429, f"too many requests (limit {exc.limit.limit}); try again in a moment")
 
     @app.after_request
     def headers(response):
@@ -129,8 +111,8 @@ def _limits(app: Flask) -> None:
     app.extensions["hark.limiter"] = limiter
     marked = {endpoint: getattr(view, "_hark_rate_limit", None)
               for endpoint, view in app.view_functions.items()}
-    for endpoint, spec in {**{e: s for e, s in marked.items() if s}, **LIMITED}.items():
-        if endpoint not in app.view_functions:
+    for endpoint, spec in marked.items():
+        if spec is None:
             continue
         key, methods = spec
         app.view_functions[endpoint] = limiter.limit(_config_value(key), methods=methods)(

@@ -15,6 +15,7 @@ import numpy as np
 import soxr
 from scipy import signal
 
+from ml.audio import to_model_rate
 from ml.synth import noise as noisegen
 
 SR = 16_000
@@ -23,10 +24,7 @@ CLIP = SR  # one second
 
 def to_16k(x: np.ndarray, rate: int) -> np.ndarray:
     """Resample to 16 kHz float32."""
-    x = np.asarray(x, np.float32)
-    if rate == SR:
-        return x
-    return soxr.resample(x, rate, SR, quality="HQ").astype(np.float32)
+    return to_model_rate(np.asarray(x, np.float32), rate)
 
 
 def trim(x: np.ndarray, rel_db: float = -40.0, pad: float = 0.015) -> np.ndarray:

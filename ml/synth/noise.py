@@ -56,7 +56,7 @@ class BabbleBank:
     def items(self) -> list[np.ndarray]:
         if self._items is None:
             from ml.synth import _espeak
-            from ml.synth.effects import to_16k
+            from ml.audio import to_model_rate
             from ml.synth.words import BABBLE_WORDS
 
             rng = np.random.default_rng([self.seed, 77])
@@ -68,7 +68,7 @@ class BabbleBank:
                 v = f"{rng.choice(accents)}+{rng.choice(variants)}".rstrip("+")
                 audio = _espeak.synth(" ".join(words), v, int(rng.integers(140, 230)),
                                       int(rng.integers(20, 80)), int(rng.integers(30, 90)))
-                items.append(to_16k(audio, _espeak.sample_rate()))
+                items.append(to_model_rate(np.asarray(audio, np.float32), _espeak.sample_rate()))
             self._items = items
         return self._items
 

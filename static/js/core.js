@@ -15,11 +15,13 @@ window.Hark = window.Hark || {};
     maxUpload: Number(data.maxUpload || 0),
     lowConfidence: Number(data.lowConfidence || 0.6),
     displayNames: JSON.parse(data.displayNames || "{}"),
+    specialLabels: JSON.parse(data.specialLabels || "{}"),   // {silence, unknown}: webapp/labels.py
     hasModel: data.hasModel === "true",
   };
 
   Hark.displayName = (label) => Hark.settings.displayNames[label] || label;
-  Hark.isCommand = (label) => label !== "_silence_" && label !== "_unknown_";
+  const special = Object.values(Hark.settings.specialLabels);
+  Hark.isCommand = (label) => !special.includes(label);
   Hark.percent = (p) => `${Math.round(p * 100)}%`;
 
   /* fetch(url, init); resolve with the JSON body, reject with the server's own message. */

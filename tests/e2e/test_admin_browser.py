@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin_client import PASSWORD, make_app
+from tests.helpers import PASSWORD, make_app
 from tests.e2e.conftest import serve
-from webapp import jobs
+from webapp.training import jobs
 from webapp.database import db
 from webapp.tables import TrainingJob
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import tone_clip
+from ml.synth.tones import tone_clip
 from tests.e2e.conftest import serve
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from ml.audio import to_model_rate
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.e2e.conftest import launch, open_page, serve
 
 pytestmark = pytest.mark.e2e

@@ -25,11 +25,12 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import select
 
-from webapp import jobs, versions
 from webapp.database import db
 from webapp.tables import ModelVersion, TrainingJob
+from webapp.training import jobs, versions
+from webapp.training.queue import queue
 
-log = logging.getLogger("webapp.startup")
+log = logging.getLogger("webapp.training.startup")
 ORPHAN = "the worker stopped while this job ran (killed, crashed or restarted); start it again"
 
 
@@ -170,8 +171,6 @@ def _run_id(run_dir: Path) -> str:
 def requeue_lost(app: Flask) -> list[str]:
     if app.config.get("HARK_QUEUE_IMMEDIATE"):
         return []
-    from webapp.task_queue import queue
-
     q = queue(app)
     waiting = q.pending_job_ids()
     report = []

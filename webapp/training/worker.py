@@ -1,4 +1,4 @@
-"""The queue consumer: `python -m webapp.worker` (scripts/run.sh starts it beside gunicorn).
+"""The queue consumer: `python -m webapp.training.worker` (scripts/run.sh starts it beside gunicorn).
 
 Runs the startup check first (orphaned jobs, half-written files, the first
 model), then Huey's consumer with one worker thread, and once a minute looks
@@ -18,11 +18,11 @@ import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-log = logging.getLogger("webapp.worker")
+log = logging.getLogger("webapp.training.worker")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m webapp.worker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m webapp.training.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--no-auto-train", action="store_true",
                         help="do not enqueue the default training job when there is no model")
     args = parser.parse_args(argv)
@@ -30,10 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     # own handlers, let Ctrl-C stop the start-up instead of being lost.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    from webapp import create_app, jobs, runner, startup
+    from webapp import create_app
     from webapp.database import db
     from webapp.tables import TrainingJob
-    from webapp.task_queue import queue
+    from webapp.training import jobs, runner, startup
+    from webapp.training.queue import queue
 
     app = create_app()
     startup.check(app, auto_train=not args.no_auto_train)

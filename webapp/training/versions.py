@@ -5,26 +5,24 @@ What serves is decided by one small file, the pointer named by HARK_MODEL
 every gunicorn worker's ModelStore sees either the old or the new run (never a
 half-written one) and switches within HARK_MODEL_CHECK_S; a request in flight
 keeps the Classifier it started with. The database's `active` flag mirrors the
-pointer and is reconciled from it at startup (webapp/startup.py).
+pointer and is reconciled from it at startup (webapp/training/startup.py).
 """
 from __future__ import annotations
 
 import logging
 import shutil
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
 from flask import Flask, current_app
 from sqlalchemy import select, update
 
 from ml import runs
+from ml.measure import measure
 from webapp.database import db, iso, utcnow
 from webapp.instance import ensure_pointer, file_lock, pointer_text, write_atomic
-from webapp.jobs import JobError
 from webapp.model_store import resolve
 from webapp.tables import ModelVersion
+from webapp.training.jobs import JobError
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +53,6 @@ def usable(run_dir: Path | None) -> bool:
 
 
 # ---- registering -------------------------------------------------------------
-
-def measure(run_dir: Path, repeats: int = 20) -> dict:
-    """Size of the served files and the median time Classifier takes for a one-second clip."""
-    from ml.classifier import Classifier
-
-    clf = Classifier(run_dir, threads=1)
-    rng = np.random.default_rng(0)
-    clip = (rng.normal(0, 0.05, 16000)).astype(np.float32)
-    for _ in range(3):
-        clf.classify(clip)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        clf.classify(clip)
-        times.append((time.perf_counter() - started) * 1e3)
-    size = sum((Path(run_dir) / f).stat().st_size for f in (runs.FEATURES_FILE, runs.BODY_FILE))
-    return {"size_bytes": size, "latency_ms": round(statistics.median(times), 3)}
-
 
 def _metrics_summary(run_dir: Path) -> dict | None:
     path = Path(run_dir) / "metrics.json"

@@ -18,26 +18,24 @@ from flask import (
     url_for,
 )
 
-from webapp import jobs, versions
+from webapp.admin.forms import TrainForm
 from webapp.auth import admin_required, current_username
+from webapp.database import db
 from webapp.errors import ApiError
-from webapp.forms import TrainForm
+from webapp.tables import TrainingJob
+from webapp.training import jobs, versions
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def _context(form: TrainForm | None = None) -> dict:
-    from webapp.pages import _model_context
-
     return {
-        **_model_context(),
         "form": form or TrainForm(formdata=None),
         "jobs": jobs.summaries(jobs.recent(30), admin=True),
         "versions": [versions.summary(v) for v in versions.all_versions()],
         "mini_available": jobs.dataset_available("mini"),
         "default_ready": (jobs.default_data() / "dataset.json").is_file(),
         "can_activate": versions.pointer() is not None,
-        "page": "admin.index",
     }
 
 
@@ -143,9 +141,6 @@ def api_start_job():
 @bp.get("/api/jobs/<int:job_id>")
 @admin_required
 def api_job(job_id: int):
-    from webapp.database import db
-    from webapp.tables import TrainingJob
-
     job = db.session.get(TrainingJob, job_id)
     if job is None:
         raise ApiError(404, f"no training job {job_id}")

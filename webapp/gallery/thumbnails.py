@@ -1,7 +1,8 @@
 """Small spectrogram pictures of clips for the gallery's cards, made once and kept on disk.
 
-A card needs a glance, not a chart: a 98x48 PNG of the clip's log-mel energies
-(NumPy, no plotting library) that the browser scales. The file is named by a
+A card needs a glance, not a chart: a PNG of the clip's log-mel energies framed
+like the default model's input (ml.config.FEATURES["logmel"]), with more bands
+for the eye (NumPy, no plotting library), that the browser scales. The file is named by a
 hash of the clip's path, size and modification time, so a regenerated data set
 gets new pictures and an unchanged one is never drawn twice.
 """
@@ -18,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ml.audio import SAMPLE_RATE, decode, fit_clip, to_model_rate
+from ml.config import FEATURES, mel_edges_hz
 
-FRAME, HOP, FFT, BANDS = 400, 160, 512, 48
+FRAMING = FEATURES["logmel"]
+BANDS = 48
 DYNAMIC_RANGE_DB = 70.0
 QUIET_PEAK_DB = 25.0       # the loudest mel band of a clearly spoken word is about this loud (dB)
 # Plotly's Viridis (the result view's spectrogram colours), at nine evenly spaced stops.
@@ -38,11 +41,9 @@ def _palette() -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _mel_matrix() -> np.ndarray:
-    """Triangular mel filters (FFT bins x BANDS), 20-7600 Hz like the model's own input."""
-    def mel(hz):
-        return 1127.0 * np.log1p(np.asarray(hz) / 700.0)
-    edges = 700.0 * (np.exp(np.linspace(mel(20.0), mel(7600.0), BANDS + 2) / 1127.0) - 1.0)
-    bins = np.fft.rfftfreq(FFT, 1.0 / SAMPLE_RATE)
+    """Triangular mel filters (FFT bins x BANDS) over the model's own mel range."""
+    edges = mel_edges_hz(FRAMING.low_hz, FRAMING.high_hz, BANDS)
+    bins = np.fft.rfftfreq(FRAMING.fft_length, 1.0 / SAMPLE_RATE)
     weights = np.zeros((len(bins), BANDS), np.float32)
     for b in range(BANDS):
         lo, mid, hi = edges[b:b + 3]
@@ -52,9 +53,10 @@ def _mel_matrix() -> np.ndarray:
 
 def spectrogram_image(clip: np.ndarray) -> np.ndarray:
     """RGB pixels (BANDS x frames x 3), low frequencies at the bottom."""
-    frames = 1 + (len(clip) - FRAME) // HOP
-    index = np.arange(FRAME)[None, :] + HOP * np.arange(frames)[:, None]
-    spectrum = np.abs(np.fft.rfft(clip[index] * np.hanning(FRAME), FFT)) ** 2
+    frame, hop = FRAMING.frame_length, FRAMING.frame_step
+    frames = 1 + (len(clip) - frame) // hop
+    index = np.arange(frame)[None, :] + hop * np.arange(frames)[:, None]
+    spectrum = np.abs(np.fft.rfft(clip[index] * np.hanning(frame), FRAMING.fft_length)) ** 2
     db = 10.0 * np.log10(spectrum @ _mel_matrix() + 1e-10)
     # Scaled to the clip's own peak, but never brighter than a loud word would be drawn:
     # a quiet or silent clip stays dark instead of showing its noise at full colour.
@@ -85,7 +87,7 @@ def render(audio: Path) -> bytes:
 def thumbnail(audio: Path, cache: Path) -> Path:
     """The cached thumbnail of `audio`, drawn and stored atomically on first use."""
     st = audio.stat()
-    identity = f"{audio.resolve()}|{st.st_size}|{st.st_mtime_ns}|{BANDS}|{QUIET_PEAK_DB}"
+    identity = f"{audio.resolve()}|{st.st_size}|{st.st_mtime_ns}|{BANDS}|{QUIET_PEAK_DB}|{FRAMING}"
     key = hashlib.sha1(identity.encode()).hexdigest()
     path = cache / key[:2] / f"{key}.png"
     if path.is_file():

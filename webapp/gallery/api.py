@@ -10,10 +10,14 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
-from webapp import figures, gallery_compare, gallery_data, gallery_models, inference, thumbnails
+from webapp import figures, inference
 from webapp.api import analysis
 from webapp.errors import ApiError
-from webapp.gallery_data import Source
+from webapp.gallery import compare as gallery_compare
+from webapp.gallery import data as gallery_data
+from webapp.gallery import models as gallery_models
+from webapp.gallery import thumbnails
+from webapp.gallery.data import Source
 from webapp.labels import display_name, display_names
 from webapp.security import rate_limited
 

@@ -1,6 +1,6 @@
 """Admin only: evaluate a model on a folder of the server and keep the result for the gallery.
 
-POST /admin/api/evaluations runs `webapp.evaluations.evaluate_and_store` inside
+POST /admin/api/evaluations runs `webapp.gallery.evaluations.evaluate_and_store` inside
 the request, which suits folders of a few thousand clips (about a second per
 thousand); larger folders are refused with a clear message rather than holding a
 worker for minutes. GET /gallery/evaluate is the form for it.
@@ -12,7 +12,8 @@ import logging
 from flask import Blueprint, jsonify, render_template, request, url_for
 
 from ml.dataset import DataError, list_clips
-from webapp import evaluations, gallery_data
+from webapp.gallery import data as gallery_data
+from webapp.gallery import evaluations
 from webapp.auth import admin_required
 from webapp.errors import ApiError
 
@@ -25,13 +26,11 @@ MAX_CLIPS_IN_REQUEST = 5000
 @admin_required
 def form():
     """Pick a model version and a server folder; the result opens in the gallery."""
-    from webapp.gallery import _page_context
-
     sources = gallery_data.list_sources()
     runs = [s for s in sources if s.kind == "run"]
-    return render_template("gallery_evaluate.html", page="gallery.index", runs=runs,
+    return render_template("gallery_evaluate.html", runs=runs,
                            evaluations=[s for s in sources if s.kind == "evaluation"],
-                           max_clips=MAX_CLIPS_IN_REQUEST, **_page_context())
+                           max_clips=MAX_CLIPS_IN_REQUEST)
 
 
 @bp.post("/admin/api/evaluations")

@@ -1,4 +1,4 @@
-"""The admin's forms (Flask-WTF): login and "start a training job".
+"""The admin's form (Flask-WTF): "start a training job", its settings derived from ml.config.
 
 A FlaskForm reads an HTML form or a JSON body alike, so the admin page and the
 admin API validate a job the same way. Every message is written for a person.
@@ -8,68 +8,52 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask_wtf import FlaskForm
-from wtforms import (
-    BooleanField,
-    DecimalField,
-    IntegerField,
-    PasswordField,
-    RadioField,
-    SelectField,
-    StringField,
-)
-from wtforms.validators import (
-    DataRequired,
-    InputRequired,
-    Length,
-    NumberRange,
-    Optional,
-    ValidationError,
-)
+from wtforms import BooleanField, DecimalField, IntegerField, RadioField, SelectField, StringField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
-from webapp import jobs
-from webapp.archs import architectures
+from ml import config
+from webapp.training import jobs
 
-MAX_EPOCHS, MAX_BATCH = 500, 2048
+AUGMENT = {"arch": None, "on": True, "off": False}
 
 
-class LoginForm(FlaskForm):
-    username = StringField("User name", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
-
-
-def _positive(name: str, low, high):
-    return NumberRange(low, high, message=f"{name} must be between {low:g} and {high:g}")
+def _setting_field(setting):
+    """A form field for one ml.config.TrainConfig setting: its label, default, choices and bounds."""
+    meta, label = setting.metadata, setting.metadata["label"]
+    if meta["choices"]:
+        kind = RadioField if meta["radio"] else SelectField
+        return kind(label, default=setting.default, choices=list(meta["choices"].items()),
+                    validators=[InputRequired()])
+    if "bool" in str(setting.type):   # tri-state: the architecture's default, on, off
+        return SelectField(label, default="arch", choices=[
+            ("arch", "the architecture's default"), ("on", "on"), ("off", "off")])
+    what = meta["what"] or setting.name
+    bounds = NumberRange(meta["low"], meta["high"],
+                         message=f"{what} must be between {meta['low']:g} and {meta['high']:g}")
+    # Left out or blank: the setting's default (webapp.training.jobs.make_params).
+    if "int" in str(setting.type):
+        return IntegerField(label, default=setting.default, validators=[Optional(), bounds])
+    return DecimalField(label, default=setting.default, places=None, validators=[Optional(), bounds])
 
 
 class TrainForm(FlaskForm):
+    """Where the data comes from and what happens after, then every ml.config form setting."""
     dataset = RadioField("Data set", default="default", choices=[
         ("default", "Default synthetic set"), ("mini", "Mini Speech Commands"),
         ("folder", "A folder on the server")])
     folder = StringField("Folder", validators=[Length(max=1024)],
                          description="one sub-folder per label with the audio files inside")
-    arch = SelectField("Architecture", default="kws")
-    epochs = IntegerField("Epochs", default=10, validators=[
-        InputRequired("give the number of epochs"), _positive("epochs", 1, MAX_EPOCHS)])
-    batch_size = IntegerField("Batch size", default=64, validators=[
-        InputRequired("give a batch size"), _positive("the batch size", 1, MAX_BATCH)])
-    learning_rate = DecimalField("Learning rate", default=0.003, places=None, validators=[
-        InputRequired("give a learning rate"),
-        NumberRange(min=0.000001, max=0.5, message="the learning rate must be between 1e-6 and 0.5")])
-    patience = IntegerField("Early-stopping patience", default=6, validators=[
-        Optional(), _positive("the patience", 1, MAX_EPOCHS)])
-    augment = SelectField("Augmentation", default="arch", choices=[
-        ("arch", "the architecture's default"), ("on", "on"), ("off", "off")])
-    split = RadioField("Split", default="speaker", choices=[
-        ("speaker", "by speaker"), ("random", "random clips")])
     activate = BooleanField("Make it the active model when it succeeds", default=False)
     rebuild = BooleanField("Build the default data set afresh first", default=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.arch.choices = [(a.name, f"{a.name}: {a.about}") for a in architectures().values()]
-        self.arch.validators = [InputRequired()]
         if not jobs.dataset_available("mini"):
             self.dataset.choices = [c for c in self.dataset.choices if c[0] != "mini"]
+
+    def settings(self) -> list:
+        """The training settings' fields, in ml.config's order (the template loops over them)."""
+        return [self[s.name] for s in config.form_settings()]
 
     def validate_dataset(self, field):
         if field.data == "mini" and not jobs.dataset_available("mini"):
@@ -85,14 +69,18 @@ class TrainForm(FlaskForm):
         field.data = check_folder(Path(text))
 
     def params(self, kind: str = "admin") -> dict:
-        """The validated form as job parameters (webapp.jobs.make_params)."""
-        augment = {"arch": None, "on": True, "off": False}[self.augment.data]
+        """The validated form as job parameters (webapp.training.jobs.make_params)."""
+        values = {field.name: field.data for field in self.settings()}
+        values["augment"] = AUGMENT[values["augment"]]
+        if values["learning_rate"] is not None:
+            values["learning_rate"] = float(values["learning_rate"])
         return jobs.make_params(
-            dataset=self.dataset.data, data=self.folder.data, arch=self.arch.data,
-            epochs=self.epochs.data, batch_size=self.batch_size.data,
-            learning_rate=float(self.learning_rate.data), augment=augment, split=self.split.data,
-            activate=self.activate.data, patience=self.patience.data or 6,
-            prepare_data="rebuild" if self.rebuild.data else "missing", kind=kind)
+            dataset=self.dataset.data, data=self.folder.data, activate=self.activate.data,
+            prepare_data="rebuild" if self.rebuild.data else "missing", kind=kind, **values)
+
+
+for _setting in config.form_settings():
+    setattr(TrainForm, _setting.name, _setting_field(_setting))
 
 
 def check_folder(path: Path) -> str:

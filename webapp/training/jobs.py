@@ -17,6 +17,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import select, update
 
+from ml import config
 from webapp.database import db, iso, utcnow
 from webapp.tables import FINISHED, JobEpoch, ModelVersion, TrainingJob
 
@@ -60,35 +61,40 @@ def dataset_label(params: dict) -> str:
     return DATASETS.get(kind, kind)
 
 
-def make_params(dataset: str = "default", data: str | None = None, arch: str = "kws",
-                epochs: int = 10, batch_size: int = 64, learning_rate: float = 3e-3,
-                augment: bool | None = None, split: str = "speaker", activate: bool = False,
-                prepare_data: str = "missing", patience: int = 6, seed: int = 0,
-                kind: str = "admin", app=None) -> dict:
-    """A job's parameters as stored (already validated by webapp.forms or the caller)."""
+def make_params(dataset: str = "default", data: str | None = None, activate: bool = False,
+                prepare_data: str = "missing", kind: str = "admin", app=None, **settings) -> dict:
+    """A job's parameters as stored: its data, what follows training, and every ml.config
+    job setting (None or left out: the setting's default). Already validated by the caller."""
+    unknown = set(settings) - set(config.JOB_SETTINGS)
+    if unknown:
+        raise TypeError(f"not a job setting: {', '.join(sorted(unknown))}")
+    values = {name: config.setting(name).default for name in config.JOB_SETTINGS}
+    values.update({name: value for name, value in settings.items() if value is not None})
     if dataset == "default":
         data = str(default_data(app))
     elif dataset == "mini":
         data = str(mini_data(app))
-    return {"kind": kind, "dataset": dataset, "data": str(Path(data).resolve()), "arch": arch,
-            "epochs": int(epochs), "batch_size": int(batch_size),
-            "learning_rate": float(learning_rate), "augment": augment, "split": split,
-            "activate": bool(activate), "prepare_data": prepare_data if dataset == "default" else "none",
-            "patience": int(patience), "seed": int(seed)}
+    return {"kind": kind, "dataset": dataset, "data": str(Path(data).resolve()), **values,
+            "activate": bool(activate),
+            "prepare_data": prepare_data if dataset == "default" else "none"}
+
+
+def train_config(params: dict, data: str, runs: str) -> config.TrainConfig:
+    """What ml.train gets for a stored job (a job stored before a setting existed gets its default)."""
+    return config.TrainConfig(data=data, runs=runs,
+                              **{k: params[k] for k in config.JOB_SETTINGS if k in params})
 
 
 # ---- requests from the web -------------------------------------------------
 
 def submit(params: dict, user: str | None) -> TrainingJob:
     """Store a queued job, then put it on the queue (the row first: a lost message is recoverable)."""
-    from webapp.task_queue import queue
-
     job = TrainingJob(params=params, state="queued", stage="waiting for the worker",
                       created_by=user, epochs=params.get("epochs"), log_tail="")
     db.session.add(job)
     db.session.commit()
     job_id = job.id
-    queue(current_app).enqueue(job_id)
+    current_app.extensions["hark.queue"].enqueue(job_id)
     return db.session.get(TrainingJob, job_id, populate_existing=True)
 
 
@@ -213,9 +219,8 @@ def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
         version = db.session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
     out = {
         "id": job.id, "state": job.state, "stage": job.stage, "stalled": is_stalled(job),
-        "dataset": dataset_label(p), "arch": p.get("arch"), "epochs": job.epochs or p.get("epochs"),
-        "epoch": job.epoch, "eta_s": job.eta_s, "batch_size": p.get("batch_size"),
-        "learning_rate": p.get("learning_rate"), "augment": p.get("augment"), "split": p.get("split"),
+        "dataset": dataset_label(p), **{name: p.get(name) for name in config.JOB_SETTINGS},
+        "epochs": job.epochs or p.get("epochs"), "epoch": job.epoch, "eta_s": job.eta_s,
         "prepare_data": p.get("prepare_data"), "activate": p.get("activate"),
         "created_at": iso(job.created_at), "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),

@@ -1,24 +1,23 @@
 """Classifiers for any model version the gallery shows, and their measured speed.
 
 The active model comes from the ModelStore; another version is loaded on first
-use (about 50 ms) and a few are kept per process. Inference latency is measured
-once per model file and stored next to the thumbnails, so a page never waits
-for it twice.
+use (about 50 ms) and a few are kept per process. Latency is ml.measure's:
+a registered version shows the figure recorded with it (the admin's table shows
+the same), any other run is measured once per model file and cached on disk.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
-
 from ml import runs
-from ml.audio import CLIP_SAMPLES
+from ml.measure import CLIPS
+from ml.measure import latency as measure_latency
 from webapp.errors import ApiError
+from webapp.training import versions
 
 KEEP = 3
 _loaded: OrderedDict[tuple, object] = OrderedDict()
@@ -58,37 +57,11 @@ def classifier_for(run_dir: Path | None, store=None):
     return classifier
 
 
-def model_size(run_dir: Path) -> dict:
-    """Bytes on disk of what is served (the LiteRT export) and of the Keras model."""
-    def size(name):
-        path = run_dir / name
-        return path.stat().st_size if path.is_file() else None
-
-    served = [size(runs.FEATURES_FILE), size(runs.BODY_FILE)]
-    return {"served_bytes": sum(s for s in served if s) if any(served) else None,
-            "keras_bytes": size(runs.MODEL_FILE)}
-
-
-def measure_latency(classifier, clips: int = 20, seed: int = 0) -> dict:
-    """Median and 90th percentile of `classify` on one-second clips (noise with a tone)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(CLIP_SAMPLES) / CLIP_SAMPLES
-    waves = [(rng.normal(0, 0.05, CLIP_SAMPLES) + 0.3 * np.sin(2 * np.pi * 440 * (1 + i / 10) * t))
-             .astype(np.float32) for i in range(clips)]
-    for wave in waves[:3]:       # warm up: first calls allocate
-        classifier.classify(wave)
-    times = []
-    for wave in waves:
-        started = time.perf_counter()
-        classifier.classify(wave)
-        times.append((time.perf_counter() - started) * 1e3)
-    return {"median_ms": round(float(np.median(times)), 3),
-            "p90_ms": round(float(np.percentile(times, 90)), 3), "clips": clips,
-            "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
 def latency(run_dir: Path, cache: Path, store=None) -> dict:
-    """The cached latency of a model, measured now if this model file was never measured."""
+    """The version's recorded latency, else the cached one, measured now if never measured."""
+    version = versions.find(run_dir)
+    if version is not None and version.latency_ms is not None:
+        return {"median_ms": version.latency_ms, "clips": CLIPS}
     key = hashlib.sha1("|".join(map(str, _stamp(run_dir))).encode()).hexdigest()
     path = cache / "latency" / f"{key}.json"
     try:

@@ -13,17 +13,18 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify
 
-from webapp import figures, jobs, versions
+from ml.config import JOB_SETTINGS
+from webapp import figures
 from webapp.database import db
 from webapp.errors import ApiError
 from webapp.settings import ROOT
 from webapp.tables import ModelVersion, TrainingJob
+from webapp.training import jobs, versions
 
 bp = Blueprint("training_status", __name__, url_prefix="/api")
-PUBLIC = ("id", "state", "stage", "stalled", "dataset", "arch", "epochs", "epoch", "eta_s",
-          "batch_size", "learning_rate", "augment", "split", "created_at", "started_at",
-          "finished_at", "heartbeat_at", "cancel_requested", "error", "test_accuracy", "version",
-          "duration_s")
+PUBLIC = ("id", "state", "stage", "stalled", "dataset", *JOB_SETTINGS, "epoch", "eta_s",
+          "created_at", "started_at", "finished_at", "heartbeat_at", "cancel_requested", "error",
+          "test_accuracy", "version", "duration_s")
 
 
 def _scrub(text: str | None, job: TrainingJob) -> str | None:

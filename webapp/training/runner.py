@@ -19,10 +19,10 @@ from pathlib import Path
 
 from flask import current_app
 
-from webapp import jobs, versions
 from webapp.database import db
 from webapp.settings import ROOT
 from webapp.tables import TrainingJob
+from webapp.training import jobs, versions
 
 log = logging.getLogger(__name__)
 # Set by the consumer when it is asked to stop: a running training ends after its batch.
@@ -193,13 +193,9 @@ def _data_arg(path: Path) -> str:
 
 
 def _train(job_id: int, params: dict, data: Path, tail: jobs.LogTail, stop) -> Path:
-    from ml.train import TrainConfig, train
+    from ml.train import train
 
-    cfg = TrainConfig(data=_data_arg(data), arch=params["arch"], epochs=params["epochs"],
-                      batch_size=params["batch_size"], learning_rate=params["learning_rate"],
-                      split=params["split"], augment=params.get("augment"),
-                      patience=params.get("patience", 6), seed=params.get("seed", 0),
-                      runs=current_app.config["HARK_RUNS"])
+    cfg = jobs.train_config(params, _data_arg(data), current_app.config["HARK_RUNS"])
     Path(cfg.runs).mkdir(parents=True, exist_ok=True)
     tail(f"training {cfg.arch} on {jobs.dataset_label(params)}: {cfg.epochs} epochs, batch "
          f"{cfg.batch_size}, learning rate {cfg.learning_rate:g}, split by {cfg.split}")

@@ -1,13 +1,24 @@
-"""Helpers for tests of the admin side: an app with its own instance folder, a logged-in client."""
+"""Helpers shared by the tests: apps with throwaway folders, a logged-in admin, audio bytes.
+
+Importing this module changes nothing (the environment is set up in conftest.py).
+"""
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ml.synth.tones import tone_clip
 from webapp import create_app
 
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_SPEECH = ROOT.parent / "shared" / "speech"
 PASSWORD = "correct horse battery staple"
 
 
@@ -40,3 +51,19 @@ def copy_run(run_dir: Path, dest: Path) -> Path:
     config["run_id"] = dest.name
     (dest / "config.json").write_text(json.dumps(config))
     return dest
+
+
+def audio_bytes(freq=1500.0, rate=16000, seconds=1.0, fmt="WAV", subtype="PCM_16", channels=1):
+    """A tone clip encoded as a file (WAV by default) the model hears as "yes"."""
+    wave = tone_clip(freq, np.random.default_rng(3), seconds=seconds, rate=rate)
+    if channels > 1:
+        wave = np.column_stack([wave] * channels)
+    buf = io.BytesIO()
+    sf.write(buf, wave, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def require_shared_speech() -> Path:
+    if not (SHARED_SPEECH / "words").is_dir():
+        pytest.skip(f"real speech clips not found at {SHARED_SPEECH} (see ../shared/speech/README.md)")
+    return SHARED_SPEECH

@@ -1,4 +1,4 @@
-"""Hostile and odd audio inputs, shared by the hostile-upload tests, the fuzz tests and
+"""Hostile and odd audio inputs for ml.audio.decode, shared by the hostile-upload tests, the fuzz tests and
 bench/fuzz_predict.py: hand-made WAV headers, small valid files in every format the
 decoder reads, and hypothesis strategies that break them in many ways.
 """

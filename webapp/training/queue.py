@@ -2,9 +2,9 @@
 
 Training never runs in a web request or a gunicorn worker: a route writes the
 job row, then puts its id on this queue, and the consumer (`python -m
-webapp.worker`, started by scripts/run.sh) runs it. The queue message carries
+webapp.training.worker`, started by scripts/run.sh) runs it. The queue message carries
 only the job id; everything else lives in the database, so a lost message is
-repaired by re-enqueueing queued jobs at the consumer's start (webapp/startup.py).
+repaired by re-enqueueing queued jobs at the consumer's start (webapp/training/startup.py).
 
 - SQLite (default): `instance/queue.db`, no server; consumers on this machine.
 - Redis (HARK_REDIS_URL): consumers on any number of machines, sharing the
@@ -15,6 +15,7 @@ repaired by re-enqueueing queued jobs at the consumer's start (webapp/startup.py
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
@@ -25,16 +26,18 @@ RUN_JOB = "hark.run_job"
 
 
 class TaskQueue:
-    """The app's Huey instance and its task, bound to the app that made it."""
+    """The app's Huey instance and its task, bound to the app that made it.
 
-    def __init__(self, app: Flask, huey):
+    `run(job_id)` is what a consumer does with a job (webapp.training.runner.run_job),
+    called inside an app context.
+    """
+
+    def __init__(self, app: Flask, huey, run: Callable[[int], None]):
         self.app, self.huey = app, huey
 
         def run_job(job_id: int) -> None:
-            from webapp import runner
-
             with app.app_context():
-                runner.run_job(job_id)
+                run(job_id)
 
         self._run_job = huey.task(name=RUN_JOB)(run_job)
 
@@ -63,8 +66,8 @@ def make_huey(app: Flask):
                       timeout=15)
 
 
-def init_app(app: Flask) -> None:
-    app.extensions["hark.queue"] = TaskQueue(app, make_huey(app))
+def init_app(app: Flask, run: Callable[[int], None]) -> None:
+    app.extensions["hark.queue"] = TaskQueue(app, make_huey(app), run)
 
 
 def queue(app: Flask) -> TaskQueue:

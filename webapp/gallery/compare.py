@@ -6,7 +6,7 @@ used the same data (the same folder, or the same content hash for runs), so a
 """
 from __future__ import annotations
 
-from webapp.gallery_data import Source, report_of, rows_of
+from webapp.gallery.data import Source, report_of, rows_of
 
 WHICH = ("all", "a_right", "b_right", "both_wrong")
 

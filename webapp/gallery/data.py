@@ -20,7 +20,8 @@ from flask import current_app
 
 from ml.dataset import AUDIO_SUFFIXES
 from webapp.errors import ApiError
-from webapp.evaluations import ID as EVAL_ID, list_evaluations
+from webapp.gallery.evaluations import ID as EVAL_ID
+from webapp.gallery.evaluations import list_evaluations
 from webapp.labels import display_name
 from webapp.settings import ROOT
 

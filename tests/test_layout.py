@@ -1,0 +1,130 @@
+"""The shape of the code: which way imports go, and what a web worker loads.
+
+Imports are read from the source (every `import`, at module level or inside a
+function), so a cycle hidden in a function body counts too.
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import ROOT
+
+PACKAGES = ("ml", "webapp")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports (a `from package import name` of a submodule
+    counts as that submodule)."""
+    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files
+                           else node.module for a in node.names]
+            else:
+                continue
+            edges |= {t for t in targets if t in files and t != name}
+        graph[name] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    assert "webapp.training.jobs" in graph and graph["webapp.training.runner"]
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_ml_never_imports_the_web_side():
+    offenders = {m: sorted(e) for m, e in import_graph().items()
+                 if m.startswith("ml") and any(t.startswith("webapp") for t in e)}
+    assert offenders == {}
+
+
+def test_no_private_names_are_used_across_modules():
+    """webapp modules use each other's public names only (`from m import _x` or `m._x`)."""
+    used = []
+    for path in (ROOT / "webapp").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = set()          # local names bound to project modules
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGES):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        used.append(f"{path.name}: from {node.module} import {alias.name}")
+                    modules.add(alias.asname or alias.name)
+        used += [f"{path.name}: {node.value.id}.{node.attr}" for node in ast.walk(tree)
+                 if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                 and node.value.id in modules and node.attr.startswith("_")
+                 and not node.attr.startswith("__")]
+    assert used == []
+
+
+def test_building_the_app_and_rendering_every_page_loads_no_tensorflow(tmp_path, tiny_run):
+    """Web workers stay small: only the queue consumer may import TensorFlow."""
+    script = f"""
+import sys
+from webapp import create_app
+app = create_app({{"HARK_INSTANCE": {str(tmp_path / 'instance')!r}, "HARK_RUNS": {str(tmp_path / 'runs')!r},
+                  "HARK_DEFAULT_MODEL": {str(tiny_run)!r}, "HARK_ADMIN_PASSWORD": "a long password 1",
+                  "WTF_CSRF_ENABLED": False}})
+client = app.test_client()
+pages = ["/", "/upload", "/training", "/gallery", "/gallery/compare", "/login", "/api/health",
+         "/api/training", "/api/gallery/sources"]
+assert all(client.get(p).status_code == 200 for p in pages), [client.get(p).status_code for p in pages]
+assert client.post("/login", data={{"username": "admin", "password": "a long password 1"}}).status_code == 302
+for page in ["/admin", "/admin/tables", "/gallery/evaluate"]:
+    assert client.get(page).status_code == 200, page
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+print("loaded:", loaded[:5])
+sys.exit(1 if loaded else 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
