@@ -22,6 +22,10 @@ class ConfigError(DataError):
     """A job setting that cannot be used; the message names it and says why."""
 
 
+# The two labels that are not words: nobody speaking, and a word outside the vocabulary.
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+
+
 # ---- features -------------------------------------------------------------------
 
 @dataclass(frozen=True)

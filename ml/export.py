@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from ml.audio import CLIP_SAMPLES
+from ml.config import UNKNOWN
 from ml.runs import BODY_FILE, FEATURES_FILE
 
 
@@ -38,7 +39,7 @@ class LabelWeights(keras.layers.Layer):
 
 
 def label_weights(labels: list[str], unknown_weight: float) -> list[float]:
-    return [unknown_weight if label == "_unknown_" else 1.0 for label in labels]
+    return [unknown_weight if label == UNKNOWN else 1.0 for label in labels]
 
 
 def export_serving(model: keras.Model, run_dir: Path, weights: list[float] | None = None) -> None:

@@ -10,7 +10,6 @@ import os
 import re
 import stat
 
-import pytest
 
 from tests.helpers import PASSWORD, csrf_token, login, make_app
 from tests.helpers import audio_bytes

@@ -7,22 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-from ml.synth.tones import tone_clip
+from tests.helpers import audio_bytes
 from webapp import figures
 from webapp.audio_input import sniff
 from webapp.labels import verdict
 from webapp.model_store import ModelStore, NoModel
-
-
-def audio_bytes(freq=1500.0, rate=16000, seconds=1.0, fmt="WAV", subtype="PCM_16", channels=1):
-    wave = tone_clip(freq, np.random.default_rng(3), seconds=seconds, rate=rate)
-    if channels > 1:
-        wave = np.column_stack([wave] * channels)
-    buf = io.BytesIO()
-    sf.write(buf, wave, rate, format=fmt, subtype=subtype)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

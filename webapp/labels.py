@@ -5,7 +5,8 @@ guess must read as a weak guess, never as a confident command.
 """
 from __future__ import annotations
 
-SILENCE, UNKNOWN = "_silence_", "_unknown_"
+from ml.config import SILENCE, UNKNOWN
+
 DISPLAY_NAMES = {SILENCE: "silence", UNKNOWN: "not a command"}
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-TONES = {"down": 300.0, "go": 700.0, "yes": 1500.0, "_silence_": None}
+from ml.config import SILENCE
+
+TONES = {"down": 300.0, "go": 700.0, "yes": 1500.0, SILENCE: None}
 
 
 def tone_clip(freq: float | None, rng: np.random.Generator, seconds: float = 1.0, rate: int = 16000):

@@ -3,10 +3,9 @@
 The `_unknown_` words are the Speech Commands auxiliary words plus everyday
 words, none a command nor a near-homophone of one.
 """
+from ml.config import SILENCE, UNKNOWN
 
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "stop", "go")
-SILENCE = "_silence_"
-UNKNOWN = "_unknown_"
 LABELS = COMMANDS + (SILENCE, UNKNOWN)
 
 # Speech Commands' other words.
