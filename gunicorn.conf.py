@@ -6,10 +6,14 @@ never in the master, since an interpreter's threads and locks do not survive a f
 import gc
 import os
 
+# Where clients connect when gunicorn runs alone; scripts/run.sh, with nginx in front, binds
+# gunicorn to a private unix socket instead (--bind on its command line wins over this).
 bind = os.environ.get("HARK_BIND", "127.0.0.1:8000")
 # CPU-bound requests: one worker per core plus one to cover a worker blocked on a slow upload.
 workers = int(os.environ.get("HARK_WORKERS") or min((os.cpu_count() or 1) + 1, 8))
-worker_class = "sync"       # one request at a time per worker: the model step is CPU-bound
+# One request at a time per worker: the model step is CPU-bound. A sync worker waits for the
+# whole request body, so slow clients are nginx's to absorb (deploy/nginx.conf.template).
+worker_class = "sync"
 preload_app = False         # import the app and load the model in each worker, not the master
 timeout = int(os.environ.get("HARK_TIMEOUT", "60"))
 graceful_timeout = 30

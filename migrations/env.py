@@ -3,6 +3,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import text
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -13,6 +14,8 @@ config = context.config
 if not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
+# PostgreSQL advisory lock key held while migrating (any constant shared by every Hark process).
+MIGRATION_LOCK = 0x4841524B   # "HARK"
 
 
 def get_engine():
@@ -104,6 +107,10 @@ def run_migrations_online():
         )
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several machines may start at once on one database: one migrates, the
+                # others wait here, then find the schema at its head (read after the wait).
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             context.run_migrations()
 
 

@@ -1,7 +1,11 @@
 """Serving: load a run once, classify raw audio of any rate and length in one call.
 
-Runs the run's LiteRT export (see ml/export.py) and never imports TensorFlow,
-so a serving process is small and a clip takes about a millisecond.
+Runs the run's LiteRT export (see ml/export.py), with onnxruntime for the
+pretrained speech embedding where a run uses it, and never imports TensorFlow,
+so a serving process is small and a clip takes a few milliseconds. Three kinds
+of run serve through the same API: a network on its own spectrogram
+(features.tflite + body.tflite), a head on the pretrained embedding
+(body.tflite), and an ensemble that averages its member runs.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from ml import runs
 from ml.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_clip, to_model_rate
-from ml.config import FeatureSpec
+from ml.config import UNKNOWN, FeatureSpec
 from ml.runs import BODY_FILE, FEATURES_FILE
 
 
@@ -45,12 +49,87 @@ class _Graph:
         return self.interpreter.get_tensor(self.output)
 
 
+class _SpectrogramModel:
+    """features.tflite (waveform -> image) then body.tflite (image -> probabilities)."""
+
+    def __init__(self, run_dir: Path, config: dict, threads: int):
+        self.spec = FeatureSpec.of(config.get("feature_params"), config["features"])
+        self.share_key = ("spectrogram", self.spec)     # members with equal keys share features
+        self._features = _Graph(run_dir / FEATURES_FILE, threads)
+        self._body = _Graph(run_dir / BODY_FILE, threads)
+
+    def features(self, clip: np.ndarray) -> np.ndarray:
+        return self._features(clip[np.newaxis])
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        return self._body(features)[0]
+
+    @staticmethod
+    def picture(features: np.ndarray) -> np.ndarray:
+        return features[0, ..., 0]
+
+
+class _EmbeddingModel:
+    """The pretrained speech embedding (onnxruntime), then body.tflite (the trained head)."""
+
+    def __init__(self, run_dir: Path, config: dict, threads: int):
+        from ml.embedding import EmbeddingSpec, SpeechEmbedding, chart_spec
+
+        self.embedding_spec = EmbeddingSpec(**config.get("embedding", {}))
+        self.spec = chart_spec()
+        self.share_key = ("embedding", self.embedding_spec)
+        self._embed = SpeechEmbedding(self.embedding_spec, threads)
+        self._body = _Graph(run_dir / BODY_FILE, threads)
+
+    def features(self, clip: np.ndarray):
+        return self._embed(clip[np.newaxis])
+
+    def probabilities(self, features) -> np.ndarray:
+        return self._body(features[0])[0]
+
+    def picture(self, features) -> np.ndarray:
+        """The mel graph's frames as natural-log power, like LogMel's (its values are dB/10 + 2)."""
+        from ml.embedding import clip_frames
+
+        return (clip_frames(features[1][0], self.embedding_spec) - 2.0) * np.log(10.0)
+
+
+class _EnsembleModel:
+    """The average of its members' probabilities, re-weighted by the ensemble's own
+    `_unknown_` weight; the charts show what its first member hears."""
+
+    def __init__(self, run_dir: Path, config: dict, labels: list[str], threads: int):
+        self.members = [Classifier(m, threads) for m in runs.members_of(run_dir, config)]
+        for member in self.members:
+            if member.labels != labels:
+                raise runs.RunError(f"{member.run_dir}: its labels differ from the ensemble's")
+        self.weights = np.array([config.get("unknown_weight", 1.0) if label == UNKNOWN else 1.0
+                                 for label in labels], np.float32)
+        self.spec = self.members[0].feature_spec
+
+    def features(self, clip: np.ndarray):
+        """Each member's input, computed once per kind (two heads share one embedding)."""
+        done = {}
+        for m in self.members:
+            if m.model.share_key not in done:
+                done[m.model.share_key] = m.model.features(clip)
+        return [done[m.model.share_key] for m in self.members]
+
+    def probabilities(self, features) -> np.ndarray:
+        mean = np.mean([m.model.probabilities(f) for m, f in zip(self.members, features)], axis=0)
+        weighted = mean * self.weights
+        return weighted / weighted.sum()
+
+    def picture(self, features) -> np.ndarray:
+        return self.members[0].model.picture(features[0])
+
+
 class Classifier:
     """A trained run ready to serve. Thread-safe; one clip at a time."""
 
     def __init__(self, run_dir: str | Path, threads: int = 1):
         self.run_dir = runs.check_run(Path(run_dir))
-        missing = [f for f in (FEATURES_FILE, BODY_FILE) if not (self.run_dir / f).is_file()]
+        missing = [f.name for f in runs.serving_files(self.run_dir) if not f.is_file()]
         if missing:
             raise runs.RunError(f"{self.run_dir}: no serving export ({', '.join(missing)}); "
                                 f"make it with: python -m ml export --model {self.run_dir}")
@@ -58,10 +137,15 @@ class Classifier:
         self.config: dict = runs.read_json(self.run_dir / "config.json")
         self.version = self.config.get("run_id", self.run_dir.name)  # models/default keeps its id
         self.feature_kind = self.config["features"]
-        # Runs made before specs were saved used the catalogue's framing of their kind.
-        self.feature_spec = FeatureSpec.of(self.config.get("feature_params"), self.feature_kind)
-        self._features = _Graph(self.run_dir / FEATURES_FILE, threads)
-        self._body = _Graph(self.run_dir / BODY_FILE, threads)
+        if self.config.get("members"):
+            self.model = _EnsembleModel(self.run_dir, self.config, self.labels, threads)
+        elif self.feature_kind == "embedding":
+            self.model = _EmbeddingModel(self.run_dir, self.config, threads)
+        else:
+            self.model = _SpectrogramModel(self.run_dir, self.config, threads)
+        # What the charts draw and how their axes read (the spectrogram the model or its
+        # first member hears; runs made before specs were saved used the catalogue's).
+        self.feature_spec: FeatureSpec = self.model.spec
         self._lock = threading.Lock()
 
     def classify(self, wave: np.ndarray, rate: int = SAMPLE_RATE) -> Prediction:
@@ -70,16 +154,16 @@ class Classifier:
         clip, start = fit_clip(to_model_rate(np.asarray(wave, np.float32), rate))
         t1 = time.perf_counter()
         with self._lock:
-            feats = self._features(clip[np.newaxis])
+            feats = self.model.features(clip)
             t2 = time.perf_counter()
-            probs = self._body(feats)[0].copy()
-            feats = feats[0, ..., 0].copy()
+            probs = self.model.probabilities(feats).copy()
+            picture = np.array(self.model.picture(feats), np.float32)
         t3 = time.perf_counter()
         best = int(probs.argmax())
         return Prediction(
             label=self.labels[best], confidence=float(probs[best]),
             probabilities={label: float(p) for label, p in zip(self.labels, probs)},
-            window_start_s=start / SAMPLE_RATE, clip=clip, features=feats,
+            window_start_s=start / SAMPLE_RATE, clip=clip, features=picture,
             timing_ms={"resample": (t1 - t0) * 1e3, "features": (t2 - t1) * 1e3,
                        "model": (t3 - t2) * 1e3})
 
@@ -87,8 +171,9 @@ class Classifier:
         """Probabilities for a stack of one-second 16 kHz clips, shape (N, labels)."""
         clips = np.asarray(clips, np.float32).reshape(-1, CLIP_SAMPLES)
         with self._lock:
-            return np.stack([self._body(self._features(c[np.newaxis]))[0].copy() for c in clips]) \
-                if len(clips) else np.zeros((0, len(self.labels)), np.float32)
+            return np.stack([self.model.probabilities(self.model.features(c)).copy()
+                             for c in clips]) if len(clips) else np.zeros((0, len(self.labels)),
+                                                                          np.float32)
 
     def feature_axes(self) -> tuple[np.ndarray, np.ndarray]:
         """Time (s) of each frame and frequency (Hz) of each bin of `Prediction.features`."""

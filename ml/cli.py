@@ -47,6 +47,10 @@ def _evaluate(args):
 
 
 def _export(args):
+    if args.format or args.out:
+        return _export_format(args)
+    if args.eval or args.evaluation or args.data:
+        raise ValueError("--data, --eval and --evaluation go with --format and --out")
     from ml import runs
     from ml.evaluate import evaluate_test_split
     from ml.config import check_unknown_weight
@@ -67,6 +71,32 @@ def _export(args):
     except ValueError as exc:
         print(f"warning: test-split figures not refreshed: {exc}", file=sys.stderr)
     print(run_dir)
+
+
+def _export_format(args):
+    """--format F --out PATH: the run as a keras, tflite, tflite-int8 or bundle file."""
+    if not (args.format and args.out):
+        raise ValueError("--format and --out go together (e.g. --format tflite --out model.tflite)")
+    if args.unknown_weight is not None:
+        raise ValueError("--unknown-weight rewrites the serving files; export them first, then "
+                         "--format exports what is served")
+    from ml import runs
+    from ml.export_formats import check_format
+
+    check_format(runs.read_json(runs.check_run(Path(args.model)) / "config.json"), args.format)
+    evaluations = []
+    for name in args.evaluation:   # stored evaluations to quote in the bundle's model card
+        try:
+            record = runs.read_json(Path(name))
+            evaluations.append({"folder": str(record["folder"]), "report": dict(record["report"])})
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ValueError(f"{name}: not an evaluation record (JSON with folder and report)") from None
+    from ml.exporters import export
+
+    result = export(args.model, args.format, args.out, data=args.data, eval_dirs=args.eval,
+                    evaluations=evaluations, log=lambda msg: print(msg, flush=True))
+    print(f"wrote {result['out']} ({result['bytes'] / 1024:,.0f} KB, {result['format']}) "
+          f"in {result['seconds']:.1f} s")
 
 
 def _predict(args):
@@ -146,10 +176,24 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_evaluate)
 
-    x = sub.add_parser("export", help="(re)write a run's LiteRT serving files from its model.keras")
+    from ml.export_formats import FORMATS
+
+    x = sub.add_parser("export", help="(re)write a run's LiteRT serving files, or export it "
+                                      "(--format, --out) to run elsewhere",
+                       epilog="formats: " + "; ".join(f"{f.name}: {f.about}" for f in FORMATS.values()))
     x.add_argument("--model", required=True, help="run directory")
     x.add_argument("--unknown-weight", type=float,
                    help="weight of _unknown_ in the served probabilities (default: the run's)")
+    x.add_argument("--format", choices=list(FORMATS), help="export the served model in this format")
+    x.add_argument("--out", help="the file to write (with --format)")
+    x.add_argument("--data", help="where the run's training data is (default: its config.json's); "
+                                  "tflite-int8 calibrates on its training clips")
+    x.add_argument("--eval", action="append", default=[], metavar="DIR",
+                   help="also measure accuracy on this folder of clips, e.g. real speech "
+                        "(tflite-int8: float beside int8; bundle: in the model card); repeatable")
+    x.add_argument("--evaluation", action="append", default=[], metavar="JSON",
+                   help="bundle: quote an evaluation measured before (a JSON record with folder "
+                        "and report, as the web app stores them) in the model card; repeatable")
     x.set_defaults(func=_export)
 
     r = sub.add_parser("predict", help="classify audio files")

@@ -81,17 +81,24 @@ FEATURES = {
 
 @dataclass(frozen=True)
 class ArchInfo:
-    """One entry of the catalogue; ml/models.py has a builder of the same name for each."""
+    """One entry of the catalogue; ml/models.py has a builder of the same name for each
+    (an ensemble is made of other entries' runs instead)."""
     name: str
-    features: str          # key of FEATURES
+    features: str          # key of FEATURES, "embedding" (ml/embedding.py) or "ensemble"
     augment: bool          # training-time augmentation on by default
     about: str             # one line for menus and --help
+    members: tuple = ()    # an ensemble's architectures, averaged
 
 
 ARCHS = {a.name: a for a in [
     ArchInfo("kws", "logmel", True, "default: small residual CNN on log-mel, 235K parameters"),
     ArchInfo("tutorial", "stft", False, "TensorFlow simple_audio tutorial CNN"),
     ArchInfo("seed", "stft", False, "the seed project's CNN (30M parameters)"),
+    ArchInfo("embed-mlp", "embedding", True,
+             "MLP head on Google's pretrained speech embedding (learned from real speech)"),
+    ArchInfo("embed-conv", "embedding", True, "1D-convolution head on the pretrained speech embedding"),
+    ArchInfo("ensemble", "ensemble", True, "the shipped default: kws, embed-mlp and embed-conv "
+             "averaged (best on real speakers)", members=("kws", "embed-mlp", "embed-conv")),
 ]}
 DEFAULT_ARCH = "kws"
 SPLITS = {"speaker": "by speaker", "random": "random clips"}

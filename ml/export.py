@@ -43,14 +43,21 @@ def label_weights(labels: list[str], unknown_weight: float) -> list[float]:
 
 
 def export_serving(model: keras.Model, run_dir: Path, weights: list[float] | None = None) -> None:
-    """Write the two LiteRT graphs; `weights` (per label) re-weight the served probabilities."""
-    features, body = model.get_layer("features"), model.get_layer("body")
-    wave = keras.Input((CLIP_SAMPLES,))
-    feature_model = keras.Model(wave, features(wave))
+    """Write the LiteRT graphs: features.tflite and body.tflite for a waveform model, body.tflite
+    alone for a head on the pretrained embedding; `weights` (per label) re-weight the served
+    probabilities."""
+    parts = []
+    if any(layer.name == "features" for layer in model.layers):
+        wave = keras.Input((CLIP_SAMPLES,))
+        parts.append((FEATURES_FILE, keras.Model(wave, model.get_layer("features")(wave))))
+        body = model.get_layer("body")
+    else:
+        body = model
     if weights and any(w != 1.0 for w in weights):
         image = keras.Input(body.input_shape[1:])
         body = keras.Model(image, LabelWeights(weights)(body(image)))
-    for name, part in ((FEATURES_FILE, feature_model), (BODY_FILE, body)):
+    parts.append((BODY_FILE, body))
+    for name, part in parts:
         data = tf.lite.TFLiteConverter.from_keras_model(part).convert()
         tmp = Path(run_dir) / f".{name}.tmp"
         tmp.write_bytes(data)

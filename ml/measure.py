@@ -11,20 +11,22 @@ from pathlib import Path
 import numpy as np
 
 from ml.audio import CLIP_SAMPLES
-from ml.runs import BODY_FILE, FEATURES_FILE, MODEL_FILE
+from ml.runs import MODEL_FILE, serving_files
 
 CLIPS = 20
 
 
 def sizes(run_dir: Path) -> dict:
-    """Bytes on disk of what is served (the LiteRT export) and of the Keras model."""
-    def size(name):
-        path = Path(run_dir) / name
-        return path.stat().st_size if path.is_file() else None
-
-    served = [size(FEATURES_FILE), size(BODY_FILE)]
-    return {"served_bytes": sum(s for s in served if s) if any(served) else None,
-            "keras_bytes": size(MODEL_FILE)}
+    """Bytes on disk of what is served (LiteRT graphs, an ensemble's members; the pretrained
+    embedding's ONNX files, shared by every such model, not counted) and of the Keras model."""
+    try:
+        served = [f.stat().st_size for f in serving_files(run_dir)
+                  if f.suffix == ".tflite" and f.is_file()]
+    except (OSError, ValueError):
+        served = []
+    keras = Path(run_dir) / MODEL_FILE
+    return {"served_bytes": sum(served) if served else None,
+            "keras_bytes": keras.stat().st_size if keras.is_file() else None}
 
 
 def latency(classifier, clips: int = CLIPS, seed: int = 0) -> dict:

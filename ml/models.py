@@ -88,8 +88,32 @@ def _kws(shape, n, widths=(32, 48, 64, 80)):
     return keras.Model(inp, layers.Dense(n, activation="softmax")(x), name="body")
 
 
+def _embed_mlp(shape, n):
+    """A small MLP over the 16 speech-embedding vectors of a clip (ml/embedding.py)."""
+    inp = keras.Input(shape)
+    x = layers.Normalization(name="normalization")(inp)   # adapted to the training embeddings
+    x = layers.GaussianNoise(0.2)(x)
+    x = layers.Dropout(0.1)(layers.Flatten()(x))
+    x = layers.Dropout(0.3)(layers.Dense(128, activation="relu")(x))
+    return keras.Model(inp, layers.Dense(n, activation="softmax")(x), name="body")
+
+
+def _embed_conv(shape, n):
+    """1D convolutions along the 16 embedding steps: the word may sit anywhere in them."""
+    inp = keras.Input(shape)
+    x = layers.Normalization(name="normalization")(inp)
+    x = layers.GaussianNoise(0.2)(x)
+    for width in (128, 128):
+        x = layers.Conv1D(width, 3, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.Dropout(0.3)(layers.GlobalMaxPooling1D()(x))
+    return keras.Model(inp, layers.Dense(n, activation="softmax")(x), name="body")
+
+
 # name -> (feature shape, n labels) -> keras.Model named "body"; the same names as ARCHS
-BUILDERS = {"kws": _kws, "tutorial": _tutorial, "seed": _seed}
+# (an ensemble has no builder of its own: it is made of other architectures' runs)
+BUILDERS = {"kws": _kws, "tutorial": _tutorial, "seed": _seed,
+            "embed-mlp": _embed_mlp, "embed-conv": _embed_conv}
 
 
 def build_model(arch: str, n_labels: int, augment: bool | None = None) -> keras.Model:
@@ -106,6 +130,13 @@ def build_model(arch: str, n_labels: int, augment: bool | None = None) -> keras.
         feats = SpecAugment(name="spec_augment")(feats)
     body = BUILDERS[arch](features.shape(), n_labels)
     return keras.Model(wave, body(feats), name=arch)
+
+
+def build_head(arch: str, n_labels: int) -> keras.Model:
+    """Embeddings-in, probabilities-out head of an architecture on the pretrained embedding."""
+    from ml.embedding import DIM, WINDOWS
+
+    return BUILDERS[arch]((WINDOWS, DIM), n_labels)
 
 
 def load_model(path) -> keras.Model:

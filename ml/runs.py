@@ -1,8 +1,11 @@
 """The run directory: everything one training run produced, in plain files.
 
-    model.keras        the model, waveform in, probabilities out
-    features.tflite    its feature layer, exported for serving (ml/export.py)
+    model.keras        the model, waveform in, probabilities out (an embedding head:
+                       embeddings in; ml/embedding.py makes them from the waveform)
+    features.tflite    its feature layer, exported for serving (ml/export.py; none for a head
+                       on the pretrained embedding)
     body.tflite        its network, exported for serving
+    members/           an ensemble's member runs (it has no model of its own)
     labels.json        class names in output order
     config.json        data path and hash, split, architecture, hyperparameters, versions
     split.json         which clip went to train, val and test
@@ -41,9 +44,38 @@ def read_json(path: Path):
 
 def check_run(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
-    if not (run_dir / MODEL_FILE).is_file() or not (run_dir / "labels.json").is_file():
-        raise RunError(f"{run_dir}: not a run directory (expected {MODEL_FILE} and labels.json in it)")
+    if not (run_dir / "config.json").is_file() or not (run_dir / "labels.json").is_file():
+        raise RunError(f"{run_dir}: not a run directory (expected config.json and labels.json in it)")
     return run_dir
+
+
+def members_of(run_dir: Path, config: dict | None = None) -> list[Path]:
+    """An ensemble's member run directories (none for a single model)."""
+    config = config if config is not None else read_json(Path(run_dir) / "config.json")
+    return [Path(run_dir) / m for m in config.get("members") or []]
+
+
+def serving_files(run_dir: Path) -> list[Path]:
+    """Every file that makes up the served model: what must exist, and what a change of means
+    a new model. Raises OSError or ValueError when the run's config cannot be read."""
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / "config.json")
+    files = [run_dir / "config.json", run_dir / "labels.json"]
+    members = members_of(run_dir, config)
+    if members:
+        return files + [f for m in members for f in serving_files(m)]
+    files.append(run_dir / BODY_FILE)
+    if config.get("features") != "embedding":
+        files.append(run_dir / FEATURES_FILE)
+    return files
+
+
+def is_complete(run_dir: Path | None) -> bool:
+    """A run with every serving file in place (what the Classifier needs)."""
+    try:
+        return bool(run_dir) and all(f.is_file() for f in serving_files(Path(run_dir)))
+    except (OSError, ValueError):
+        return False
 
 
 def labels_of(run_dir: Path) -> list[str]:

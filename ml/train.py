@@ -10,7 +10,7 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -21,10 +21,11 @@ import tensorflow as tf
 
 from ml import dataset, runs
 from ml.classifier import Classifier
-from ml.evaluate import evaluate_arrays
 from ml.config import ARCHS, TrainConfig, check_unknown_weight
+from ml.embed_train import VARIANTS, class_weights
+from ml.evaluate import evaluate_arrays
 from ml.export import export_serving, label_weights
-from ml.models import build_model
+from ml.models import build_head, build_model
 
 __all__ = ["TrainConfig", "TrainingCancelled", "train"]
 
@@ -61,6 +62,17 @@ class _Progress(keras.callbacks.Callback):
             self.on_epoch(row)
 
 
+@dataclass
+class _Data:
+    """The data every model of one training sees: clips, split, and their waveforms."""
+    root: Path
+    labels: list[str]
+    clips: list
+    parts: dict
+    arrays: dict          # split name -> (waveforms, label ids, clips)
+    data_hash: str
+
+
 def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] | None = None, verbose: int = 1,
           log: Callable[[str], None] | None = None) -> Path:
@@ -72,39 +84,16 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
         weight = dataset.served_unknown_weight(root)
         check_unknown_weight(weight, f"unknown_weight in {root / 'dataset.json'}")
         cfg = replace(cfg, unknown_weight=weight)
-    labels, clips = dataset.list_clips(root)
-    parts = dataset.split_clips(clips, cfg.split, cfg.seed)
-    log(f"{len(clips)} clips, {len(labels)} labels: " +
-        ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
-    if not parts["train"]:
-        raise dataset.DataError(f"{root}: no clips left for training after the split")
-    arrays = {name: dataset.load_arrays(part, labels, log) for name, part in parts.items()}
-
-    keras.utils.set_random_seed(cfg.seed)
-    model = build_model(cfg.arch, len(labels), cfg.augment)
-    _adapt_normalization(model, arrays["train"][0])
-    steps = max(1, -(-len(arrays["train"][0]) // cfg.batch_size)) * cfg.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.02)
-    optimizer = keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=_ema_momentum(steps))
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-
-    has_val = len(arrays["val"][0]) > 0
-    progress = _Progress(cfg.epochs, on_epoch, should_stop)
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
-                                            patience=cfg.patience, restore_best_weights=True)
-    model.fit(_pipeline(*arrays["train"][:2], cfg.batch_size, cfg.seed, shuffle=True),
-              validation_data=_pipeline(*arrays["val"][:2], cfg.batch_size) if has_val else None,
-              epochs=cfg.epochs, verbose=verbose, shuffle=False,
-              # validation, progress rows and early stopping all see the averaged weights
-              callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), progress, stopper])
-    if progress.cancelled:
-        raise TrainingCancelled("training was cancelled")
-
+    data = _load(cfg, root, log)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + cfg.arch
     tmp = Path(cfg.runs) / f".tmp-{run_id}"
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        _write_run(tmp, run_id, model, cfg, root, labels, clips, arrays, progress.rows, parts)
+        if ARCHS[cfg.arch].members:
+            _train_ensemble(tmp, run_id, cfg, data, on_epoch, should_stop, verbose, log)
+        else:
+            _train_single(tmp, run_id, cfg, data, _Progress(cfg.epochs, on_epoch, should_stop),
+                          verbose, log)
         final = Path(cfg.runs) / run_id
         tmp.rename(final)
     except BaseException:
@@ -112,6 +101,112 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
         raise
     log(f"run directory: {final}")
     return final
+
+
+def _load(cfg: TrainConfig, root: Path, log) -> _Data:
+    labels, clips = dataset.list_clips(root)
+    parts = dataset.split_clips(clips, cfg.split, cfg.seed)
+    log(f"{len(clips)} clips, {len(labels)} labels: " +
+        ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+    if not parts["train"]:
+        raise dataset.DataError(f"{root}: no clips left for training after the split")
+    arrays = {name: dataset.load_arrays(part, labels, log) for name, part in parts.items()}
+    return _Data(root, labels, clips, parts, arrays, dataset.content_hash(root, clips))
+
+
+def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, progress: _Progress,
+                  verbose: int, log) -> None:
+    """One network: on its own spectrogram, or a head on the pretrained speech embedding."""
+    info = ARCHS[cfg.arch]
+    augment = info.augment if cfg.augment is None else cfg.augment
+    keras.utils.set_random_seed(cfg.seed)
+    n = len(data.labels)
+    if info.features == "embedding":
+        from ml.embedding import EmbeddingSpec
+
+        spec = EmbeddingSpec()
+        train_xy, val_xy = (_embedded(data, name, spec, cfg, VARIANTS if augment and name == "train"
+                                      else 0, log) for name in ("train", "val"))
+        model = build_head(cfg.arch, n)
+        model.get_layer("normalization").adapt(train_xy[0][:20000])
+        _fit(model, train_xy, val_xy, cfg, progress, verbose, class_weights(train_xy[1], n))
+        extra = {"embedding": spec.params()}
+    else:
+        model = build_model(cfg.arch, n, augment)
+        _adapt_normalization(model, data.arrays["train"][0])
+        _fit(model, data.arrays["train"][:2], data.arrays["val"][:2], cfg, progress, verbose)
+        model = _serving_copy(model, cfg, n)
+        extra = {"feature_params": model.get_layer("features").feature_spec.params()}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / runs.MODEL_FILE)
+    export_serving(model, run_dir, label_weights(data.labels, cfg.unknown_weight))
+    _write_run(run_dir, run_id, cfg, data, progress.rows, {
+        "features": info.features, **extra, "augment": augment,
+        "parameters": int(model.count_params())})
+
+
+def _embedded(data: _Data, name: str, spec, cfg: TrainConfig, variants: int, log):
+    """(embeddings, labels) of one split, its training clips with their variants, cached."""
+    from ml.embed_train import cache_key, embed_cached
+
+    x, y, clips = data.arrays[name]
+    key = cache_key(data.data_hash, [str(c.path.relative_to(data.root)) for c in clips], spec,
+                    cfg.seed, variants)
+    return embed_cached(x, y, key, Path(cfg.runs) / ".cache" / "embeddings", spec, variants,
+                        cfg.seed, log)
+
+
+def _fit(model, train_xy, val_xy, cfg: TrainConfig, progress: _Progress, verbose: int,
+         class_weight: dict | None = None) -> None:
+    """Adam with cosine decay and an averaged copy of the weights; early stopping."""
+    steps = max(1, -(-len(train_xy[0]) // cfg.batch_size)) * cfg.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.02)
+    optimizer = keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=_ema_momentum(steps))
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    has_val = len(val_xy[0]) > 0
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
+                                            patience=cfg.patience, restore_best_weights=True)
+    model.fit(_pipeline(*train_xy, cfg.batch_size, cfg.seed, shuffle=True),
+              validation_data=_pipeline(*val_xy, cfg.batch_size) if has_val else None,
+              epochs=cfg.epochs, verbose=verbose, shuffle=False, class_weight=class_weight,
+              # validation, progress rows and early stopping all see the averaged weights
+              callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), progress, stopper])
+    if progress.cancelled:
+        raise TrainingCancelled("training was cancelled")
+
+
+def _train_ensemble(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, on_epoch,
+                    should_stop, verbose: int, log) -> None:
+    """Each member trained on the same split into members/<arch>/ (served unweighted), then the
+    ensemble's own files: it averages them and applies its `_unknown_` weight once."""
+    members = ARCHS[cfg.arch].members
+    total = cfg.epochs * len(members)
+    history: list[dict] = []
+    started = time.monotonic()
+
+    def relay(arch):
+        offset = len(history)
+
+        def on_member_epoch(row):
+            done = offset + row["epoch"]
+            elapsed = time.monotonic() - started
+            history.append({**row, "epoch": done, "epochs": total, "member": arch,
+                            "elapsed_s": round(elapsed, 1),
+                            "eta_s": round(elapsed / done * (total - done), 1)})
+            if on_epoch:
+                on_epoch(history[-1])
+        return on_member_epoch
+
+    for arch in members:
+        log(f"ensemble member {arch}")
+        member_cfg = replace(cfg, arch=arch, unknown_weight=1.0)
+        _train_single(run_dir / "members" / arch, f"{run_id}-{arch}", member_cfg, data,
+                      _Progress(cfg.epochs, relay(arch), should_stop), verbose, log)
+    parameters = sum(runs.read_json(run_dir / "members" / a / "config.json")["parameters"]
+                     for a in members)
+    _write_run(run_dir, run_id, cfg, data, history, {
+        "features": "ensemble", "members": [f"members/{a}" for a in members],
+        "parameters": parameters})
 
 
 def _ema_momentum(steps: int) -> float:
@@ -150,31 +245,27 @@ def _serving_copy(model, cfg, n_labels):
     return serving
 
 
-def _write_run(run_dir, run_id, model, cfg, root, labels, clips, arrays, history, parts):
-    model = _serving_copy(model, cfg, len(labels))
-    model.save(run_dir / runs.MODEL_FILE)
-    export_serving(model, run_dir, label_weights(labels, cfg.unknown_weight))
-    runs.write_json(run_dir / "labels.json", labels)
+def _write_run(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, history: list[dict],
+               extra: dict) -> None:
+    """Everything but the model files: labels, split, config, history, test-split evaluation."""
+    runs.write_json(run_dir / "labels.json", data.labels)
     runs.write_json(run_dir / "history.json", history)
     runs.write_json(run_dir / "split.json", {
-        name: [str(c.path.relative_to(root)) for c in part] for name, part in parts.items()})
+        name: [str(c.path.relative_to(data.root)) for c in part] for name, part in data.parts.items()})
     runs.write_json(run_dir / "config.json", {
         "run_id": run_id,
         **asdict(cfg),
-        "data": str(root),  # as given: relative paths stay valid in another checkout
-        "data_hash": dataset.content_hash(root, clips),
-        "labels": labels,
-        "features": ARCHS[cfg.arch].features,
-        "feature_params": model.get_layer("features").feature_spec.params(),
-        "augment": ARCHS[cfg.arch].augment if cfg.augment is None else cfg.augment,
-        "parameters": int(model.count_params()),
-        "split_sizes": {name: len(arrays[name][0]) for name in arrays},
+        "data": str(data.root),  # as given: relative paths stay valid in another checkout
+        "data_hash": data.data_hash,
+        "labels": data.labels,
+        **extra,
+        "split_sizes": {name: len(data.arrays[name][0]) for name in data.arrays},
         "epochs_run": len(history),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                      "keras": keras.__version__, "numpy": np.__version__},
     })
-    x_test, y_test, test_clips = arrays["test"]
-    report, predictions = evaluate_arrays(Classifier(run_dir), x_test, y_test, test_clips, root)
+    x_test, y_test, test_clips = data.arrays["test"]
+    report, predictions = evaluate_arrays(Classifier(run_dir), x_test, y_test, test_clips, data.root)
     runs.write_json(run_dir / "metrics.json", report)
     runs.write_json(run_dir / "predictions.json", predictions)

@@ -11,7 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _TMP = tempfile.TemporaryDirectory(prefix="hark-test-")   # removed when the session ends
 os.environ.setdefault("HARK_INSTANCE", os.path.join(_TMP.name, "instance"))
 os.environ.setdefault("HARK_RUNS", os.path.join(_TMP.name, "runs"))
-for _name in ("HARK_RATE_PREDICT", "HARK_RATE_ANALYZE", "HARK_RATE_UPLOAD", "HARK_RATE_LOGIN"):
+for _name in ("HARK_RATE_PREDICT", "HARK_RATE_ANALYZE", "HARK_RATE_UPLOAD", "HARK_RATE_LOGIN",
+              "HARK_RATE_AUDIO_SECONDS"):
     os.environ.setdefault(_name, "100000/minute")
 
 import pytest

@@ -10,6 +10,7 @@ import os
 import re
 import stat
 
+from werkzeug.routing import IntegerConverter
 
 from tests.helpers import PASSWORD, csrf_token, login, make_app
 from tests.helpers import audio_bytes
@@ -22,7 +23,7 @@ SAFE = {"HEAD", "OPTIONS"}
 
 def _url(rule) -> str:
     """A concrete URL for a rule: every <converter:name> gets a harmless value."""
-    values = {arg: 1 if rule._converters[arg].__class__.__name__ in ("IntegerConverter",) else "x"
+    values = {arg: 1 if isinstance(rule._converters[arg], IntegerConverter) else "x"
               for arg in rule.arguments}
     return rule.build(values, append_unknown=False)[1]
 

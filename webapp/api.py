@@ -1,7 +1,9 @@
 """The JSON API (documented in docs/api.md).
 
 /api/predict stays lean (no charts) for programs and live mode; /api/analyze
-adds the result view's charts and wording for the pages.
+adds the result view's charts and wording for the pages. Both (and the gallery's
+analyze, through `analysis`) charge the client for the audio they decoded
+(webapp.security.charge_audio, the HARK_RATE_AUDIO_SECONDS limit).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from webapp.audio_input import read_upload
 from webapp.errors import ApiError
 from webapp.labels import display_name, display_names, verdict
 from webapp.model_store import NoModel
-from webapp.security import csrf, rate_limited
+from webapp.security import charge_audio, csrf, rate_limited
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -32,6 +34,7 @@ def _classify():
     classifier = _classifier()          # held for the whole request, even across a swap
     data, name = read_upload()
     result = inference.run(classifier, data, name, current_app.config["HARK_MAX_SECONDS"], started)
+    charge_audio(len(result.wave))
     return classifier, result
 
 
@@ -46,6 +49,7 @@ def predict():
 
 def analysis(classifier, result: inference.Result) -> dict:
     """The body of an /analyze answer: the summary, wording and the three charts."""
+    charge_audio(len(result.wave))      # the gallery's analyze decodes too
     p = result.prediction
     body = inference.summary(result, classifier.version)
     body["display_label"] = display_name(p.label)

@@ -2,7 +2,10 @@
 
 There is no default password: the first admin comes from `flask --app wsgi
 create-admin` or from HARK_ADMIN_PASSWORD (+ HARK_ADMIN_USER) on a start where
-no admin exists yet. Passwords are stored as werkzeug scrypt hashes.
+no admin exists yet. Passwords are stored as werkzeug scrypt hashes. A session
+names its admin and the admin's session generation: logout and a password
+reset raise the generation, so every copy of an older cookie stops working.
+Failed logins are limited per user name and per address (webapp/login_limits.py).
 
 `admin_required` guards a page or an API call: anonymous visitors of a page are
 sent to the login page; API calls (/api/..., /admin/api/...) get 401 JSON.
@@ -13,19 +16,20 @@ import logging
 from functools import wraps
 from urllib.parse import urlsplit
 
+import click
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_limiter import RateLimitExceeded
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from webapp import errors
+from webapp import errors, login_limits
 from webapp.database import db, utcnow
-from webapp.security import rate_limited
+from webapp.security import json_form_data, rate_limited
 from webapp.tables import User
 
 log = logging.getLogger(__name__)
@@ -77,7 +81,18 @@ def admin_only_blueprint(blueprint: Blueprint) -> None:
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """The session's "<id>:<generation>": a cookie from before a logout or password reset is refused."""
+    number, _, generation = user_id.partition(":")
+    if not (number.isdigit() and generation.isdigit()):
+        return None
+    user = db.session.get(User, int(number))
+    return user if user is not None and user.session_generation == int(generation) else None
+
+
+def end_sessions(user: User) -> None:
+    """Every session cookie issued to `user` so far stops working (logout, password reset)."""
+    db.session.execute(update(User).where(User.id == user.id)
+                       .values(session_generation=User.session_generation + 1))
 
 
 @login_manager.unauthorized_handler
@@ -99,6 +114,8 @@ def set_password(username: str, password: str) -> tuple[User, bool]:
     if created:
         user = User(username=username, password_hash="")
         db.session.add(user)
+    else:
+        end_sessions(user)       # whoever had the old password is logged out everywhere
     user.password_hash = generate_password_hash(password)
     db.session.commit()
     return user, created
@@ -116,8 +133,12 @@ def authenticate(username: str, password: str) -> User | None:
     return user if check_password_hash(user.password_hash, password or "") else None
 
 
-def _admin_from_environment(app: Flask) -> None:
-    """HARK_ADMIN_PASSWORD creates the first admin; it never overwrites an existing account."""
+def admin_from_environment(app: Flask) -> None:
+    """HARK_ADMIN_PASSWORD creates the first admin; it never overwrites an existing account.
+
+    Only what serves applies it (gunicorn's workers, the queue consumer, `flask check`, the
+    first request of `flask run`): `flask create-admin NAME` must make NAME and nobody else.
+    """
     password = app.config.get("HARK_ADMIN_PASSWORD")
     if not password:
         return
@@ -136,7 +157,14 @@ def _admin_from_environment(app: Flask) -> None:
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.session_protection = "basic"   # "strong" would wipe every anonymous session holding a CSRF token
-    _admin_from_environment(app)
+    if click.get_current_context(silent=True) is None:
+        admin_from_environment(app)       # a server or consumer process (or a test) is starting
+    else:                                 # loaded by the `flask` command: wait until it serves
+        @app.before_request
+        def admin_on_first_request():
+            if not app.extensions.get("hark.admin_from_environment"):
+                app.extensions["hark.admin_from_environment"] = True
+                admin_from_environment(app)
 
     @app.context_processor
     def admin_context():
@@ -146,8 +174,9 @@ def init_app(app: Flask) -> None:
 # ---- pages -------------------------------------------------------------------------
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no host, no "//"): never an open redirect."""
-    if not target:
+    """Only a path on this site (no scheme, no host, no "//"): never an open redirect.
+    Control characters (CR, LF...) are refused too: they cannot go into a Location header."""
+    if not target or not target.isprintable():
         return url_for("admin.index")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
@@ -159,11 +188,17 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @rate_limited("HARK_RATE_LOGIN", methods=["POST"])
 def login():
-    form = LoginForm()
+    form = LoginForm(formdata=json_form_data()) if request.is_json and request.method == "POST" \
+        else LoginForm()
     error, status = None, 200
     if form.validate_on_submit():
+        try:     # counted before the password is checked, in the database every worker shares
+            attempt = login_limits.begin(form.username.data, request.remote_addr)
+        except login_limits.TooManyAttempts as exc:
+            return _too_many(str(exc))
         user = authenticate(form.username.data, form.password.data)
         if user is not None:
+            login_limits.forget(attempt)      # only failures count against the limits
             login_user(user)
             user.last_login_at = utcnow()
             db.session.commit()
@@ -185,7 +220,10 @@ def render_login(form, error: str | None) -> str:
 
 @bp.errorhandler(RateLimitExceeded)
 def too_many_logins(exc):
-    message = f"too many requests (limit {exc.limit.limit}); try again in a moment"
+    return _too_many(f"too many requests (limit {exc.limit.limit}); try again in a moment")
+
+
+def _too_many(message: str):
     if errors.wants_json():
         return errors.respond(429, message)
     return render_login(LoginForm(), message), 429
@@ -193,6 +231,9 @@ def too_many_logins(exc):
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        end_sessions(current_user)       # copies of this cookie die with it
+        db.session.commit()
     logout_user()
     flash("You are logged out.")
     return redirect(url_for("auth.login"))

@@ -125,7 +125,7 @@ def result_figures(classifier, result) -> dict:
     p = result.prediction
     times, freqs = classifier.feature_axes()
     return {"waveform": waveform(result.wave, result.rate, p.window_start_s),
-            "spectrogram": spectrogram(times, freqs, p.features, classifier.feature_kind,
+            "spectrogram": spectrogram(times, freqs, p.features, classifier.feature_spec.kind,
                                        p.window_start_s),
             "probabilities": probabilities(p.probabilities, p.label)}
 

@@ -4,7 +4,9 @@
 is the path of one (relative paths are taken from the file's folder). Writing
 a new pointer file with `os.replace` changes the model for every worker
 within a second, with no restart. A request keeps the Classifier object it
-started with, so a swap never disturbs one in flight.
+started with, so a swap never disturbs one in flight. A worker never drops a
+model it has for one it cannot have: a pointer naming a run that is gone, or a
+run that does not load, leaves the last good model serving.
 """
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ class ModelStore:
         self._model = None
         self._loaded_key = None     # fingerprint of what _model (or the last failure) came from
         self._error: str | None = None
+        self._target_missing = False    # the pointer names a run that is gone (warned once)
         self._next_check = 0.0
         self._lock = threading.Lock()
 
@@ -92,13 +95,21 @@ class ModelStore:
             if time.monotonic() < self._next_check:
                 return
             key = _fingerprint(self.source)
-            if key is None:
-                if self._error is None or self._model is not None:
+            if key is None and self._model is not None:
+                # The pointer names a run that is gone (deleted, a torn copy): a worker that
+                # has a good model keeps serving it; `flask check` repairs the pointer.
+                if not self._target_missing:
+                    log.warning("the model %s names is missing: still serving %s",
+                                self.source, getattr(self._model, "version", "the last model"))
+                self._target_missing = True
+            elif key is None:
+                if self._error is None:
                     log.warning("no model at %s (HARK_MODEL)", self.source)
-                self._model, self._loaded_key = None, None
-                self._error = "no model has been trained yet"
-            elif key != self._loaded_key:
-                self._load(key)
+                self._loaded_key, self._error = None, "no model has been trained yet"
+            else:
+                self._target_missing = False
+                if key != self._loaded_key:
+                    self._load(key)
             self._next_check = time.monotonic() + self.check_s
         finally:
             self._lock.release()

@@ -11,18 +11,27 @@ rate limits and CSRF exemptions are applied to the final view functions.
 - Rate limits: Flask-Limiter, per client address; a view says
   `@rate_limited("HARK_RATE_...")` and the limit is read from that setting;
   counters in Redis when HARK_REDIS_URL is set (shared by every worker and
-  machine), in memory otherwise (each worker counts for itself).
+  machine), in memory otherwise (each worker counts for itself). The views
+  limited by an AUDIO_LIMITED setting decode audio, and are charged a second,
+  shared limit, HARK_RATE_AUDIO_SECONDS, by the audio they decoded
+  (`charge_audio`): many requests are cheap, a few long high-rate files are not.
+- Ids in URLs: `<int:...>` only matches what a database id column holds, so a
+  larger number is a 404 instead of an overflow deep in the database driver.
 """
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.datastructures import MultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from webapp import errors
 from webapp.instance import secret_key
@@ -52,6 +61,60 @@ HEADERS = {
 }
 
 
+# Routes limited by these settings decode audio: they are also charged by HARK_RATE_AUDIO_SECONDS.
+AUDIO_LIMITED = ("HARK_RATE_PREDICT", "HARK_RATE_ANALYZE")
+AUDIO_UNIT_RATE = 16_000        # a second of audio at this rate (mono) costs 1
+# The largest id the tables' Integer columns hold everywhere (PostgreSQL's 32-bit INTEGER).
+MAX_ID = 2**31 - 1
+
+
+class DatabaseId(IntegerConverter):
+    """`<int:...>` in every route: a non-negative number no larger than a database id."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def charge_audio(samples: int) -> None:
+    """Charge this request's client for `samples` decoded samples (HARK_RATE_AUDIO_SECONDS).
+
+    The cost is counted in seconds at 16 kHz (a second at 48 kHz costs 3, at 384 kHz 24):
+    decoding and resampling work grows with the samples, not with the duration.
+    """
+    g.hark_audio_cost = max(1, math.ceil(samples / AUDIO_UNIT_RATE))
+
+
+def _audio_cost() -> int:
+    # Before the view runs: is there room for one more second? After it: what it decoded.
+    return g.get("hark_audio_cost", 1)
+
+
+def json_form_data() -> MultiDict:
+    """A JSON request body as form data for a Flask-WTF form, or a 400 saying what is wrong.
+
+    Flask-WTF hands the parsed JSON to a MultiDict as it is, so a body that is not an
+    object ("x", 5, [1]) or a value that is not a string (a number where a text field
+    expects one) would fail deep inside validation. Here the body must be an object of
+    single values: strings pass as they are, numbers as their JSON text, true as "y",
+    false and null as absent (an unticked box, a blank field).
+    """
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise errors.ApiError(400, "the JSON body must be an object of names and values, "
+                                   'e.g. {"name": "value"}')
+    out = MultiDict()
+    for name, value in body.items():
+        if isinstance(value, (dict, list)):
+            raise errors.ApiError(400, f"{name}: give a single value, not a list or an object")
+        if value is True:
+            out.add(name, "y")
+        elif isinstance(value, str):
+            out.add(name, value)
+        elif value is not None and value is not False:
+            out.add(name, json.dumps(value))
+    return out
+
+
 def rate_limited(config_key: str, methods: list[str] | None = None) -> Callable:
     """Mark a view for a rate limit read from `config_key` (applied by `init_app`)."""
     def mark(view):
@@ -77,6 +140,7 @@ def configure(app: Flask) -> None:
         WTF_CSRF_HEADERS=["X-CSRFToken", "X-CSRF-Token"],
     )
     app.session_interface = _SessionInterface()
+    app.url_map.converters["int"] = DatabaseId     # before any route is registered
     if app.config.get("HARK_PROXIES"):
         n = app.config["HARK_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
@@ -93,6 +157,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def too_many(exc):
+        if getattr(exc.limit, "scope", None) == "audio-seconds":
+            return errors.respond(429, f"too much audio from this address (limit {exc.limit.limit} "
+                                       "seconds, counted at 16 kHz); try again in a moment")
         return errors.respond(429, f"too many requests (limit {exc.limit.limit}); try again in a moment")
 
     @app.after_request
@@ -111,12 +178,14 @@ def _limits(app: Flask) -> None:
     app.extensions["hark.limiter"] = limiter
     marked = {endpoint: getattr(view, "_hark_rate_limit", None)
               for endpoint, view in app.view_functions.items()}
+    audio = limiter.shared_limit(_config_value("HARK_RATE_AUDIO_SECONDS"), scope="audio-seconds",
+                                 cost=_audio_cost, deduct_when=lambda response: True)
     for endpoint, spec in marked.items():
         if spec is None:
             continue
         key, methods = spec
-        app.view_functions[endpoint] = limiter.limit(_config_value(key), methods=methods)(
-            app.view_functions[endpoint])
+        view = limiter.limit(_config_value(key), methods=methods)(app.view_functions[endpoint])
+        app.view_functions[endpoint] = audio(view) if key in AUDIO_LIMITED else view
 
 
 def _config_value(key: str) -> Callable[[], str]:

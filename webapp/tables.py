@@ -1,4 +1,4 @@
-"""The database tables: admins, training jobs with their epochs, model versions.
+"""The database tables: admins and their login attempts, training jobs with their epochs, model versions.
 
 Change a table here, then `flask --app wsgi db migrate -m "what"` writes the
 Alembic migration in migrations/versions/ (review it, commit it).
@@ -37,6 +37,22 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Part of every session's user id: logout and a password reset raise it, which ends
+    # every copy of every cookie issued before (webapp.auth.load_user compares it).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_generation}"
+
+
+class LoginAttempt(db.Model):
+    """A login attempt not known to have succeeded: the shared count behind the login limits."""
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class TrainingJob(db.Model):

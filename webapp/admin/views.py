@@ -42,7 +42,12 @@ def _context(form: TrainForm | None = None) -> dict:
 def _regenerate_params() -> dict:
     """The default job on a freshly rebuilt default set ("activate" from the form or JSON body)."""
     if request.is_json:
-        activate = bool((request.get_json(silent=True) or {}).get("activate"))
+        body = request.get_json(silent=True) if request.get_data() else {}
+        if not isinstance(body, dict):
+            raise ApiError(400, 'send a JSON object, e.g. {"activate": true}')
+        activate = body.get("activate", False)
+        if not isinstance(activate, bool):
+            raise ApiError(400, "activate must be true or false")
     else:
         activate = request.form.get("activate") in ("y", "on", "true", "1")
     return jobs.make_params(epochs=current_app.config["HARK_AUTO_TRAIN_EPOCHS"],
@@ -144,8 +149,10 @@ def api_job(job_id: int):
     job = db.session.get(TrainingJob, job_id)
     if job is None:
         raise ApiError(404, f"no training job {job_id}")
-    return jsonify({**jobs.summary(job, admin=True), "log_tail": job.log_tail,
-                    "progress": jobs.progress_rows(job)})
+    summary = jobs.summary(job, admin=True)
+    if summary["evaluation"]:
+        summary["gallery_url"] = url_for("gallery.index", source=f"eval:{summary['evaluation']['id']}")
+    return jsonify({**summary, "log_tail": job.log_tail, "progress": jobs.progress_rows(job)})
 
 
 @bp.post("/api/jobs/<int:job_id>/cancel")

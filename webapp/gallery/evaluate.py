@@ -1,25 +1,39 @@
 """Admin only: evaluate a model on a folder of the server and keep the result for the gallery.
 
-POST /admin/api/evaluations runs `webapp.gallery.evaluations.evaluate_and_store` inside
-the request, which suits folders of a few thousand clips (about a second per
-thousand); larger folders are refused with a clear message rather than holding a
-worker for minutes. GET /gallery/evaluate is the form for it.
+POST /admin/api/evaluations checks the folder (a path, in the Speech Commands layout,
+with labels the model knows: a few directory listings) and answers 202 with a queued
+"evaluate" job; the queue consumer does the work (webapp/training/runner.py ->
+webapp.gallery.evaluations.evaluate_and_store), so a folder of any size never holds a
+web worker. GET /gallery/evaluate is the form; its script follows the job's progress
+(GET /admin/api/jobs/<id>) and links the stored result when it is done.
 """
 from __future__ import annotations
 
 import logging
 
 from flask import Blueprint, jsonify, render_template, request, url_for
+from sqlalchemy import select
 
 from ml.dataset import DataError, list_clips
+from ml.runs import labels_of
+from webapp.auth import admin_required, current_username
+from webapp.database import db
+from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
 from webapp.gallery import evaluations
-from webapp.auth import admin_required
-from webapp.errors import ApiError
+from webapp.security import rate_limited
+from webapp.tables import TrainingJob
+from webapp.training import jobs
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gallery_admin", __name__)
-MAX_CLIPS_IN_REQUEST = 5000
+MAX_CLIPS = 100_000     # one stored evaluation is one JSON file the gallery reads whole
+
+
+def _evaluation_jobs(limit: int = 10) -> list[TrainingJob]:
+    """The latest evaluation jobs, newest first (the form shows their progress)."""
+    recent = db.session.scalars(select(TrainingJob).order_by(TrainingJob.id.desc()).limit(200))
+    return [job for job in recent if jobs.is_evaluation(job.params)][:limit]
 
 
 @bp.get("/gallery/evaluate")
@@ -28,38 +42,54 @@ def form():
     """Pick a model version and a server folder; the result opens in the gallery."""
     sources = gallery_data.list_sources()
     runs = [s for s in sources if s.kind == "run"]
+    recent = jobs.summaries(_evaluation_jobs())
+    follow = next((j for j in recent if j["state"] in ("queued", "running")), None)
     return render_template("gallery_evaluate.html", runs=runs,
                            evaluations=[s for s in sources if s.kind == "evaluation"],
-                           max_clips=MAX_CLIPS_IN_REQUEST)
+                           max_clips=MAX_CLIPS, recent_jobs=recent, follow=follow)
+
+
+def _values() -> dict:
+    """The request's folder and model: a JSON object or a form."""
+    if not request.is_json:
+        return {"folder": request.form.get("folder"), "model": request.form.get("model")}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, 'send a JSON object: {"folder": "/path/on/the/server", "model": "run:<id>"}')
+    for name in ("folder", "model"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise ApiError(400, f"{name} must be a string")
+    return body
 
 
 @bp.post("/admin/api/evaluations")
 @admin_required
+@rate_limited("HARK_RATE_UPLOAD")
 def create():
-    """Body (JSON or form): folder (absolute path on the server), model (a run source key;
-    default the active model). 201 with the stored evaluation's summary and gallery URL."""
-    if request.is_json:
-        values = request.get_json(silent=True)
-        values = values if isinstance(values, dict) else {}
-    else:
-        values = request.form
-    folder = str(values.get("folder") or "").strip()
-    source = gallery_data.get_source(str(values.get("model") or "") or None)
+    """Body (JSON or form): folder (absolute path on the server, or relative to the checkout),
+    model (a run source key; default the active model). 202 with the queued job, `job_url`
+    to follow it; the finished job names the stored evaluation."""
+    values = _values()
+    source = gallery_data.get_source(values.get("model") or None)
     if source.kind != "run" or source.model_dir is None:
         raise ApiError(400, "model must be a model version (run:<id>), not an evaluation")
     try:
-        path = evaluations.check_folder(folder)
-        n = len(list_clips(path)[1])
-        if n > MAX_CLIPS_IN_REQUEST:
-            raise ApiError(413, f"{path} has {n:,} clips; at most {MAX_CLIPS_IN_REQUEST:,} "
-                                "can be evaluated from the web page")
-        summary = evaluations.evaluate_and_store(source.model_dir, path,
-                                                 gallery_data.evaluations_folder(),
-                                                 log=log.info)
+        path = evaluations.check_folder(values.get("folder") or "")
+        labels, clips = list_clips(path)
+        known = labels_of(source.model_dir)
     except DataError as exc:
         raise ApiError(400, str(exc)) from None
-    log.info("evaluation %s: model %s on %s, accuracy %.3f", summary["id"], summary["model"],
-             summary["folder"], summary["accuracy"])
-    summary.pop("file", None)
-    summary["gallery_url"] = url_for("gallery.index", source=f"eval:{summary['id']}")
-    return jsonify(summary), 201
+    except (OSError, ValueError) as exc:      # ml.runs: the run's own files are unreadable
+        raise ApiError(409, f"the model version {source.id} cannot be read: {exc}") from None
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ApiError(400, f"{path}: label(s) {', '.join(unknown)} unknown to the model "
+                            f"(it knows {', '.join(known)})")
+    if len(clips) > MAX_CLIPS:
+        raise ApiError(413, f"{path} has {len(clips):,} clips; at most {MAX_CLIPS:,} are evaluated at once")
+    job = jobs.submit(jobs.make_eval_params(path, source.model_dir, source.id, len(clips)),
+                      current_username())
+    log.info("evaluation job %s: model %s on %s (%d clips)", job.id, source.id, path, len(clips))
+    body = jobs.summary(job, admin=True)
+    body["job_url"] = url_for("admin.api_job", job_id=job.id)
+    return jsonify(body), 202

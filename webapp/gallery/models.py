@@ -25,14 +25,14 @@ _lock = threading.Lock()
 
 
 def _stamp(run_dir: Path) -> tuple:
-    body = run_dir / runs.BODY_FILE
-    st = body.stat()
-    return str(run_dir.resolve()), st.st_mtime_ns, st.st_size
+    """Identity of a run's served model: its path and its serving files' times and sizes."""
+    stats = [f.stat() for f in runs.serving_files(run_dir)]
+    return str(run_dir.resolve()), *((st.st_mtime_ns, st.st_size) for st in stats)
 
 
 def classifier_for(run_dir: Path | None, store=None):
     """A Classifier for `run_dir`, reusing the active one when it is that run."""
-    if run_dir is None or not (Path(run_dir) / runs.BODY_FILE).is_file():
+    if run_dir is None or not runs.is_complete(Path(run_dir)):
         raise ApiError(404, f"the model {Path(run_dir).name if run_dir else ''} is not on this "
                             "machine any more, so its clips cannot be classified again")
     run_dir = Path(run_dir)

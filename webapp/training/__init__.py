@@ -6,8 +6,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """The task queue (its task runs webapp.training.runner), the Training page and its API."""
-    from webapp.training import pages, queue, runner, status
+    from webapp.training import downloads, pages, queue, runner, status
 
     queue.init_app(app, runner.run_job)
     app.register_blueprint(pages.bp)
     app.register_blueprint(status.bp)
+    app.register_blueprint(downloads.bp)      # Download menus: exports of model versions

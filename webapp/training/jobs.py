@@ -1,4 +1,9 @@
-"""Training jobs in the database: submit, cancel, and the state changes a running job makes.
+"""Jobs in the database: submit, cancel, and the state changes a running job makes.
+
+A job trains a model (params "kind" "admin" or "auto") or evaluates one on a
+folder of the server ("kind" "evaluate"); both go through the same queue and
+consumer. Progress is counted in `epoch` of `epochs` for a training, in clips
+done of clips in all for an evaluation (summary's "steps" says which).
 
 Every change is one short transaction, so the web workers and the consumer
 never hold a lock across a training step. State moves only forward:
@@ -18,12 +23,15 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ml import config
+from ml.dataset import DataError
 from webapp.database import db, iso, utcnow
 from webapp.tables import FINISHED, JobEpoch, ModelVersion, TrainingJob
 
 LOG_LINES, LOG_CHARS = 200, 20_000
 DATASETS = {"default": "default synthetic set", "mini": "mini Speech Commands", "folder": "a folder"}
 PREPARE = ("none", "missing", "rebuild")   # default set: use as is, make if missing, build afresh
+EVALUATE = "evaluate"                       # params "kind" of an evaluation job
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255  # Linux's PATH_MAX (less the NUL) and NAME_MAX
 
 
 class JobError(ValueError):
@@ -61,6 +69,28 @@ def dataset_label(params: dict) -> str:
     return DATASETS.get(kind, kind)
 
 
+def server_path(text, base: Path | None = None) -> Path:
+    """A folder path an admin typed, as a Path (a relative one taken from `base` when given),
+    or a DataError saying what is wrong: control characters (a NUL byte would reach the
+    operating system), a name or path longer than the file system allows, "~user" for no user."""
+    if not isinstance(text, str) or not text.strip():
+        raise DataError("name a folder on the server")
+    text = text.strip()
+    if not text.isprintable():
+        raise DataError("the folder path contains a control character (such as a NUL byte or a "
+                        "line break)")
+    raw = os.fsencode(text)
+    if len(raw) > MAX_PATH_BYTES:
+        raise DataError(f"the folder path is longer than {MAX_PATH_BYTES} bytes")
+    if any(len(part) > MAX_NAME_BYTES for part in raw.split(b"/")):
+        raise DataError(f"a part of the folder path is longer than {MAX_NAME_BYTES} bytes")
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:                 # "~name" for a user this server does not have
+        raise DataError(f"{text}: no such user's home folder on the server") from None
+    return Path(base) / path if base is not None and not path.is_absolute() else path
+
+
 def make_params(dataset: str = "default", data: str | None = None, activate: bool = False,
                 prepare_data: str = "missing", kind: str = "admin", app=None, **settings) -> dict:
     """A job's parameters as stored: its data, what follows training, and every ml.config
@@ -77,6 +107,23 @@ def make_params(dataset: str = "default", data: str | None = None, activate: boo
     return {"kind": kind, "dataset": dataset, "data": str(Path(data).resolve()), **values,
             "activate": bool(activate),
             "prepare_data": prepare_data if dataset == "default" else "none"}
+
+
+def make_eval_params(folder: Path, model_dir: Path, model: str, clips: int) -> dict:
+    """An evaluation job: run `model_dir` on every clip of `folder` (already checked), for the gallery."""
+    return {"kind": EVALUATE, "dataset": "folder", "data": str(folder), "model_dir": str(model_dir),
+            "model": model, "clips": clips}
+
+
+def is_evaluation(params: dict | None) -> bool:
+    return (params or {}).get("kind") == EVALUATE
+
+
+def describe(params: dict) -> str:
+    """One line saying what a job does, without server paths (pages show it to anyone)."""
+    if is_evaluation(params):
+        return f"evaluate {params.get('model')} on the {dataset_label(params)}"
+    return f"{params.get('arch')} on the {dataset_label(params)}"
 
 
 def train_config(params: dict, data: str, runs: str) -> config.TrainConfig:
@@ -149,6 +196,12 @@ def heartbeat(job_id: int) -> None:
     _update(job_id, heartbeat_at=utcnow())
 
 
+def record_progress(job_id: int, done: int, total: int, eta_s: float | None) -> None:
+    """An evaluation's progress: `done` clips of `total`."""
+    _update(job_id, epoch=done, epochs=total, eta_s=eta_s, heartbeat_at=utcnow(),
+            stage=f"evaluating: {done:,} of {total:,} clips")
+
+
 def record_epoch(job_id: int, row: dict) -> None:
     """One finished epoch: a progress row and the job's epoch/ETA, in one transaction."""
     db.session.add(JobEpoch(job_id=job_id, epoch=row["epoch"], loss=row.get("loss"),
@@ -215,17 +268,26 @@ _LOOK_UP = object()
 def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
     """A job as JSON; `admin` adds the parameters as given (paths included) and who asked."""
     p = job.params or {}
+    evaluation = is_evaluation(p)
     if version is _LOOK_UP:
         version = db.session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
+    metrics = job.metrics or {}
+    total = job.epochs or p.get("clips" if evaluation else "epochs")
     out = {
-        "id": job.id, "state": job.state, "stage": job.stage, "stalled": is_stalled(job),
+        "id": job.id, "kind": p.get("kind"), "what": describe(p), "state": job.state,
+        "stage": job.stage, "stalled": is_stalled(job),
         "dataset": dataset_label(p), **{name: p.get(name) for name in config.JOB_SETTINGS},
-        "epochs": job.epochs or p.get("epochs"), "epoch": job.epoch, "eta_s": job.eta_s,
+        "epochs": None if evaluation else total, "epoch": None if evaluation else job.epoch,
+        "steps": {"done": job.epoch or 0, "total": total, "unit": "clips" if evaluation else "epochs"},
+        "eta_s": job.eta_s,
         "prepare_data": p.get("prepare_data"), "activate": p.get("activate"),
         "created_at": iso(job.created_at), "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),
         "cancel_requested": job.cancel_requested, "error": job.error,
-        "test_accuracy": (job.metrics or {}).get("accuracy"),
+        "test_accuracy": None if evaluation else metrics.get("accuracy"),
+        "model": p.get("model") if evaluation else None,
+        "evaluation": ({k: metrics.get(k) for k in ("id", "accuracy", "n")}
+                       if evaluation and metrics.get("id") else None),
         "version": version.name if version else None,
         "version_id": version.id if version else None,
     }

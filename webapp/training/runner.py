@@ -1,11 +1,14 @@
-"""What the queue consumer does with one training job (never runs in a web worker).
+"""What the queue consumer does with one job (never runs in a web worker).
 
-claim -> (build the default data set) -> ml.train.train with progress rows and
-a cancel flag read from the database -> register the model version -> activate
-it when asked -> succeeded. Any failure marks the job failed with its error and
-log tail; a cancelled job ends "cancelled". Neither changes the active model:
-activation is the very last step of a successful job, and ml.train leaves no
-run directory behind when it is cancelled or fails.
+A training job: claim -> (build the default data set) -> ml.train.train with
+progress rows and a cancel flag read from the database -> register the model
+version -> activate it when asked -> succeeded. An evaluation job (params kind
+"evaluate"): claim -> webapp.gallery.evaluations.evaluate_and_store with its
+progress in clips and the same cancel flag -> succeeded, with the stored
+evaluation's id, accuracy and size as its metrics. Any failure marks the job
+failed with its error and log tail; a cancelled job ends "cancelled". Neither
+changes the active model: activation is the very last step of a successful
+training, and ml.train leaves no run directory behind when it is cancelled or fails.
 """
 from __future__ import annotations
 
@@ -77,6 +80,9 @@ def run_job(job_id: int) -> None:
     beat.start()
     run_dir = None
     try:
+        if jobs.is_evaluation(params):
+            _evaluate(job_id, params, tail, stop)
+            return
         data = prepare_data(job_id, params, tail)
         if stop():
             raise _cancelled()
@@ -104,6 +110,26 @@ def run_job(job_id: int) -> None:
         _free_memory()
 
 
+def _evaluate(job_id: int, params: dict, tail: jobs.LogTail, stop) -> None:
+    from webapp.gallery import data as gallery_data
+    from webapp.gallery.evaluations import evaluate_and_store
+
+    jobs.set_stage(job_id, "loading the model")
+    tail(f"{jobs.describe(params)}: {params.get('clips', 0):,} clips")
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (total - done) if done else None
+        jobs.record_progress(job_id, done, total, eta)
+
+    result = evaluate_and_store(params["model_dir"], params["data"], gallery_data.evaluations_folder(),
+                                log=tail, progress=progress, should_stop=stop)
+    tail(f"evaluation {result['id']}: accuracy {result['accuracy']:.1%} on {result['n']:,} clips")
+    jobs.finish(job_id, "succeeded", log_tail=tail.text(),
+                metrics={k: result[k] for k in ("id", "accuracy", "n", "model")})
+
+
 def _cancelled():
     from ml.train import TrainingCancelled
 
@@ -113,8 +139,9 @@ def _cancelled():
 def _fail(job_id: int, exc: BaseException, tail: jobs.LogTail) -> None:
     from ml.dataset import DataError
     from ml.train import TrainingCancelled
+    from webapp.gallery.evaluations import Cancelled
 
-    if isinstance(exc, TrainingCancelled):
+    if isinstance(exc, (TrainingCancelled, Cancelled)):
         if jobs.stop_requested(job_id):
             tail("cancelled")
             jobs.finish(job_id, "cancelled", log_tail=tail.text())

@@ -7,7 +7,8 @@ reported in the log:
 - a job left "running" by a worker that is gone: failed, with the reason;
 - runs/.tmp-* (a run directory being written) and data/.tmp-default-* (a data
   set being rebuilt): removed, or a finished rebuild swapped into place;
-- a pointer naming a missing or broken run: back to models/default;
+- a pointer naming a missing or broken run: back to the last active version
+  whose files still exist (by activated_at), else to models/default;
 - run directories not in the versions table (the shipped default, CLI runs):
   registered; the table's active flag: set from the pointer;
 - a queued job whose queue message was lost: enqueued again;
@@ -42,7 +43,8 @@ def check(app: Flask, auto_train: bool = True, log_report: bool = True) -> list[
         report += clean_debris(app)
         report += repair_pointer(app)
         report += register_runs(app)
-        versions.reconcile(app)
+        with versions.lock(app):          # an activation meanwhile would be undone otherwise
+            versions.reconcile(app)
         report += requeue_lost(app)
         if auto_train:
             report += first_model(app)
@@ -116,21 +118,34 @@ def clean_debris(app: Flask) -> list[str]:
 
 
 def repair_pointer(app: Flask) -> list[str]:
-    """A pointer naming a missing or incomplete run falls back to the shipped default model."""
+    """A pointer naming a missing or incomplete run goes back to the last active version
+    that still exists, and only when there is none to the shipped default model."""
     pointer = versions.pointer(app)
     if pointer is None:
         return []
+    with versions.lock(app):      # not while an admin activates or deletes a version
+        return _repair_pointer(app, pointer)
+
+
+def _repair_pointer(app: Flask, pointer: Path) -> list[str]:
     default = Path(app.config["HARK_DEFAULT_MODEL"])
-    if not pointer.exists():
-        pointer.parent.mkdir(parents=True, exist_ok=True)
-        versions.write_pointer(pointer, default)
-        return [f"the active-model pointer {pointer} was missing: now names {default}"]
-    target = versions.active_run_dir(app)
-    if versions.usable(target):
+    missing = not pointer.exists()
+    target = None if missing else versions.active_run_dir(app)
+    if not missing and versions.usable(target):
         return []
+    problem = (f"the active-model pointer {pointer} was missing" if missing
+               else f"the active model {target} is missing or incomplete")
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    previous = versions.last_active(exclude=target)
+    if previous is not None:
+        versions.write_pointer(pointer, Path(previous.run_dir))
+        return [f"{problem}: restored the last active version {previous.name} ({previous.run_dir})"]
+    if missing:
+        versions.write_pointer(pointer, default)
+        return [f"{problem}: now names {default}"]
     if versions.usable(default) and target != default.resolve():
         versions.write_pointer(pointer, default)
-        return [f"the active model {target} is missing or incomplete: fell back to {default}"]
+        return [f"{problem}: fell back to {default}"]
     return [f"no usable model: {target} is missing or incomplete (a training job will make one)"]
 
 

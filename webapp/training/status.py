@@ -1,7 +1,9 @@
 """Public, read-only training status: what trains now, how it goes, what finished before.
 
 GET /api/training is polled every second by the Training page (and every few
-seconds by the "no model yet" panel). It shows no server paths and no user
+seconds by the "no model yet" panel). Jobs are trainings and the admin's folder
+evaluations (kind "evaluate": progress in clips, "steps", and the stored
+evaluation's id and accuracy once done, "evaluation"). It shows no server paths and no user
 names: the data set of a job is named by its kind, and the job's own folder
 path is replaced in its log and error lines.
 """
@@ -22,9 +24,9 @@ from webapp.tables import ModelVersion, TrainingJob
 from webapp.training import jobs, versions
 
 bp = Blueprint("training_status", __name__, url_prefix="/api")
-PUBLIC = ("id", "state", "stage", "stalled", "dataset", *JOB_SETTINGS, "epoch", "eta_s",
-          "created_at", "started_at", "finished_at", "heartbeat_at", "cancel_requested", "error",
-          "test_accuracy", "version", "duration_s")
+PUBLIC = ("id", "kind", "what", "state", "stage", "stalled", "dataset", *JOB_SETTINGS, "epoch",
+          "steps", "eta_s", "created_at", "started_at", "finished_at", "heartbeat_at",
+          "cancel_requested", "error", "test_accuracy", "model", "evaluation", "version", "duration_s")
 
 
 def _scrub(text: str | None, job: TrainingJob) -> str | None:

@@ -6,14 +6,23 @@ every gunicorn worker's ModelStore sees either the old or the new run (never a
 half-written one) and switches within HARK_MODEL_CHECK_S; a request in flight
 keeps the Classifier it started with. The database's `active` flag mirrors the
 pointer and is reconciled from it at startup (webapp/training/startup.py).
+
+Activating and deleting exclude each other: both hold one lock between
+processes (`lock()`, a file in the instance folder, also taken by the startup
+repair) across the re-check of the version and the change, and the database
+statements are conditional too (a version is deleted only while not active,
+activated only while its row exists), so two admins racing on one version get
+one success and one clear 404/409, and the pointer never names a deleted run.
 """
 from __future__ import annotations
 
 import logging
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, current_app
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
 
 from ml import runs
@@ -90,42 +99,78 @@ def register(run_dir: Path, source: str = "job", job_id: int | None = None) -> M
 
 # ---- activating and deleting --------------------------------------------------
 
-def activate(version_id: int, user: str | None) -> ModelVersion:
-    """Make a version the served model: checked, then the pointer replaced atomically."""
-    version = db.session.get(ModelVersion, version_id)
+@contextmanager
+def lock(app: Flask | None = None):
+    """Held while the active model or the set of versions changes (every process of this machine)."""
+    with file_lock(Path((app or current_app).instance_path) / ".versions.lock"):
+        yield
+
+
+def _fresh(version_id: int) -> ModelVersion:
+    """The version as the database has it now (another process may have deleted it)."""
+    version = db.session.scalar(select(ModelVersion).where(ModelVersion.id == version_id)
+                                .execution_options(populate_existing=True))
     if version is None:
-        raise JobError(f"no model version {version_id}", 404)
-    target = pointer()
-    if target is None:
-        raise JobError("HARK_MODEL names a run directory, so the active model is fixed; "
-                       "point HARK_MODEL at a pointer file to switch models here", 409)
+        raise JobError(f"no model version {version_id} (it may have just been deleted)", 404)
+    return version
+
+
+def _check_loads(version: ModelVersion) -> None:
+    """Its files are complete and load: never point every worker at a broken model."""
     run_dir = Path(version.run_dir)
     if not usable(run_dir):
         raise JobError(f"model version {version.name} is incomplete or missing on disk", 409)
     from ml.classifier import Classifier
 
     try:
-        Classifier(run_dir)      # the files load: never point every worker at a broken model
+        Classifier(run_dir)
     except Exception as exc:     # noqa: BLE001  any failure means "do not activate"
         raise JobError(f"model version {version.name} does not load: {exc}", 409) from None
-    with file_lock(Path(current_app.instance_path) / ".activate.lock"):
-        write_pointer(target, run_dir)
-        _mark_active(version.id, user)
+
+
+def activate(version_id: int, user: str | None) -> ModelVersion:
+    """Make a version the served model: checked, then the pointer replaced atomically."""
+    target = pointer()
+    if target is None:
+        raise JobError("HARK_MODEL names a run directory, so the active model is fixed; "
+                       "point HARK_MODEL at a pointer file to switch models here", 409)
+    _check_loads(_fresh(version_id))      # the slow load happens before the lock
+    with lock():
+        version = _fresh(version_id)      # deleted while it loaded: 404, nothing changed
+        if not usable(Path(version.run_dir)):
+            raise JobError(f"model version {version.name} is incomplete or missing on disk", 409)
+        if not _mark_active(version.id, user):
+            db.session.rollback()
+            raise JobError(f"no model version {version_id} (it was just deleted)", 404)
+        write_pointer(target, Path(version.run_dir))
+        db.session.commit()
+        db.session.refresh(version)      # read while no one can delete it: the answer is whole
     log.info("model version %s activated by %s", version.name, user)
-    return db.session.get(ModelVersion, version.id, populate_existing=True)
+    return version
 
 
 def write_pointer(target: Path, run_dir: Path) -> None:
     write_atomic(target, pointer_text(target, run_dir))
 
 
-def _mark_active(version_id: int | None, user: str | None) -> None:
+def _mark_active(version_id: int, user: str | None) -> bool:
+    """Flag `version_id` as the active one (uncommitted); False when its row is gone."""
     db.session.execute(update(ModelVersion).where(ModelVersion.id != version_id)
                        .where(ModelVersion.active.is_(True)).values(active=False))
-    if version_id is not None:
-        db.session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
-                           .values(active=True, activated_at=utcnow(), activated_by=user))
-    db.session.commit()
+    marked = db.session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
+                                .values(active=True, activated_at=utcnow(), activated_by=user))
+    return marked.rowcount == 1
+
+
+def last_active(exclude: Path | None = None) -> ModelVersion | None:
+    """The most recently activated version whose files are still usable (the startup repair's pick)."""
+    ever_active = select(ModelVersion).where(ModelVersion.activated_at.is_not(None)) \
+        .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
+    for version in db.session.scalars(ever_active):
+        run_dir = Path(version.run_dir)
+        if usable(run_dir) and (exclude is None or run_dir.resolve() != Path(exclude).resolve()):
+            return version
+    return None
 
 
 def reconcile(app: Flask) -> ModelVersion | None:
@@ -144,22 +189,25 @@ def reconcile(app: Flask) -> ModelVersion | None:
 
 def delete(version_id: int) -> str:
     """Forget a version and remove its run directory; never the active one or the shipped default."""
-    version = db.session.get(ModelVersion, version_id)
-    if version is None:
-        raise JobError(f"no model version {version_id}", 404)
-    run_dir = Path(version.run_dir)
-    active = active_run_dir()
-    if version.active or (active is not None and run_dir.resolve() == active):
-        raise JobError(f"{version.name} is the active model; activate another one first", 409)
-    if version.source == "default":
-        raise JobError("the shipped default model cannot be deleted", 409)
-    runs_root = Path(current_app.config["HARK_RUNS"]).resolve()
-    name = version.name
-    db.session.delete(version)
-    db.session.commit()
-    # Only run directories this installation made are removed from disk.
-    if run_dir.resolve().parent == runs_root and run_dir.is_dir():
-        shutil.rmtree(run_dir, ignore_errors=True)
+    with lock():
+        version = _fresh(version_id)
+        run_dir, name = Path(version.run_dir), version.name
+        active = active_run_dir()
+        in_use = f"{name} is the active model; activate another one first"
+        if version.active or (active is not None and run_dir.resolve() == active):
+            raise JobError(in_use, 409)
+        if version.source == "default":
+            raise JobError("the shipped default model cannot be deleted", 409)
+        gone = db.session.execute(sql_delete(ModelVersion).where(ModelVersion.id == version_id)
+                                  .where(ModelVersion.active.is_(False)))
+        if gone.rowcount != 1:           # activated by a process this lock does not reach
+            db.session.rollback()
+            raise JobError(in_use, 409)
+        db.session.commit()
+        # Only run directories this installation made are removed from disk.
+        runs_root = Path(current_app.config["HARK_RUNS"]).resolve()
+        if run_dir.resolve().parent == runs_root and run_dir.is_dir():
+            shutil.rmtree(run_dir, ignore_errors=True)
     return name
 
 

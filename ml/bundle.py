@@ -1,0 +1,286 @@
+"""The export bundle: one ZIP with everything needed to run a model elsewhere and to know what it is.
+
+    hark-<run>/model.tflite      the served model, waveform in, probabilities out
+    hark-<run>/labels.json       output order
+    hark-<run>/metrics.json      test-split figures (as in the run directory)
+    hark-<run>/evaluations.json  accuracy on other folders (real speech), where measured
+    hark-<run>/MODEL_CARD.md     data, recipe, accuracy, latency, intended use, limits, licences
+    hark-<run>/predict.py        standalone: numpy, soundfile and ai-edge-litert only
+    hark-<run>/requirements.txt  those three, pinned
+    hark-<run>/README.md         how to run it
+
+No TensorFlow here: ml/exporters.py converts the model and hands over the bytes.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+import zipfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from ml.config import ARCHS, SILENCE, UNKNOWN
+from ml.download import NAME as MINI_SPEECH_COMMANDS
+
+MODEL_FILE = "model.tflite"
+PREDICT_SOURCE = Path(__file__).with_name("bundle_predict.py")
+RUNTIME = ("numpy", "soundfile", "ai-edge-litert")    # all predict.py needs
+LICENCE_HEADING = "## Engines and voices used, and their licences"
+SPEECH_COMMANDS_LICENCE = ("Speech Commands (Pete Warden, Google, 2018, arXiv:1804.03209): "
+                           "Creative Commons BY 4.0.")
+
+
+@dataclass
+class Facts:
+    """What the bundle says about a run; `model_files` are the model files' bytes by name."""
+    run_dir: Path
+    config: dict
+    labels: list[str]
+    metrics: dict | None
+    evaluations: list[dict]            # {"folder", "report"}: accuracy measured on other folders
+    latency: dict                      # ml.measure.latency of the exported model
+    model_files: dict[str, bytes]
+    data_root: Path
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M %Z"))
+
+    @property
+    def run_id(self) -> str:
+        return self.config.get("run_id") or self.run_dir.name
+
+    def data_json(self, name: str):
+        path = self.data_root / name
+        try:
+            return json.loads(path.read_text()) if path.is_file() else None
+        except (OSError, ValueError):
+            return None
+
+
+def write_bundle(out: Path, facts: Facts) -> None:
+    """Write the ZIP (`out` is the caller's temporary file)."""
+    top = f"hark-{facts.run_id}"
+    entries = {**facts.model_files,
+               "labels.json": json.dumps(facts.labels, indent=1),
+               "MODEL_CARD.md": model_card(facts),
+               "README.md": readme(facts),
+               "predict.py": PREDICT_SOURCE.read_text(),
+               "requirements.txt": requirements()}
+    if facts.metrics is not None:
+        entries["metrics.json"] = json.dumps(facts.metrics, indent=1)
+    if facts.evaluations:
+        entries["evaluations.json"] = json.dumps(facts.evaluations, indent=1)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in entries.items():
+            info = zipfile.ZipInfo(f"{top}/{name}", date_time=time.localtime()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o755 if name == "predict.py" else 0o644) << 16
+            zf.writestr(info, content)
+
+
+def requirements() -> str:
+    lines = ["# what predict.py needs (the versions Hark was tested with)"]
+    for name in RUNTIME:
+        try:
+            lines.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            lines.append(name)
+    return "\n".join(lines) + "\n"
+
+
+def readme(facts: Facts) -> str:
+    top = f"hark-{facts.run_id}"
+    words = ", ".join(label for label in facts.labels if label not in (SILENCE, UNKNOWN))
+    return f"""# Hark model {facts.run_id}
+
+A spoken-command classifier exported from Hark: it hears one second of audio and says
+which of these it is: {words}{_specials(facts.labels)}.
+What it is, how it was made and how well it works: MODEL_CARD.md.
+
+## Run it
+
+```sh
+python -m venv .venv && . .venv/bin/activate
+pip install -r requirements.txt        # numpy, soundfile, ai-edge-litert: nothing else
+python predict.py some.wav other.wav   # WAV files of any sample rate; --json for JSON
+```
+
+Each file is mixed down to mono, resampled to 16 kHz and cut to its loudest second (a
+shorter one is padded with silence), as the Hark app does.
+
+## Use the model in your own code
+
+`{MODEL_FILE}` is a LiteRT (TensorFlow Lite) model. Input: float32 `[1, 16000]`, one second of
+16 kHz mono audio with samples in [-1, 1]; the feature extraction (log-mel or spectrogram)
+is inside the model. Output: float32 `[1, {len(facts.labels)}]`, the probability of each label
+in the order of `labels.json`. `predict.py` shows the whole path from a file to a label.
+"""
+
+
+def _specials(labels: list[str]) -> str:
+    parts = []
+    if SILENCE in labels:
+        parts.append("nobody speaking (`_silence_`)")
+    if UNKNOWN in labels:
+        parts.append("a word that is not a command (`_unknown_`)")
+    return (", or " + " or ".join(parts)) if parts else ""
+
+
+# ---- the model card ---------------------------------------------------------------------
+
+def model_card(facts: Facts) -> str:
+    sections = [_card_head(facts), _card_data(facts), _card_recipe(facts), _card_accuracy(facts),
+                _card_speed(facts), _card_use(facts), _card_licences(facts)]
+    return "\n\n".join(s.strip() for s in sections) + "\n"
+
+
+def _pct(value) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "—"
+
+
+def _card_head(facts: Facts) -> str:
+    c = facts.config
+    weight = c.get("unknown_weight", 1.0)
+    weighting = (f" The `_unknown_` probability is multiplied by {weight:g} and the probabilities "
+                 "renormalised (a prior correction the served model applies; the exported files "
+                 "include it)." if weight != 1.0 and UNKNOWN in facts.labels else "")
+    return f"""# Model card: Hark model {facts.run_id}
+
+Exported {facts.created} from Hark. A {c.get('arch', '?')} network that classifies one second of
+16 kHz mono audio into {len(facts.labels)} labels: {', '.join(f'`{x}`' for x in facts.labels)}.{weighting}"""
+
+
+def _card_data(facts: Facts) -> str:
+    c = facts.config
+    sizes = c.get("split_sizes") or {}
+    split = {"speaker": "by speaker (no voice is in two splits)", "random": "at random, clip by clip"}
+    lines = ["## Data", "",
+             f"- Training data: `{c.get('data', '?')}` (content SHA-256 `{str(c.get('data_hash', '?'))[:16]}…`)",
+             f"- Split 80/10/10 {split.get(c.get('split'), c.get('split', '?'))}: "
+             + ", ".join(f"{sizes[k]:,} {k}" for k in ("train", "val", "test") if k in sizes) + " clips"]
+    info = facts.data_json("dataset.json")
+    if info:
+        engines = ", ".join(f"{e} ({(info.get('speakers') or {}).get(e, '?')} synthetic speakers)"
+                            for e in info.get("engines", []))
+        lines.append(f"- The synthetic default set (`python -m ml data default`, "
+                     f"{info.get('clips', '?'):,} clips): text-to-speech voices only, no human "
+                     f"recordings. Engines: {engines}. Each voice is varied (pitch, rate, formants) and "
+                     "each clip placed, scaled, reverberated, filtered and mixed with procedural noise.")
+    elif _is_default_set(facts):
+        lines.append("- The synthetic default set (`python -m ml data default`): text-to-speech voices "
+                     "only, no human recordings (its folder is not on the machine that exported this).")
+    elif Path(c.get("data", "")).name == MINI_SPEECH_COMMANDS:
+        lines.append("- The mini Speech Commands set: human recordings of the eight words.")
+    return "\n".join(lines)
+
+
+def _is_default_set(facts: Facts) -> bool:
+    return Path(facts.config.get("data", "")).name == "default"
+
+
+def _card_recipe(facts: Facts) -> str:
+    c = facts.config
+    arch = ARCHS.get(c.get("arch"))
+    feats = c.get("feature_params") or {}
+    framing = (f"{feats.get('kind')}: frame {feats.get('frame_length')}, step {feats.get('frame_step')}, "
+               f"FFT {feats.get('fft_length')}, {feats.get('bins')} bins"
+               + (f", {feats.get('low_hz'):g}–{feats.get('high_hz'):g} Hz" if feats.get("kind") == "logmel" else "")
+               if feats else c.get("features", "?"))
+    versions = ", ".join(f"{k} {v}" for k, v in (c.get("versions") or {}).items())
+    params = c.get("parameters")
+    return f"""## Training recipe
+
+- Architecture `{c.get('arch', '?')}`{f': {arch.about}' if arch else ''}; {f'{params:,}' if params else '?'} parameters
+- Features inside the model: {framing}
+- {c.get('epochs_run', '?')} of {c.get('epochs', '?')} epochs (early stopping on validation loss, patience {c.get('patience', '?')}),
+  batch {c.get('batch_size', '?')}, Adam with cosine decay from learning rate {c.get('learning_rate', '?')},
+  an exponential moving average of the weights, sparse categorical cross-entropy
+- Training-time augmentation: {'on (time shift, gain, noise mixing, SpecAugment)' if c.get('augment') else 'off'}; seed {c.get('seed', '?')}
+- Trained {str(c.get('created', '?'))[:16].replace('T', ' ')}{f' with {versions}' if versions else ''}"""
+
+
+def _card_accuracy(facts: Facts) -> str:
+    lines = ["## Accuracy", ""]
+    m = facts.metrics
+    if m:
+        lines += [f"On the held-out test split ({m.get('n', 0):,} clips of the training data's own "
+                  f"kind): **{_pct(m.get('accuracy'))}**.", "",
+                  "| label | precision | recall | F1 | clips |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| `{label}` | {row['precision']:.2f} | {row['recall']:.2f} | {row['f1']:.2f} | "
+                  f"{row['support']} |" for label, row in (m.get("per_class") or {}).items()]
+    else:
+        lines.append("No test-split figures were recorded for this run.")
+    lines += ["", "On other folders (e.g. real people's speech), as measured:", ""]
+    if facts.evaluations:
+        lines += ["| folder | clips | accuracy | `_silence_` recall | `_unknown_` recall |",
+                  "|---|---:|---:|---:|---:|"]
+        for e in facts.evaluations:
+            r = e["report"]
+            per = r.get("per_class") or {}
+            lines.append(f"| `{e['folder']}` | {r.get('n', 0):,} | {_pct(r.get('accuracy'))} | "
+                         f"{_recall(per, SILENCE)} | {_recall(per, UNKNOWN)} |")
+    else:
+        lines.append("Not measured for this export (export with `--eval DIR`, or evaluate the model "
+                     "on a folder in Hark's gallery, to add it).")
+    return "\n".join(lines)
+
+
+def _recall(per_class: dict, label: str) -> str:
+    row = per_class.get(label)
+    return _pct(row["recall"]) if row and row.get("support") else "—"
+
+
+def _card_speed(facts: Facts) -> str:
+    lat = facts.latency or {}
+    sizes = ", ".join(f"`{name}` {len(data) / 1024:,.0f} KB" for name, data in facts.model_files.items())
+    cpu = platform.processor() or platform.machine()
+    return f"""## Size and latency
+
+- {sizes}
+- {lat.get('median_ms', '?')} ms per clip (median; 90th percentile {lat.get('p90_ms', '?')} ms) on one CPU
+  thread with LiteRT, from one second of audio to probabilities, measured at export on {cpu}
+  ({platform.system()})."""
+
+
+def _card_use(facts: Facts) -> str:
+    synthetic = facts.data_json("dataset.json") is not None or _is_default_set(facts)
+    voices = ("- It learnt from synthetic voices only: it hears real people less well than its "
+              "test-split figure says (see the other folders above), and some accents, children's "
+              "and older voices, and far-field or noisy recordings least of all.\n" if synthetic else "")
+    return f"""## Intended use and limits
+
+Intended for: recognising a small set of spoken commands in short, close-talking clips on a
+device or server; demonstrations and teaching; a baseline to compare other models with.
+
+Limits:
+{voices}- English command words only, one word per second of audio; longer audio is reduced to its
+  loudest second, so it is not a streaming or wake-word detector.
+- It always answers with one of its labels; a low probability means it is unsure.
+- Not for identifying speakers, and not for anything safety-critical or where a mistake harms
+  someone: check its errors on your own recordings first."""
+
+
+def _card_licences(facts: Facts) -> str:
+    lines = ["## Licences", ""]
+    readme = facts.data_root / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    if LICENCE_HEADING in text:
+        section = text.split(LICENCE_HEADING, 1)[1].split("\n## ", 1)[0]
+        lines += ["The training voices (from the data set's README.md):",
+                  *[line for line in section.strip().splitlines() if line.startswith("- ")]]
+    elif _is_default_set(facts) or facts.data_json("dataset.json"):
+        from ml.synth.engines import ORDER
+        from ml.synth.generate import LICENCES
+
+        used = (facts.data_json("dataset.json") or {}).get("engines") or ORDER
+        lines += ["The training voices (the synthetic default set draws on these engines where installed):",
+                  *[f"- **{name}**: {LICENCES[name]}" for name in used if name in LICENCES]]
+    elif Path(facts.config.get("data", "")).name == MINI_SPEECH_COMMANDS:
+        lines.append(f"The training clips: {SPEECH_COMMANDS_LICENCE}")
+    else:
+        lines.append("The training clips: not recorded by Hark; the licence of the folder's own clips applies.")
+    lines += ["", "Pretrained parts: none; the whole network was trained from scratch by Hark on the "
+              "data above.",
+              "Runtime: LiteRT (ai-edge-litert) Apache-2.0; numpy BSD-3-Clause; soundfile "
+              "BSD-3-Clause (with libsndfile, LGPL-2.1)."]
+    return "\n".join(lines)

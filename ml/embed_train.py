@@ -1,0 +1,91 @@
+"""Training a head on the frozen speech embedding: variants, a cache, the fit.
+
+The embedding cannot learn, so training-time augmentation happens before it:
+each training clip is embedded as it is and as `VARIANTS` altered copies (time
+shift, gain, white or pink noise), drawn from a seed, so the same data gives the
+same arrays. Extraction is most of the cost, so the arrays are cached on disk
+under a key of the data's content hash, the clip list and the recipe: a second
+training on the same data skips it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ml.audio import CLIP_SAMPLES, SAMPLE_RATE
+from ml.embedding import EmbeddingSpec, SpeechEmbedding
+
+VARIANTS = 3
+SHIFT_S, GAIN_DB, SNR_DB = 0.2, (-12.0, 6.0), (5.0, 30.0)
+RECIPE = 1      # bump when the variants or the extraction change: old cache entries are not reused
+
+
+def _noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """White or pink (1/f power) noise of unit RMS."""
+    white = rng.normal(0.0, 1.0, n)
+    if rng.random() < 0.5:
+        spectrum = np.fft.rfft(white)
+        spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1.0))
+        white = np.fft.irfft(spectrum, n)
+    return white / (np.sqrt(np.mean(white ** 2)) + 1e-12)
+
+
+def variant(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One altered copy of a one-second clip: shifted, louder or softer, with noise."""
+    shift = int(rng.uniform(-SHIFT_S, SHIFT_S) * SAMPLE_RATE)
+    out = np.zeros_like(clip)
+    if shift >= 0:
+        out[shift:] = clip[:len(clip) - shift]
+    else:
+        out[:shift] = clip[-shift:]
+    out = out * 10 ** (rng.uniform(*GAIN_DB) / 20)
+    level = np.sqrt(np.mean(out ** 2))
+    if level > 1e-5:     # silence stays silence plus its own noise
+        out = out + _noise(rng, len(out)) * level / 10 ** (rng.uniform(*SNR_DB) / 20)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def with_variants(x: np.ndarray, y: np.ndarray, seed: int, variants: int = VARIANTS):
+    """The clips followed by `variants` altered copies of each (labels repeated to match)."""
+    rng = np.random.default_rng([seed, 42])
+    copies = [x] + [np.stack([variant(c, rng) for c in x]) if len(x) else x
+                    for _ in range(variants)]
+    return np.concatenate(copies), np.concatenate([y] * (variants + 1))
+
+
+def cache_key(data_hash: str, paths: list[str], spec: EmbeddingSpec, seed: int, variants: int) -> str:
+    text = json.dumps([RECIPE, data_hash, paths, spec.params(), seed, variants])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def embed_cached(x: np.ndarray, y: np.ndarray, key: str, cache: Path | None, spec: EmbeddingSpec,
+                 variants: int, seed: int, log=print, threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of the clips (and their variants), from the cache when it has them."""
+    path = Path(cache) / f"{key}.npz" if cache else None
+    if path is not None and path.is_file():
+        with np.load(path) as stored:
+            log(f"embeddings from the cache ({path.name})")
+            return stored["e"].astype(np.float32), stored["y"]
+    xs, ys = with_variants(x, y, seed, variants) if variants else (x, y)
+    log(f"embedding {len(xs)} clips ({len(x)} and {variants} variants of each)")
+    emb = SpeechEmbedding(spec, threads=threads).embed_batches(xs, log=log)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, e=emb.astype(np.float16), y=ys)
+        tmp.replace(path)
+        emb = emb.astype(np.float16).astype(np.float32)   # what a cached run reads back
+    return emb, ys
+
+
+def class_weights(y: np.ndarray, n: int) -> dict[int, float]:
+    """Balanced weights: every label counts as much in the loss, whatever its clip count."""
+    counts = np.bincount(y, minlength=n).astype(np.float64)
+    return {i: float(len(y) / (n * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def clips_of(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, np.float32).reshape(-1, CLIP_SAMPLES)

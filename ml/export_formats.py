@@ -1,0 +1,75 @@
+"""The export formats: their names and files, and which formats a run supports (no TensorFlow).
+
+A run exports according to its *kind*, decided by its architecture: a "network"
+(kws, tutorial, seed) is one Keras model, waveform in, probabilities out, and
+every format is one function of ml/exporters.py for that kind. A new kind (an
+ensemble, a pretrained embedding) adds its entry to ARCH_KINDS and KIND_FORMATS
+and its functions there. The web app reads this module to offer its Download
+menu without importing TensorFlow.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Bump when an exporter writes something different for the same run, so cached exports
+# (the web app's instance/cache/exports/) are built again.
+EXPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str               # what --format and URLs say
+    suffix: str             # end of the file name
+    content_type: str
+    title: str              # for menus
+    about: str              # one line for --help and menus
+    needs_data: bool = False   # needs the run's training clips (calibration)
+
+
+FORMATS = {f.name: f for f in [
+    ExportFormat("keras", ".keras", "application/octet-stream", "Keras (.keras)",
+                 "the Keras model: one second of 16 kHz waveform in, probabilities out"),
+    ExportFormat("tflite", ".tflite", "application/octet-stream", "TFLite (.tflite)",
+                 "one LiteRT file, waveform in, probabilities out (features inside)"),
+    ExportFormat("tflite-int8", "-int8.tflite", "application/octet-stream", "TFLite int8 (.tflite)",
+                 "the LiteRT file with its network quantised to int8, calibrated on the training clips",
+                 needs_data=True),
+    ExportFormat("bundle", ".zip", "application/zip", "Bundle (.zip)",
+                 "a ZIP: the LiteRT model, labels, metrics, a model card and a standalone predict.py"),
+]}
+
+# architecture -> kind; kind -> the formats it exports to (in menu order)
+ARCH_KINDS = {"kws": "network", "tutorial": "network", "seed": "network"}
+KIND_FORMATS = {"network": ("keras", "tflite", "tflite-int8", "bundle")}
+
+
+class ExportError(ValueError):
+    """A run that cannot be exported as asked; the message says why, for a person."""
+
+
+def kind_of(config: dict) -> str | None:
+    """A run's kind from its config.json (a `kind` it records, else its architecture's)."""
+    return config.get("kind") or ARCH_KINDS.get(config.get("arch"))
+
+
+def formats_of(config: dict) -> tuple[str, ...]:
+    """The formats a run with this config.json can be exported to."""
+    return KIND_FORMATS.get(kind_of(config), ())
+
+
+def check_format(config: dict, fmt: str) -> ExportFormat:
+    """The format `fmt`, if this run supports it; ExportError otherwise."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+    supported = formats_of(config)
+    if fmt not in supported:
+        what = config.get("arch") or config.get("kind") or "this run"
+        raise ExportError(f"a {what} model cannot be exported as {fmt} "
+                          f"(it can be: {', '.join(supported) or 'nothing yet'})")
+    return FORMATS[fmt]
+
+
+def file_name(run_id: str, fmt: str) -> str:
+    """The download's file name, e.g. hark-20261124-142758-kws-int8.tflite."""
+    return f"hark-{Path(run_id).name}{FORMATS[fmt].suffix}"

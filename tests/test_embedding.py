@@ -1,0 +1,94 @@
+"""The pretrained speech embedding, heads trained on it, and ensembles (real models, tiny data)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ml.synth.tones import TONES, tone_clip
+
+
+@pytest.fixture(scope="module")
+def clips():
+    rng = np.random.default_rng(3)
+    return np.stack([tone_clip(f, rng) for f in TONES.values()])
+
+
+def test_embedding_shapes_and_batching(clips):
+    from ml.embedding import DIM, WINDOWS, SpeechEmbedding
+
+    emb = SpeechEmbedding()
+    together, mel = emb(clips)
+    assert together.shape == (len(clips), WINDOWS, DIM) and mel.shape == (len(clips), 197, 32)
+    one = emb(clips[1:2])[0]
+    assert np.allclose(one[0], together[1], atol=1e-5)      # a batch is many single calls
+    assert not np.allclose(together[0], together[2], atol=1e-2)   # different sounds differ
+
+
+@pytest.fixture(scope="module")
+def head_run(tone_data, tmp_path_factory):
+    from ml.train import TrainConfig, train
+
+    runs = tmp_path_factory.mktemp("embed-runs")
+    logs = []
+    run = train(TrainConfig(data=str(tone_data), arch="embed-mlp", epochs=3, batch_size=16,
+                            runs=str(runs)), verbose=0, log=logs.append)
+    return run, logs
+
+
+def test_a_head_on_the_embedding_is_a_run_served_like_any_other(head_run, clips):
+    from ml.classifier import Classifier
+    from ml.embedding import SpeechEmbedding
+    from ml.models import load_model
+
+    run, _ = head_run
+    config = json.loads((run / "config.json").read_text())
+    assert config["features"] == "embedding" and config["embedding"]["pad_s"] == 0.5
+    assert not (run / "features.tflite").exists() and (run / "body.tflite").is_file()
+    clf = Classifier(run)
+    served = clf.predict_batch(clips)
+    keras_probs = np.asarray(load_model(run / "model.keras")(SpeechEmbedding()(clips)[0]))
+    assert np.allclose(served, keras_probs, atol=1e-4)
+    pred = clf.classify(clips[0])
+    times, freqs = clf.feature_axes()
+    assert pred.features.shape == (len(times), len(freqs)) == (97, 32)
+    assert json.loads((run / "metrics.json").read_text())["n"] > 0
+
+
+def test_a_second_training_on_the_same_data_reads_the_embeddings_from_the_cache(head_run, tone_data):
+    from ml.train import TrainConfig, train
+
+    run, first_logs = head_run
+    assert not any("from the cache" in line for line in first_logs)
+    logs = []
+    train(TrainConfig(data=str(tone_data), arch="embed-conv", epochs=1, batch_size=16,
+                      runs=str(run.parent)), verbose=0, log=logs.append)
+    assert sum("from the cache" in line for line in logs) == 2     # train (with variants) and val
+
+
+def test_an_ensemble_averages_its_members_and_weights_unknown_once(tone_data, tmp_path, clips):
+    import shutil
+
+    from ml.classifier import Classifier
+    from ml.config import TrainConfig
+    from ml.train import train
+
+    data = tmp_path / "data"
+    shutil.copytree(tone_data, data)
+    (data / "go").rename(data / "_unknown_")      # the 700 Hz tone plays "not a command"
+    rows = []
+    run = train(TrainConfig(data=str(data), arch="ensemble", epochs=1, batch_size=16,
+                            runs=str(tmp_path / "runs"), unknown_weight=0.5), on_epoch=rows.append,
+                verbose=0, log=lambda m: None)
+    config = json.loads((run / "config.json").read_text())
+    assert config["members"] == ["members/kws", "members/embed-mlp", "members/embed-conv"]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and {r["epochs"] for r in rows} == {3}
+    members = [Classifier(run / m) for m in config["members"]]
+    assert all(m.config["unknown_weight"] == 1.0 for m in members)
+    mean = np.mean([m.predict_batch(clips) for m in members], axis=0)
+    clf = Classifier(run)
+    assert clf.labels == members[0].labels
+    mean[:, clf.labels.index("_unknown_")] *= 0.5
+    assert np.allclose(clf.predict_batch(clips), mean / mean.sum(axis=1, keepdims=True), atol=1e-5)
+    assert clf.classify(clips[0]).features.shape == (98, 40)     # the kws member's log-mel

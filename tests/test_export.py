@@ -1,0 +1,465 @@
+"""Exports (issue 16): keras, tflite, tflite-int8 and the bundle, from the CLI and the Download menu.
+
+Each exported file is loaded in a fresh process and compared with the served
+model (ml.classifier.Classifier) on the same clips; the bundle's predict.py runs
+in a fresh virtualenv holding only its stated dependencies.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ml.cli import main as cli
+from ml.export_formats import ARCH_KINDS, FORMATS, KIND_FORMATS, file_name, formats_of
+from ml.synth.tones import TONES, tone_clip
+from tests.helpers import ROOT, copy_run, login, require_shared_speech
+
+FLOAT_TOLERANCE = 1e-4
+
+
+def _clips(n: int = 12) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    freqs = list(TONES.values())
+    return np.stack([tone_clip(freqs[i % len(freqs)], rng) for i in range(n)])
+
+
+def _served(run: Path, x: np.ndarray) -> np.ndarray:
+    from ml.classifier import Classifier
+
+    return Classifier(run).predict_batch(x)
+
+
+def _fresh_process(script: str, *args: str, env_root: bool = True) -> str:
+    """Run `script` in a new interpreter (Hark importable only when env_root); its stdout."""
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"}
+    if env_root:
+        env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          timeout=300, env=env, cwd="/")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+LOAD_TFLITE = """
+import sys, numpy as np
+from ai_edge_litert.interpreter import Interpreter
+assert not any(m.startswith(("ml", "tensorflow", "keras")) for m in sys.modules)
+it = Interpreter(model_path=sys.argv[1], num_threads=1)
+it.allocate_tensors()
+inp, out = it.get_input_details()[0], it.get_output_details()[0]
+assert list(inp["shape"]) == [1, 16000] and inp["dtype"] == np.float32, inp
+rows = []
+for clip in np.load(sys.argv[2]):
+    it.set_tensor(inp["index"], clip[None].astype(np.float32))
+    it.invoke()
+    rows.append(it.get_tensor(out["index"])[0])
+np.save(sys.argv[3], np.array(rows))
+print(sorted({d["dtype"].__name__ for d in it.get_tensor_details()}))
+"""
+
+LOAD_KERAS = """
+import sys, numpy as np, keras
+import ml.models   # Hark's layers (features, normalisation, label weights)
+model = keras.saving.load_model(sys.argv[1], compile=False)
+assert model.input_shape == (None, 16000), model.input_shape
+np.save(sys.argv[3], np.asarray(model.predict(np.load(sys.argv[2]), verbose=0)))
+"""
+
+
+# ---- the format table ------------------------------------------------------------------
+
+def test_every_architecture_has_a_kind_and_every_kind_its_exporters():
+    from ml.config import ARCHS
+    from ml.exporters import EXPORTERS
+
+    assert set(ARCHS) <= set(ARCH_KINDS)
+    assert {k: tuple(v) for k, v in EXPORTERS.items()} == KIND_FORMATS
+    assert formats_of({"arch": "kws"}) == ("keras", "tflite", "tflite-int8", "bundle")
+    assert formats_of({"arch": "something-new"}) == ()
+    assert file_name("20261124-142758-kws", "tflite-int8") == "hark-20261124-142758-kws-int8.tflite"
+    assert file_name("x", "bundle").endswith(".zip") and FORMATS["bundle"].content_type == "application/zip"
+
+
+# ---- float exports agree with the served model -----------------------------------------
+
+@pytest.mark.parametrize("fmt, loader, needs_hark", [("tflite", LOAD_TFLITE, False),
+                                                     ("keras", LOAD_KERAS, True)])
+def test_float_export_loads_in_a_fresh_process_and_agrees(tiny_run, tmp_path, capsys, fmt, loader,
+                                                          needs_hark):
+    out = tmp_path / file_name("tiny", fmt)
+    assert cli(["export", "--model", str(tiny_run), "--format", fmt, "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]          # no temporary file left
+    x = _clips()
+    np.save(tmp_path / "x.npy", x)
+    _fresh_process(loader, str(out), str(tmp_path / "x.npy"), str(tmp_path / "p.npy"), env_root=needs_hark)
+    probs = np.load(tmp_path / "p.npy")
+    served = _served(tiny_run, x)
+    assert probs.shape == served.shape
+    assert np.abs(probs - served).max() <= FLOAT_TOLERANCE
+
+
+def test_export_arguments_are_checked(tiny_run, tmp_path, capsys):
+    out = tmp_path / "m.tflite"
+    assert cli(["export", "--model", str(tiny_run), "--format", "tflite"]) == 2
+    assert "--format and --out go together" in capsys.readouterr().err
+    assert cli(["export", "--model", str(tiny_run), "--out", str(out)]) == 2
+    assert cli(["export", "--model", str(tiny_run), "--format", "tflite", "--out", str(out),
+                "--unknown-weight", "0.5"]) == 2
+    assert "--unknown-weight" in capsys.readouterr().err
+    assert cli(["export", "--model", str(tiny_run), "--eval", str(tmp_path)]) == 2
+    assert cli(["export", "--model", str(tmp_path), "--format", "tflite", "--out", str(out)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    assert cli(["export", "--model", str(tiny_run), "--format", "bundle", "--out", str(tmp_path / "b.zip"),
+                "--evaluation", str(bad)]) == 2
+    assert "not an evaluation record" in capsys.readouterr().err
+    odd = copy_run(tiny_run, tmp_path / "odd-run")
+    config = json.loads((odd / "config.json").read_text())
+    (odd / "config.json").write_text(json.dumps({**config, "arch": "ensemble-of-things"}))
+    assert cli(["export", "--model", str(odd), "--format", "keras", "--out", str(tmp_path / "o.keras")]) == 2
+    assert "cannot be exported as keras" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        cli(["export", "--model", str(tiny_run), "--format", "onnx", "--out", str(out)])
+
+
+# ---- int8 --------------------------------------------------------------------------------
+
+def test_int8_export_calibrates_reports_and_loads_in_a_fresh_process(tiny_run, tone_data, tmp_path, capsys):
+    out = tmp_path / "m-int8.tflite"
+    assert cli(["export", "--model", str(tiny_run), "--format", "tflite-int8", "--out", str(out),
+                "--eval", str(tone_data)]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"calibrating on \d+ training clips", printed)
+    for what in ("test split", str(tone_data), "latency per clip, 1 thread", "size"):
+        line = next(line for line in printed.splitlines() if line.startswith(what))
+        assert "float" in line and "int8" in line, line
+    x = _clips()
+    np.save(tmp_path / "x.npy", x)
+    dtypes = _fresh_process(LOAD_TFLITE, str(out), str(tmp_path / "x.npy"), str(tmp_path / "p.npy"),
+                            env_root=False)
+    assert "int8" in dtypes and "float32" in dtypes          # an int8 network, float features
+    probs = np.load(tmp_path / "p.npy")
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+    float_size = len((tiny_run / "body.tflite").read_bytes()) + len((tiny_run / "features.tflite").read_bytes())
+    assert out.stat().st_size < float_size
+
+
+def test_int8_without_the_training_data_says_so(tiny_run, tmp_path, capsys):
+    run = copy_run(tiny_run, tmp_path / "moved-run")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "data": str(tmp_path / "gone")}))
+    out = tmp_path / "m.tflite"
+    assert cli(["export", "--model", str(run), "--format", "tflite-int8", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "training data of this run is not on this machine" in err and "--data" in err
+    assert not out.exists() and not list(tmp_path.glob(".m.tflite*"))
+
+
+def test_int8_costs_at_most_one_and_a_half_points_on_real_speech(tmp_path):
+    """The shipped model, int8 beside float, on ../shared/speech/words (about a minute)."""
+    speech = require_shared_speech() / "words"
+    default = ROOT / "models" / "default"
+    config = json.loads((default / "config.json").read_text())
+    if not (ROOT / config["data"]).is_dir():
+        pytest.skip(f"{config['data']} (the shipped model's training data, for calibration) is missing: "
+                    "make it with python -m ml data default")
+    from ml.exporters import export
+
+    lines = []
+    result = export(default, "tflite-int8", tmp_path / "default-int8.tflite", data=ROOT / config["data"],
+                    eval_dirs=[speech], log=lines.append)
+    words = result["accuracy"][str(speech)]
+    assert words["clips"] > 1000
+    assert words["float"] - words["int8"] <= 0.015, "\n".join(lines)
+    assert words["float"] >= 0.85          # the float model is the served one (README: 88.2%)
+    assert result["size_bytes"]["int8"] < result["size_bytes"]["float"] / 2
+
+
+def test_tflite_of_the_shipped_model_keeps_its_unknown_weight(tmp_path, capsys):
+    """models/default serves _unknown_ at weight 0.05: the single file applies it too."""
+    speech = require_shared_speech()
+    default = ROOT / "models" / "default"
+    out = tmp_path / "default.tflite"
+    assert cli(["export", "--model", str(default), "--format", "tflite", "--out", str(out)]) == 0
+    from ml.audio import load_clip
+
+    files = sorted((speech / "extra" / "_unknown_").iterdir())[:10] + sorted((speech / "words" / "go").iterdir())[:10]
+    x = np.stack([load_clip(f) for f in files])
+    np.save(tmp_path / "x.npy", x)
+    _fresh_process(LOAD_TFLITE, str(out), str(tmp_path / "x.npy"), str(tmp_path / "p.npy"), env_root=False)
+    assert np.abs(np.load(tmp_path / "p.npy") - _served(default, x)).max() <= FLOAT_TOLERANCE
+
+
+# ---- the bundle ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bundle(tiny_run, tone_data, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bundle")
+    record = folder / "evaluation.json"
+    record.write_text(json.dumps({"folder": "/srv/real-people", "report": {
+        "accuracy": 0.75, "n": 40, "per_class": {"_silence_": {"recall": 0.9, "support": 10}}}}))
+    out = folder / "hark.zip"
+    assert cli(["export", "--model", str(tiny_run), "--format", "bundle", "--out", str(out),
+                "--eval", str(tone_data), "--evaluation", str(record)]) == 0
+    with zipfile.ZipFile(out) as zf:
+        zf.extractall(folder / "unpacked")
+    (top,) = (folder / "unpacked").iterdir()
+    return top
+
+
+def test_bundle_holds_model_labels_metrics_card_predict_and_readme(bundle, tiny_run, tone_data, tmp_path):
+    names = {p.name for p in bundle.iterdir()}
+    assert names == {"model.tflite", "labels.json", "metrics.json", "evaluations.json", "MODEL_CARD.md",
+                     "predict.py", "requirements.txt", "README.md"}
+    assert json.loads((bundle / "labels.json").read_text()) == json.loads((tiny_run / "labels.json").read_text())
+    assert json.loads((bundle / "metrics.json").read_text()) == json.loads((tiny_run / "metrics.json").read_text())
+    card = (bundle / "MODEL_CARD.md").read_text()
+    for heading in ("## Data", "## Training recipe", "## Accuracy", "## Size and latency",
+                    "## Intended use and limits", "## Licences"):
+        assert heading in card
+    assert "ms per clip" in card and "one CPU" in card
+    assert f"`{tone_data}`" in card and "`/srv/real-people` | 40 | 75.0%" in card     # measured + quoted
+    assert "Pretrained parts: none" in card
+    requirements = (bundle / "requirements.txt").read_text().split()
+    assert [r.split("==")[0] for r in requirements if "==" in r] == ["numpy", "soundfile", "ai-edge-litert"]
+    imports = set(re.findall(r"^(?:from|import) ([a-z_]+)", (bundle / "predict.py").read_text(), re.M))
+    assert imports <= {"__future__", "argparse", "json", "sys", "math", "pathlib", "numpy", "soundfile",
+                       "ai_edge_litert"}
+    x = _clips()
+    np.save(tmp_path / "x.npy", x)
+    _fresh_process(LOAD_TFLITE, str(bundle / "model.tflite"), str(tmp_path / "x.npy"),
+                   str(tmp_path / "p.npy"), env_root=False)
+    assert np.abs(np.load(tmp_path / "p.npy") - _served(tiny_run, x)).max() <= FLOAT_TOLERANCE
+
+
+def test_model_card_names_the_voices_licences_without_the_data_folder(tmp_path):
+    from ml import bundle as bundle_module
+    from ml.synth.generate import LICENCES
+
+    default = ROOT / "models" / "default"
+    facts = bundle_module.Facts(
+        run_dir=default, config=json.loads((default / "config.json").read_text()),
+        labels=json.loads((default / "labels.json").read_text()), metrics=None, evaluations=[],
+        latency={"median_ms": 1.0, "p90_ms": 2.0}, model_files={"model.tflite": b"x"},
+        data_root=tmp_path / "default")                 # a fresh clone: no data/default
+    card = bundle_module.model_card(facts)
+    assert "synthetic default set" in card and "weight" in card
+    for text in LICENCES.values():
+        assert text in card
+    assert "Not measured for this export" in card
+
+
+def _wav_files(folder: Path) -> list[Path]:
+    """Tone words at several rates, channel counts and lengths (what Hark's decode accepts)."""
+    folder.mkdir()
+    rng = np.random.default_rng(11)
+    files = []
+    for i, (label, freq) in enumerate(list(TONES.items()) * 3):
+        rate = (16000, 44100, 8000, 22050, 48000, 11025)[i % 6]
+        seconds = (1.0, 2.5, 0.7)[i % 3]
+        wave = tone_clip(freq, rng, seconds=seconds, rate=rate)
+        if i % 4 == 1:
+            wave = np.column_stack([wave, 0.5 * wave])
+        files.append(folder / f"{i:02d}-{label}-{rate}.wav")
+        sf.write(files[-1], wave, rate, subtype=("PCM_16", "FLOAT", "PCM_24")[i % 3])
+    return files
+
+
+def test_bundle_predict_runs_in_a_fresh_virtualenv_and_agrees_with_hark(bundle, tiny_run, tmp_path):
+    venv = tmp_path / "venv"
+    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"python -m venv is not available here: {made.stderr.strip()[-300:]}")
+    python = venv / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(bundle / "requirements.txt")],
+                               capture_output=True, text=True, timeout=600)
+    if installed.returncode != 0:
+        pytest.skip(f"pip could not install the bundle's requirements (no package index?): "
+                    f"{installed.stderr.strip()[-500:]}")
+    listed = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], capture_output=True, text=True)
+    have = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert "tensorflow" not in have and "soxr" not in have and "tensorflow-cpu" not in have
+    files = _wav_files(tmp_path / "wavs")
+    done = subprocess.run([str(python), str(bundle / "predict.py"), "--json", *map(str, files)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs = json.loads(done.stdout)
+    from ml.audio import decode
+    from ml.classifier import Classifier
+
+    hark = Classifier(tiny_run)
+    ours = [hark.classify(*decode(f)) for f in files]
+    assert [r["label"] for r in theirs] == [p.label for p in ours]
+    for row, pred in zip(theirs, ours):
+        if row["file"].endswith("-16000.wav"):   # no resampling: the same numbers
+            assert abs(row["confidence"] - pred.confidence) <= 1e-3
+    plain = subprocess.run([str(python), str(bundle / "predict.py"), str(files[0]), str(tmp_path / "nope.wav")],
+                           capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert plain.returncode == 1 and "nope.wav" in plain.stderr
+    assert plain.stdout.startswith(f"{files[0]}: {ours[0].label} (")
+
+
+def test_predict_resampler_matches_a_real_resampler():
+    import soxr
+
+    from ml.bundle_predict import loudest_second, resample
+
+    rng = np.random.default_rng(3)
+    for rate in (8000, 11025, 22050, 44100, 48000):
+        t = np.arange(int(1.3 * rate)) / rate
+        wave = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 2500 * t)
+                + rng.normal(0, 0.01, t.size)).astype(np.float32)
+        ours, real = resample(wave, rate), soxr.resample(wave, rate, 16000, quality="HQ")
+        assert len(ours) == len(real)
+        inner = slice(400, len(real) - 400)     # away from the edges, where the filters differ
+        assert np.abs(ours[inner] - real[inner]).max() < 0.02
+    from ml.audio import fit_clip
+
+    wave = rng.normal(0, 0.1, 40000).astype(np.float32)
+    wave[21000:23000] *= 8
+    assert np.array_equal(loudest_second(wave), fit_clip(wave)[0])
+    assert np.array_equal(loudest_second(wave[:9000]), fit_clip(wave[:9000])[0])
+
+
+# ---- the Download menu ------------------------------------------------------------------------
+
+def _wait_ready(client, status_url: str, limit_s: float = 300) -> dict:
+    """Poll the status API until the file is built (bounded, so a broken build fails the test)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        response = client.get(status_url)
+        body = response.get_json()
+        if response.status_code != 202 or time.monotonic() > deadline:
+            return {"status": response.status_code, **body}
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def web(app_factory, tiny_run, tmp_path_factory):
+    """An app serving tiny_run, with a second, inactive version (an imported copy)."""
+    from webapp.training import startup, versions
+
+    app = app_factory()
+    other = copy_run(tiny_run, Path(app.config["HARK_RUNS"]) / "20990101-000000-kws")
+    startup.check(app, auto_train=False)
+    with app.app_context():
+        ids = {v.name: v.id for v in versions.all_versions()}
+        active = next(v.id for v in versions.all_versions() if v.active)
+    return {"app": app, "active": active, "other": ids[other.name], "other_dir": other}
+
+
+def test_anyone_downloads_the_active_model_with_name_type_and_caching(web):
+    app, vid = web["app"], web["active"]
+    client = app.test_client()
+    first = client.get(f"/versions/{vid}/download/tflite")
+    assert first.status_code == 202 and first.headers["Retry-After"]
+    assert "Preparing hark-" in first.get_data(as_text=True)
+    status = _wait_ready(client, f"/api/versions/{vid}/exports/tflite")
+    assert status["status"] == 200 and status["state"] == "ready", status
+    assert status["url"] == f"/versions/{vid}/download/tflite"
+    response = client.get(status["url"])
+    assert response.status_code == 200
+    assert response.mimetype == "application/octet-stream"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment") and f'filename={status["file_name"]}' in disposition
+    assert re.fullmatch(r"hark-.+\.tflite", status["file_name"])
+    assert response.headers["Cache-Control"] == "private, no-cache"
+    etag = response.headers["ETag"]
+    body = response.get_data()
+    cached = list((Path(app.instance_path) / "cache" / "exports").rglob("tflite-*.tflite"))
+    assert len(cached) == 1 and cached[0].read_bytes() == body          # built once, kept
+    again = client.get(status["url"], headers={"If-None-Match": etag})
+    assert again.status_code == 304 and not again.get_data()
+    with app.app_context():
+        from webapp.tables import ModelVersion
+        from webapp.database import db
+
+        run = Path(db.session.get(ModelVersion, vid).run_dir)
+    x = _clips(4)
+    from ml.litert_model import LiteRTModel
+
+    assert np.abs(LiteRTModel(body).predict_batch(x) - _served(run, x)).max() <= FLOAT_TOLERANCE
+
+
+def test_other_versions_are_for_the_admin_only(web):
+    app, other = web["app"], web["other"]
+    anonymous = app.test_client()
+    page = anonymous.get(f"/versions/{other}/download/keras")
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    api = anonymous.get(f"/api/versions/{other}/exports/keras")
+    assert api.status_code == 401 and api.get_json()["error"]
+    admin = app.test_client()
+    login(admin)
+    status = _wait_ready(admin, f"/api/versions/{other}/exports/keras")
+    assert status["state"] == "ready", status
+    response = admin.get(status["url"])
+    assert response.status_code == 200 and status["file_name"] == "hark-20990101-000000-kws.keras"
+    assert zipfile.is_zipfile(__import__("io").BytesIO(response.get_data()))   # a .keras file is a zip
+
+
+def test_unknown_versions_formats_and_missing_data_are_clear(web, tiny_run):
+    app = web["app"]
+    admin = app.test_client()
+    login(admin)
+    assert admin.get("/versions/9999/download/tflite").status_code == 404
+    missing = admin.get(f"/api/versions/{web['active']}/exports/onnx")
+    assert missing.status_code == 404 and "unknown export format" in missing.get_json()["error"]
+    page = admin.get(f"/versions/{web['active']}/download/onnx")
+    assert page.status_code == 404 and "text/html" in page.content_type
+    other_dir = web["other_dir"]
+    config = json.loads((other_dir / "config.json").read_text())
+    (other_dir / "config.json").write_text(json.dumps({**config, "data": "data/no-such-folder"}))
+    try:
+        refused = admin.get(f"/api/versions/{web['other']}/exports/tflite-int8")
+        assert refused.status_code == 409 and "not on this machine" in refused.get_json()["error"]
+        html = admin.get("/admin").get_data(as_text=True)
+        assert "data/no-such-folder is not on this machine" in html
+    finally:
+        (other_dir / "config.json").write_text(json.dumps(config))
+
+
+def test_a_failed_build_is_reported_not_retried_at_once(web, tmp_path):
+    """A version whose model file is broken: the child fails, and the failure is said plainly."""
+    from webapp.training import startup, versions
+
+    app = web["app"]
+    broken = copy_run(web["other_dir"], Path(app.config["HARK_RUNS"]) / "20990202-000000-kws")
+    (broken / "model.keras").write_bytes(b"not a keras file")
+    with app.app_context():
+        startup.check(app, auto_train=False)
+        vid = versions.find(broken).id
+    admin = app.test_client()
+    login(admin)
+    status = _wait_ready(admin, f"/api/versions/{vid}/exports/tflite")
+    assert status["status"] in (409, 500) and "export" in status["error"], status
+    assert admin.get(f"/api/versions/{vid}/exports/tflite").status_code == status["status"]
+
+
+def test_download_menus_in_the_versions_table_and_the_gallery(web):
+    app = web["app"]
+    anonymous = app.test_client()
+    gallery = anonymous.get("/gallery").get_data(as_text=True)
+    assert 'class="download-menu"' in gallery and f'/versions/{web["active"]}/download/bundle' in gallery
+    other_gallery = anonymous.get("/gallery?source=run:20990101-000000-kws").get_data(as_text=True)
+    assert 'class="download-menu"' not in other_gallery        # not the active model: admin only
+    admin = app.test_client()
+    login(admin)
+    assert 'class="download-menu"' in admin.get("/gallery?source=run:20990101-000000-kws").get_data(as_text=True)
+    tables = admin.get("/admin/tables").get_data(as_text=True)
+    for fmt in ("keras", "tflite", "tflite-int8", "bundle"):
+        assert f'/versions/{web["other"]}/download/{fmt}"' in tables
+        assert f'/api/versions/{web["other"]}/exports/{fmt}"' in tables
+    assert "js/downloads.js" in tables and "css/downloads.css" in tables
