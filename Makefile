@@ -6,5 +6,5 @@ run:
 	bash scripts/run.sh
 
 test:
-	HARK_EXTRA_APT=chromium bash scripts/setup.sh
+	HARK_EXTRA_APT="chromium redis-server postgresql" bash scripts/setup.sh
 	bash scripts/test.sh

@@ -12,7 +12,14 @@ and after the kill, when the master replaced the worker, whether the training
 job kept writing progress rows, and the database's integrity check. Exit code
 0 when at most --allowed-errors requests failed and nothing was lost.
 
-Run:  PYTHONPATH=. .venv/bin/python bench/bench_fault.py [--seconds 60] [--model RUN_DIR]
+Scale-out (--redis, --postgres, or --scale-out for both): the same run on a
+throwaway Redis (queue and rate-limit counters) and PostgreSQL cluster
+(bench/services.py: Debian's redis-server and initdb/postgres on loopback), the
+way several machines would share them; PostgreSQL is then checked with
+amcheck's index verification and a count of orphaned rows instead of SQLite's
+integrity check.
+
+Run:  PYTHONPATH=. .venv/bin/python bench/bench_fault.py [--seconds 60] [--model RUN_DIR] [--scale-out]
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server import ROOT, free_port  # noqa: E402
+from services import Postgres, Redis  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 BOUNDARY = "harkfaultboundary"
@@ -134,9 +142,56 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--model", help="run directory to serve (default: a 1-epoch tone model)")
     ap.add_argument("--allowed-errors", type=int, default=2)
+    ap.add_argument("--redis", action="store_true", help="queue and rate limits on a throwaway Redis")
+    ap.add_argument("--postgres", action="store_true", help="the database on a throwaway PostgreSQL")
+    ap.add_argument("--scale-out", action="store_true", help="both --redis and --postgres")
     args = ap.parse_args()
+    servers = []
+    try:
+        return run(args, servers)
+    finally:
+        for server in servers:
+            server.stop()
 
+
+def database_check(url: str | None, instance: Path, job_id: int) -> tuple[str, int]:
+    """(integrity verdict, progress rows of the job) for SQLite (the default) or PostgreSQL."""
+    if url is None:
+        db = sqlite3.connect(instance / "hark.db")
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        rows = db.execute("SELECT COUNT(*) FROM training_job_epochs WHERE job_id=?", (job_id,)).fetchone()[0]
+        return integrity, rows
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS amcheck"))
+            indexes = conn.execute(sa.text(
+                "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE a.amname = 'btree' AND n.nspname = 'public'")).scalars().all()
+            for index in indexes:                # raises on a corrupt index
+                conn.execute(sa.text("SELECT bt_index_check(CAST(:i AS regclass), true)"), {"i": index})
+            orphans = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM training_job_epochs e LEFT JOIN training_jobs j ON j.id = e.job_id "
+                "WHERE j.id IS NULL")).scalar()
+            rows = conn.execute(sa.text("SELECT COUNT(*) FROM training_job_epochs WHERE job_id = :j"),
+                                {"j": job_id}).scalar()
+    finally:
+        engine.dispose()
+    return ("ok" if orphans == 0 else f"{orphans} orphaned progress rows"), rows
+
+
+def run(args, servers: list) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hark-fault-"))
+    scale_out = {}
+    if args.redis or args.scale_out:
+        servers.append(Redis())
+        scale_out["HARK_REDIS_URL"] = servers[-1].url
+    if args.postgres or args.scale_out:
+        servers.append(Postgres())
+        scale_out["HARK_DATABASE_URL"] = servers[-1].url
     data, model = tiny_model(tmp)
     if args.model:
         model = Path(args.model).resolve()
@@ -146,6 +201,7 @@ def main() -> int:
            "HARK_DATA": str(tmp / "data"), "HARK_DEFAULT_MODEL": str(model), "HARK_AUTO_TRAIN": "0",
            "HARK_ADMIN_PASSWORD": PASSWORD, "HARK_BIND": f"127.0.0.1:{port}",
            "HARK_WORKERS": str(args.workers), "HARK_RATE_PREDICT": "1000000/minute",
+           "HARK_RATE_AUDIO_SECONDS": "100000000/minute", **scale_out,
            "HARK_LOG_LEVEL": "warning"}
     env.pop("HARK_MODEL", None)
     with open(tmp / "service.log", "w") as log:     # the child keeps its own copy of the file
@@ -211,9 +267,7 @@ def main() -> int:
             served_after = json.loads(r.read())["model"]
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=60)
-        db = sqlite3.connect(tmp / "instance" / "hark.db")
-        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
-        rows = db.execute("SELECT COUNT(*) FROM training_job_epochs WHERE job_id=?", (job["id"],)).fetchone()[0]
+        integrity, rows = database_check(scale_out.get("HARK_DATABASE_URL"), tmp / "instance", job["id"])
         report.update({
             "model": model_name, "clients": args.clients, "seconds": args.seconds,
             "requests": len(results), "per_second": round(len(results) / args.seconds, 1),
@@ -227,7 +281,9 @@ def main() -> int:
                          "kept_running_under_load": state["state"] == "running"
                          and state["epoch"] > epochs_at_start},
             "active_model_unchanged": served_after == model_name,
-            "sqlite_integrity": integrity,
+            "database": "postgresql" if "HARK_DATABASE_URL" in scale_out else "sqlite",
+            "queue_and_limits": "redis" if "HARK_REDIS_URL" in scale_out else "sqlite queue, memory limits",
+            "database_integrity": integrity,
         })
     finally:
         if service.poll() is None:
@@ -235,7 +291,7 @@ def main() -> int:
             service.wait(timeout=60)
     print(json.dumps(report, indent=1))
     ok = (report["errors"] <= args.allowed_errors and report["errors"] == report["errors_near_kill"]
-          and report["worker_replaced_after_s"] is not None and report["sqlite_integrity"] == "ok"
+          and report["worker_replaced_after_s"] is not None and report["database_integrity"] == "ok"
           and report["training"]["kept_running_under_load"] and report["active_model_unchanged"]
           and report["training"]["final_state"] == "cancelled")
     print("PASS" if ok else f"FAIL (logs and database kept in {tmp})")

@@ -180,6 +180,17 @@ class Postgres(_Server):
             raise
         self.port, self.url = port, f"postgresql+psycopg://hark@127.0.0.1:{port}/hark"
 
+    def new_database(self, name: str) -> str:
+        """Another empty database on this server (a fresh installation); its SQLAlchemy URL."""
+        import psycopg
+
+        if not name.isidentifier():
+            raise ValueError(f"not a plain database name: {name!r}")
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="hark", dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return f"postgresql+psycopg://hark@127.0.0.1:{self.port}/{name}"
+
     @staticmethod
     def _create_database(port: int, timeout: float) -> None:
         import psycopg

@@ -22,11 +22,14 @@ class SlowClients:
 
     def __init__(self, port: int, count: int):
         self.sockets: list[socket.socket] = []
-        for _ in range(count):
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(HEAD)
-            self.sockets.append(s)
         self.sent = 0
+        try:
+            for _ in range(count):
+                self.sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+                self.sockets[-1].sendall(HEAD)
+        except BaseException:
+            self.close()
+            raise
 
     def trickle(self) -> int:
         """One more byte on every connection; returns how many took it (the rest were closed)."""

@@ -5,6 +5,8 @@ from alembic import context
 from flask import current_app
 from sqlalchemy import text
 
+from webapp.database import MIGRATION_LOCK
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -14,8 +16,6 @@ config = context.config
 if not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
-# PostgreSQL advisory lock key held while migrating (any constant shared by every Hark process).
-MIGRATION_LOCK = 0x4841524B   # "HARK"
 
 
 def get_engine():

@@ -123,6 +123,36 @@ def _predict(args):
     return 1 if failed else 0
 
 
+def _detect(args):
+    """Every command in each file, with when it was said (ml/detect.py)."""
+    from ml.audio import decode
+    from ml.classifier import Classifier
+    from ml.detect import Detector
+
+    if not args.max_seconds > 0:
+        raise ValueError("--max-seconds must be a positive number of seconds")
+    detector = Detector(Classifier(args.model))
+    results, failed = [], 0
+    for name in args.files:
+        try:
+            wave, rate = decode(name, max_seconds=args.max_seconds)
+            found = [d.to_dict() for d in detector.detect(wave, rate)]
+        except ValueError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            results.append({"file": name, "error": str(exc)})
+            continue
+        results.append({"file": name, "duration_s": round(len(wave) / rate, 3), "detections": found})
+        if not args.json:
+            print(f"{name} ({len(wave) / rate:.1f} s): "
+                  f"{len(found) or 'no'} command{'' if len(found) == 1 else 's'}")
+            for d in found:
+                print(f"  {d['time_s']:8.2f} s  {d['label']:<10} {d['confidence']:.1%}")
+    if args.json:
+        print(json.dumps(results))
+    return 1 if failed else 0
+
+
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
@@ -201,6 +231,20 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("files", nargs="+", metavar="FILE")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=_predict)
+
+    k = sub.add_parser("detect", help="find every command in long recordings, with its time",
+                       description="Slides one-second windows over each file and prints each "
+                                   "command heard: its label, the centre of the word (s) and "
+                                   "its confidence. Settings: the run's config.json 'detector' "
+                                   "section over the defaults of ml/detect.py.")
+    k.add_argument("--model", required=True, help="run directory")
+    k.add_argument("files", nargs="+", metavar="FILE")
+    k.add_argument("--json", action="store_true",
+                   help="print a JSON list, one {file, duration_s, detections} per file "
+                        "({file, error} for one that could not be read)")
+    k.add_argument("--max-seconds", type=float, default=3600.0,
+                   help="refuse longer files (default: 3600)")
+    k.set_defaults(func=_detect)
     return p
 
 

@@ -178,14 +178,23 @@ def check_value(name: str, value, what: str | None = None) -> None:
     if meta["low"] is None:
         return
     kind = int if setting(name).type in ("int", int) else float
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (kind is int and value != int(value)):
+    if not _is_number(value, kind):
         raise ConfigError(f"{what} must be {'a whole number' if kind is int else 'a number'}")
     low, high = meta["low"], meta["high"]
     if meta["open_low"] and not low < value <= high:
         raise ConfigError(f"{what} must be in ({low:g}, {high:g}]")
     if not meta["open_low"] and not low <= value <= high:
         raise ConfigError(f"{what} must be between {low:g} and {high:g}")
+
+
+def _is_number(value, kind) -> bool:
+    """A finite int or float (a bool is neither); a whole one where `kind` is int."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and (kind is float or value == int(value))
+    except OverflowError:       # an int too large for a float
+        return False
 
 
 def check_unknown_weight(weight: float, what: str = "unknown_weight") -> None:

@@ -9,7 +9,10 @@ carries over to real speakers. The two ONNX graphs ship in the
 
 One one-second clip -> padded by 0.5 s of silence each side -> mel frames
 [197, 32] (x/10 + 2, openWakeWord's convention) -> 16 windows of 76 frames at
-a stride of 8 -> embeddings [16, 96], all 16 in one call of the embedding graph.
+a stride of 8 -> embeddings [16, 96]. The embedding network is convolutional in
+time with a total stride of 8 frames, so `_whole_sequence_graph` runs it once
+over all 197 frames instead of 16 times over overlapping windows: the same
+numbers, about a fifth of the work.
 """
 from __future__ import annotations
 
@@ -48,6 +51,29 @@ def resources() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+@lru_cache(maxsize=1)
+def _whole_sequence_graph() -> bytes:
+    """The embedding graph edited to take [N, frames, 32, 1] and return [N, 96, windows, 1]:
+    its first Reshape keeps the frame count (was: exactly 76), its last (which flattened the
+    single window to [N, 1, 1, 96]) is dropped."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(resources() / "embedding_model.onnx"))
+    graph = model.graph
+    first, last = graph.node[0], graph.node[-1]
+    assert first.op_type == last.op_type == "Reshape", "unexpected embedding graph"
+    for init in graph.initializer:
+        if init.name == first.input[1]:
+            init.CopyFrom(numpy_helper.from_array(np.array([0, 1, -1, MEL_BANDS], np.int64), init.name))
+    graph.node.remove(last)
+    del graph.output[:]
+    graph.output.extend([helper.make_tensor_value_info(last.input[0], onnx.TensorProto.FLOAT, None)])
+    graph.input[0].type.tensor_type.shape.dim[1].dim_param = "frames"
+    del graph.value_info[:]
+    return model.SerializeToString()
+
+
 @lru_cache(maxsize=4)
 def _dither(samples: int) -> np.ndarray:
     return np.random.default_rng(1234).normal(0.0, 1.0, samples).astype(np.float32)
@@ -67,7 +93,7 @@ class SpeechEmbedding:
         folder = resources()
         self._mel = ort.InferenceSession(str(folder / "melspectrogram.onnx"), options,
                                          providers=["CPUExecutionProvider"])
-        self._embed = ort.InferenceSession(str(folder / "embedding_model.onnx"), options,
+        self._embed = ort.InferenceSession(_whole_sequence_graph(), options,
                                            providers=["CPUExecutionProvider"])
         self._mel_input = self._mel.get_inputs()[0].name
         self._embed_input = self._embed.get_inputs()[0].name
@@ -84,14 +110,11 @@ class SpeechEmbedding:
         return out[:, 0] / 10.0 + 2.0
 
     def __call__(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings [N, 16, 96], mel frames [N, 197, 32]) of one-second clips."""
         mel = self.mel(clips)
-        starts = np.arange(WINDOWS) * STRIDE
-        windows = np.stack([mel[:, s:s + WINDOW] for s in starts], axis=1)   # [N, 16, 76, 32]
-        n = len(mel)
         with self._lock:
-            out = self._embed.run(None, {self._embed_input: windows.reshape(n * WINDOWS, WINDOW,
-                                                                            MEL_BANDS, 1)})[0]
-        return out.reshape(n, WINDOWS, DIM), mel
+            out = self._embed.run(None, {self._embed_input: mel[..., np.newaxis]})[0]
+        return out[..., 0].transpose(0, 2, 1)[:, :WINDOWS], mel
 
     def embed_batches(self, clips: np.ndarray, batch: int = 64, log=None) -> np.ndarray:
         """Embeddings of many clips, `batch` at a time (training and evaluation)."""

@@ -39,9 +39,16 @@ FORMATS = {f.name: f for f in [
                  "a ZIP: the LiteRT model, labels, metrics, a model card and a standalone predict.py"),
 ]}
 
-# architecture -> kind; kind -> the formats it exports to (in menu order)
-ARCH_KINDS = {"kws": "network", "tutorial": "network", "seed": "network"}
-KIND_FORMATS = {"network": ("keras", "tflite", "tflite-int8", "bundle")}
+# architecture -> kind; kind -> the formats it exports to (in menu order). A head on the
+# pretrained embedding (ONNX embedding + LiteRT head) and an ensemble (several runs) have
+# no exporters yet: the CLI refuses them by name and the web app offers no Download menu.
+ARCH_KINDS = {"kws": "network", "tutorial": "network", "seed": "network",
+              "embed-mlp": "embedding", "embed-conv": "embedding", "ensemble": "ensemble"}
+KIND_FORMATS = {"network": ("keras", "tflite", "tflite-int8", "bundle"),
+                "embedding": (), "ensemble": ()}
+
+# What a kind's exporters read from the run directory besides its serving files.
+KIND_NEEDS = {"network": ("model.keras",)}
 
 
 class ExportError(ValueError):
@@ -50,7 +57,11 @@ class ExportError(ValueError):
 
 def kind_of(config: dict) -> str | None:
     """A run's kind from its config.json (a `kind` it records, else its architecture's)."""
-    return config.get("kind") or ARCH_KINDS.get(config.get("arch"))
+    if config.get("kind"):
+        return config["kind"]
+    if config.get("members"):
+        return "ensemble"
+    return ARCH_KINDS.get(config.get("arch"))
 
 
 def formats_of(config: dict) -> tuple[str, ...]:
@@ -64,10 +75,15 @@ def check_format(config: dict, fmt: str) -> ExportFormat:
         raise ExportError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
     supported = formats_of(config)
     if fmt not in supported:
-        what = config.get("arch") or config.get("kind") or "this run"
-        raise ExportError(f"a {what} model cannot be exported as {fmt} "
+        what = config.get("arch") or config.get("kind") or "unknown"
+        raise ExportError(f"a model of architecture {what} cannot be exported as {fmt} "
                           f"(it can be: {', '.join(supported) or 'nothing yet'})")
     return FORMATS[fmt]
+
+
+def missing_files(run_dir: Path, config: dict) -> list[str]:
+    """The files the exporters of this run's kind need that are not in `run_dir`."""
+    return [name for name in KIND_NEEDS.get(kind_of(config), ()) if not (Path(run_dir) / name).is_file()]
 
 
 def file_name(run_id: str, fmt: str) -> str:

@@ -22,13 +22,14 @@ import numpy as np
 
 from ml import dataset, runs
 from ml.audio import CLIP_SAMPLES
-from ml.export_formats import ExportError, check_format, kind_of
+from ml.export_formats import ExportError, check_format, kind_of, missing_files
 from ml.litert_model import LiteRTModel, accuracy
 
 CALIBRATION_CLIPS = 400      # training clips the int8 quantiser sees (seeded choice)
 # Tensors of these layers stay float in the int8 model: quantising the log-mel
 # features to 8 bits loses the quiet frames (measured: 88% -> 46% on real speech).
 FLOAT_LAYERS = re.compile(r"(^|/)(features|label_weights)(_\d+)?/")
+FLOAT_OPS = ("SOFTMAX",)     # probabilities in float, not in steps of 1/256
 
 
 @dataclass
@@ -56,6 +57,9 @@ def export(run_dir: str | Path, fmt: str, out: str | Path, *, data: str | Path |
     run_dir = runs.check_run(Path(run_dir))
     config = runs.read_json(run_dir / "config.json")
     spec = check_format(config, fmt)
+    missing = missing_files(run_dir, config)
+    if missing:
+        raise ExportError(f"{run_dir}: no {', '.join(missing)}, which the export is made from")
     job = ExportJob(run_dir, config, runs.labels_of(run_dir), Path(data) if data else None,
                     [Path(d) for d in eval_dirs], list(evaluations), log)
     for folder in job.eval_dirs:
@@ -63,7 +67,12 @@ def export(run_dir: str | Path, fmt: str, out: str | Path, *, data: str | Path |
     out = Path(out)
     if out.is_dir():
         raise ExportError(f"{out}: is a folder; --out names the file to write")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"{out.parent}: cannot be made ({exc.strerror})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise ExportError(f"{out.parent}: not writable")
     # Keras insists on the .keras suffix, so the temporary file keeps the format's own.
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp{spec.suffix}")
     started = time.perf_counter()
@@ -112,8 +121,9 @@ def to_tflite(model) -> bytes:
 def to_tflite_int8(model, float_model: bytes, calibration: np.ndarray) -> bytes:
     """Post-training int8 quantisation of the network, calibrated on `calibration` clips.
 
-    The waveform input and the probabilities stay float32; the feature layer and the
-    label weights stay float (FLOAT_LAYERS), every convolution and dense layer is int8.
+    The waveform input and the probabilities stay float32; the feature layer, the
+    softmax and the label weights stay float (FLOAT_LAYERS, FLOAT_OPS); every
+    convolution and dense layer is int8.
     """
     import tensorflow as tf
 
@@ -133,7 +143,8 @@ def to_tflite_int8(model, float_model: bytes, calibration: np.ndarray) -> bytes:
     with _quiet():
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter, debug_dataset=representative,
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep))
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=keep, denylisted_ops=list(FLOAT_OPS)))
         return debugger.get_nondebug_quantized_model()
 
 

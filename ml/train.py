@@ -85,9 +85,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
         check_unknown_weight(weight, f"unknown_weight in {root / 'dataset.json'}")
         cfg = replace(cfg, unknown_weight=weight)
     data = _load(cfg, root, log)
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + cfg.arch
-    tmp = Path(cfg.runs) / f".tmp-{run_id}"
-    tmp.mkdir(parents=True, exist_ok=True)
+    run_id, tmp = _new_run_folder(Path(cfg.runs), cfg.arch)
     try:
         if ARCHS[cfg.arch].members:
             _train_ensemble(tmp, run_id, cfg, data, on_epoch, should_stop, verbose, log)
@@ -101,6 +99,27 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
         raise
     log(f"run directory: {final}")
     return final
+
+
+def _new_run_folder(runs: Path, arch: str) -> tuple[str, Path]:
+    """A run id of its own and its `.tmp-` folder, made exclusively.
+
+    Two trainings on one runs folder can start in the same second (two queue consumers,
+    or machines sharing the folder): the second gets `<time>-<arch>-2`, never the first's folder.
+    """
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + arch
+    runs.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        run_id = stamp if n == 1 else f"{stamp}-{n}"
+        tmp = runs / f".tmp-{run_id}"
+        if not (runs / run_id).exists():
+            try:
+                tmp.mkdir()
+                return run_id, tmp
+            except FileExistsError:
+                pass
+        n += 1
 
 
 def _load(cfg: TrainConfig, root: Path, log) -> _Data:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for Hark: a virtualenv with requirements.txt and, where
 # apt is available and we are root, the optional Debian packages (extra TTS
-# voices for the default data set, Chromium for the browser tests).
+# voices for the default data set, nginx to front gunicorn in scripts/run.sh, and
+# what HARK_EXTRA_APT adds: for the tests Chromium, Redis and PostgreSQL).
 # Idempotent and quick on a second run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # Optional system packages: never required, used when present.
-apt_packages="flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts ${HARK_EXTRA_APT:-}"
+apt_packages="flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts nginx ${HARK_EXTRA_APT:-}"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=""
     for p in $apt_packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -168,7 +168,8 @@ def test_the_startup_repair_restores_the_last_active_version_that_exists(app_fac
     shutil.rmtree(older_dir)         # none left that was ever active: the shipped default
     result = app.test_cli_runner().invoke(args=["check", "--no-auto-train"])
     assert "fell back to" in result.output
-    assert resolve(Path(app.config["HARK_MODEL"])).resolve() == Path(app.config["HARK_DEFAULT_MODEL"]).resolve()
+    default = Path(app.config["HARK_DEFAULT_MODEL"]).resolve()
+    assert resolve(Path(app.config["HARK_MODEL"])).resolve() == default
 
 
 # ---- the race against real gunicorn workers, over HTTP -----------------------------------
@@ -206,8 +207,9 @@ class Browser:
 
     def predict(self) -> tuple[int, dict]:
         boundary = "harkrace"
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-                "Content-Type: audio/wav\r\n\r\n").encode() + audio_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+                "Content-Type: audio/wav\r\n\r\n")
+        body = head.encode() + audio_bytes() + f"\r\n--{boundary}--\r\n".encode()
         status, answer = self.request("/api/predict", data=body,
                                       headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         return status, json.loads(answer)

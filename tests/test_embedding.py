@@ -92,3 +92,19 @@ def test_an_ensemble_averages_its_members_and_weights_unknown_once(tone_data, tm
     mean[:, clf.labels.index("_unknown_")] *= 0.5
     assert np.allclose(clf.predict_batch(clips), mean / mean.sum(axis=1, keepdims=True), atol=1e-5)
     assert clf.classify(clips[0]).features.shape == (98, 40)     # the kws member's log-mel
+
+
+def test_the_whole_sequence_graph_equals_sixteen_windows_of_the_original(clips):
+    """The edited graph (one pass over all frames) gives what the shipped graph gives per window."""
+    import onnxruntime as ort
+
+    from ml.embedding import STRIDE, WINDOW, WINDOWS, SpeechEmbedding, resources
+
+    emb = SpeechEmbedding()
+    fast, mel = emb(clips)
+    original = ort.InferenceSession(str(resources() / "embedding_model.onnx"),
+                                    providers=["CPUExecutionProvider"])
+    windows = np.stack([mel[:, s:s + WINDOW] for s in np.arange(WINDOWS) * STRIDE], axis=1)
+    slow = original.run(None, {original.get_inputs()[0].name:
+                               windows.reshape(-1, WINDOW, mel.shape[2], 1)})[0]
+    assert np.allclose(fast, slow.reshape(fast.shape), atol=1e-4)

@@ -68,9 +68,9 @@ print(sorted({d["dtype"].__name__ for d in it.get_tensor_details()}))
 """
 
 LOAD_KERAS = """
-import sys, numpy as np, keras
-import ml.models   # Hark's layers (features, normalisation, label weights)
-model = keras.saving.load_model(sys.argv[1], compile=False)
+import sys, numpy as np
+from ml.models import load_model   # registers Hark's layers (features, normalisation, label weights)
+model = load_model(sys.argv[1])
 assert model.input_shape == (None, 16000), model.input_shape
 np.save(sys.argv[3], np.asarray(model.predict(np.load(sys.argv[2]), verbose=0)))
 """
@@ -82,9 +82,11 @@ def test_every_architecture_has_a_kind_and_every_kind_its_exporters():
     from ml.config import ARCHS
     from ml.exporters import EXPORTERS
 
-    assert set(ARCHS) <= set(ARCH_KINDS)
-    assert {k: tuple(v) for k, v in EXPORTERS.items()} == KIND_FORMATS
-    assert formats_of({"arch": "kws"}) == ("keras", "tflite", "tflite-int8", "bundle")
+    assert set(ARCHS) <= set(ARCH_KINDS) and set(ARCH_KINDS.values()) <= set(KIND_FORMATS)
+    assert {k: tuple(v) for k, v in EXPORTERS.items()} == {k: v for k, v in KIND_FORMATS.items() if v}
+    for arch in ("kws", "tutorial", "seed"):
+        assert formats_of({"arch": arch}) == ("keras", "tflite", "tflite-int8", "bundle")
+    assert formats_of({"arch": "kws", "members": ["members/a", "members/b"]}) == ()   # an ensemble
     assert formats_of({"arch": "something-new"}) == ()
     assert file_name("20261124-142758-kws", "tflite-int8") == "hark-20261124-142758-kws-int8.tflite"
     assert file_name("x", "bundle").endswith(".zip") and FORMATS["bundle"].content_type == "application/zip"
@@ -129,7 +131,11 @@ def test_export_arguments_are_checked(tiny_run, tmp_path, capsys):
     config = json.loads((odd / "config.json").read_text())
     (odd / "config.json").write_text(json.dumps({**config, "arch": "ensemble-of-things"}))
     assert cli(["export", "--model", str(odd), "--format", "keras", "--out", str(tmp_path / "o.keras")]) == 2
-    assert "cannot be exported as keras" in capsys.readouterr().err
+    assert "architecture ensemble-of-things cannot be exported as keras" in capsys.readouterr().err
+    (odd / "config.json").write_text(json.dumps(config))
+    (odd / "model.keras").unlink()
+    assert cli(["export", "--model", str(odd), "--format", "tflite", "--out", str(out)]) == 2
+    assert "no model.keras" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(SystemExit):
         cli(["export", "--model", str(tiny_run), "--format", "onnx", "--out", str(out)])
@@ -168,11 +174,19 @@ def test_int8_without_the_training_data_says_so(tiny_run, tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.glob(".m.tflite*"))
 
 
+def _shipped(fmt: str) -> tuple[Path, dict]:
+    """models/default and its config, if it can be exported as `fmt` (skip otherwise)."""
+    default = ROOT / "models" / "default"
+    config = json.loads((default / "config.json").read_text())
+    if fmt not in formats_of(config):
+        pytest.skip(f"the shipped model is a {config.get('arch')} model, not exported as {fmt} yet")
+    return default, config
+
+
 def test_int8_costs_at_most_one_and_a_half_points_on_real_speech(tmp_path):
     """The shipped model, int8 beside float, on ../shared/speech/words (about a minute)."""
     speech = require_shared_speech() / "words"
-    default = ROOT / "models" / "default"
-    config = json.loads((default / "config.json").read_text())
+    default, config = _shipped("tflite-int8")
     if not (ROOT / config["data"]).is_dir():
         pytest.skip(f"{config['data']} (the shipped model's training data, for calibration) is missing: "
                     "make it with python -m ml data default")
@@ -188,19 +202,30 @@ def test_int8_costs_at_most_one_and_a_half_points_on_real_speech(tmp_path):
     assert result["size_bytes"]["int8"] < result["size_bytes"]["float"] / 2
 
 
-def test_tflite_of_the_shipped_model_keeps_its_unknown_weight(tmp_path, capsys):
-    """models/default serves _unknown_ at weight 0.05: the single file applies it too."""
+@pytest.mark.parametrize("fmt, loader, needs_hark", [("tflite", LOAD_TFLITE, False),
+                                                     ("keras", LOAD_KERAS, True)])
+def test_exports_of_the_shipped_model_keep_its_unknown_weight(tmp_path, capsys, fmt, loader, needs_hark):
+    """models/default serves _unknown_ at weight 0.05: the exported file applies it too."""
     speech = require_shared_speech()
-    default = ROOT / "models" / "default"
-    out = tmp_path / "default.tflite"
-    assert cli(["export", "--model", str(default), "--format", "tflite", "--out", str(out)]) == 0
+    default, config = _shipped(fmt)
+    out = tmp_path / file_name("default", fmt)
+    assert cli(["export", "--model", str(default), "--format", fmt, "--out", str(out)]) == 0
     from ml.audio import load_clip
 
     files = sorted((speech / "extra" / "_unknown_").iterdir())[:10] + sorted((speech / "words" / "go").iterdir())[:10]
     x = np.stack([load_clip(f) for f in files])
     np.save(tmp_path / "x.npy", x)
-    _fresh_process(LOAD_TFLITE, str(out), str(tmp_path / "x.npy"), str(tmp_path / "p.npy"), env_root=False)
-    assert np.abs(np.load(tmp_path / "p.npy") - _served(default, x)).max() <= FLOAT_TOLERANCE
+    _fresh_process(loader, str(out), str(tmp_path / "x.npy"), str(tmp_path / "p.npy"), env_root=needs_hark)
+    exported = np.load(tmp_path / "p.npy")
+    assert np.abs(exported - _served(default, x)).max() <= FLOAT_TOLERANCE
+    from ml.export import label_weights
+    from ml.models import load_model
+
+    raw = np.asarray(load_model(default / "model.keras")(x))          # the network, weight 1
+    weights = np.array(label_weights(config["labels"], config["unknown_weight"]))
+    assert np.abs(exported - raw).max() > 0.1                           # the weight matters here
+    weighted = raw * weights
+    assert np.abs(exported - weighted / weighted.sum(axis=1, keepdims=True)).max() <= FLOAT_TOLERANCE
 
 
 # ---- the bundle ------------------------------------------------------------------------------
@@ -249,7 +274,7 @@ def test_model_card_names_the_voices_licences_without_the_data_folder(tmp_path):
     from ml import bundle as bundle_module
     from ml.synth.generate import LICENCES
 
-    default = ROOT / "models" / "default"
+    default, _ = _shipped("bundle")
     facts = bundle_module.Facts(
         run_dir=default, config=json.loads((default / "config.json").read_text()),
         labels=json.loads((default / "labels.json").read_text()), metrics=None, evaluations=[],

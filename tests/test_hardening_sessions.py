@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+import click
 from click.testing import CliRunner
 from flask.cli import FlaskGroup
 from flask_migrate import downgrade, upgrade
@@ -166,6 +167,10 @@ def test_the_variable_makes_the_first_admin_when_the_service_starts(tmp_path, ti
     server = make_app(tmp_path / "b", **env_password)        # what a gunicorn worker does
     assert admins(server) == ["ops"]
     login(server.test_client(), "ops", "from the environment")
+    with click.Context(click.Command("run")):                # `flask run`: made by the command line,
+        dev_server = make_app(tmp_path / "c", **env_password)   # so it waits for its first request
+    assert admins(dev_server) == []
+    login(dev_server.test_client(), "ops", "from the environment")
 
 
 def test_the_real_command_line_with_the_variable_set(tmp_path, tiny_run):

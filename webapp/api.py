@@ -3,7 +3,7 @@
 /api/predict stays lean (no charts) for programs and live mode; /api/analyze
 adds the result view's charts and wording for the pages. Both (and the gallery's
 analyze, through `analysis`) charge the client for the audio they decoded
-(webapp.security.charge_audio, the HARK_RATE_AUDIO_SECONDS limit).
+(webapp.audio_budget.charge_audio, the HARK_RATE_AUDIO_SECONDS limit).
 """
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import time
 from flask import Blueprint, current_app, jsonify
 
 from ml.audio import SAMPLE_RATE
-from webapp import figures, inference
+from webapp import detection, figures, inference
+from webapp.audio_budget import charge_audio
 from webapp.audio_input import read_upload
 from webapp.errors import ApiError
 from webapp.labels import display_name, display_names, verdict
 from webapp.model_store import NoModel
-from webapp.security import charge_audio, csrf, rate_limited
+from webapp.security import csrf, rate_limited
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -66,6 +67,21 @@ def analyze():
     """What /predict returns, plus the result view: wording and the three charts."""
     classifier, result = _classify()
     return jsonify(analysis(classifier, result))
+
+
+@bp.post("/detect")
+@csrf.exempt            # like /predict: programs and live mode post audio; nothing is stored
+@rate_limited("HARK_RATE_PREDICT")
+def detect():
+    """Every command of a recording with its time and a timeline figure, or the commands
+    of the next chunk of a live stream (webapp/detection.py)."""
+    started = time.perf_counter()
+    classifier = _classifier()
+    data, name = read_upload()
+    body, samples = detection.answer(classifier, data, name, current_app.config["HARK_MAX_SECONDS"],
+                                     started)
+    charge_audio(samples)
+    return jsonify(body)
 
 
 @bp.get("/health")

@@ -25,6 +25,9 @@ from webapp.instance import file_lock
 from webapp.settings import ROOT
 
 MIGRATIONS = ROOT / "migrations"
+# On PostgreSQL, migrations/env.py holds this advisory lock while it migrates: machines that
+# start at once on one database take turns (the instance folder's file lock is per machine).
+MIGRATION_LOCK = 0x4841524B   # "HARK"
 log = logging.getLogger(__name__)
 
 

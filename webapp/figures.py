@@ -80,6 +80,41 @@ def waveform(wave: np.ndarray, rate: int, window_start_s: float | None = None) -
     }
 
 
+def timeline(wave: np.ndarray, rate: int, detections: list[dict]) -> dict:
+    """A long recording as its waveform with a labelled marker at each command found.
+
+    `detections` are ml.detect's dicts ({label, time_s, confidence}); neighbouring
+    labels alternate between two heights so close words stay readable.
+    """
+    step, values = envelope(np.asarray(wave, np.float32), rate)
+    duration = max(len(wave) / rate, 1.0)
+    peak = float(max(np.abs(wave).max(initial=0.0), 0.1))
+    shapes, annotations = [], []
+    for i, d in enumerate(detections):
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": d["time_s"],
+                       "x1": d["time_s"], "y0": 0, "y1": 1,
+                       "line": {"color": "#f59e0b", "width": 2}})
+        annotations.append({"x": d["time_s"], "y": 1.0 if i % 2 == 0 else 0.88, "xref": "x",
+                            "yref": "paper", "yanchor": "bottom", "showarrow": False,
+                            "text": f"<b>{display_name(d['label'])}</b> {d['confidence']:.0%}",
+                            "font": {"size": 12, "color": "#92400e"},
+                            "bgcolor": "rgba(255,255,255,0.85)"})
+    marks = {"type": "scatter", "mode": "markers", "x": [d["time_s"] for d in detections],
+             "y": [0.0] * len(detections), "marker": {"color": "#f59e0b", "size": 9},
+             "text": [display_name(d["label"]) for d in detections],
+             "customdata": [round(d["confidence"], 4) for d in detections],
+             "hovertemplate": "%{text} at %{x:.2f} s<br>%{customdata:.0%} sure<extra></extra>"}
+    return {
+        "data": [{"type": "scatter", "x0": step / 2, "dx": step, "y": values, "mode": "lines",
+                  "line": {"color": ACCENT, "width": 1}, "hoverinfo": "skip"}, marks],
+        "layout": _layout(f"Words found: {len(detections)}", 260, shapes=shapes,
+                          annotations=annotations, margin={"l": 56, "r": 16, "t": 56, "b": 44},
+                          xaxis=_axis("time (s)", range=[0, duration]),
+                          yaxis=_axis("amplitude", range=[-peak * 1.05, peak * 1.05])),
+        "config": CONFIG,
+    }
+
+
 def spectrogram(times: np.ndarray, freqs: np.ndarray, values: np.ndarray, kind: str,
                 offset_s: float = 0.0) -> dict:
     """The model's own input (`Prediction.features`), in dB, time by frequency.

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ml import runs
+
 log = logging.getLogger(__name__)
 
 
@@ -32,17 +34,19 @@ def resolve(source: Path) -> Path:
 
 
 # Files whose change means a different model (the LiteRT export is what serves).
-WATCHED = ("model.keras", "labels.json", "features.tflite", "body.tflite")
-
-
 def _fingerprint(source: Path) -> tuple | None:
-    """What changes when the active model changes: pointer target and its files' times."""
+    """What changes when the active model changes: pointer target and its serving files' times
+    (ml.runs.serving_files: the LiteRT export, an ensemble's members); None when there is none."""
     try:
         run_dir = resolve(source)
-        if not (run_dir / "model.keras").is_file():
-            return None
-        stats = [(run_dir / name).stat() for name in WATCHED if (run_dir / name).exists()]
+        try:
+            files = runs.serving_files(run_dir)
+        except (OSError, ValueError):     # no readable config.json: whatever model files are there
+            files = [run_dir / runs.MODEL_FILE, run_dir / "config.json"]
+        stats = [f.stat() for f in files if f.is_file()]
     except OSError:
+        return None
+    if not stats:
         return None
     return (str(run_dir.resolve()), *((s.st_mtime_ns, s.st_size) for s in stats))
 

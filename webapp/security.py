@@ -12,19 +12,17 @@ rate limits and CSRF exemptions are applied to the final view functions.
   `@rate_limited("HARK_RATE_...")` and the limit is read from that setting;
   counters in Redis when HARK_REDIS_URL is set (shared by every worker and
   machine), in memory otherwise (each worker counts for itself). The views
-  limited by an AUDIO_LIMITED setting decode audio, and are charged a second,
-  shared limit, HARK_RATE_AUDIO_SECONDS, by the audio they decoded
-  (`charge_audio`): many requests are cheap, a few long high-rate files are not.
+  limited by an AUDIO_LIMITED setting decode audio: they also share a budget of
+  decoded audio per address, HARK_RATE_AUDIO_SECONDS (webapp/audio_budget.py).
 - Ids in URLs: `<int:...>` only matches what a database id column holds, so a
   larger number is a 404 instead of an overflow deep in the database driver.
 """
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
@@ -33,7 +31,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from webapp import errors
+from webapp import audio_budget, errors
 from webapp.instance import secret_key
 
 csrf = CSRFProtect()
@@ -63,7 +61,6 @@ HEADERS = {
 
 # Routes limited by these settings decode audio: they are also charged by HARK_RATE_AUDIO_SECONDS.
 AUDIO_LIMITED = ("HARK_RATE_PREDICT", "HARK_RATE_ANALYZE")
-AUDIO_UNIT_RATE = 16_000        # a second of audio at this rate (mono) costs 1
 # The largest id the tables' Integer columns hold everywhere (PostgreSQL's 32-bit INTEGER).
 MAX_ID = 2**31 - 1
 
@@ -73,20 +70,6 @@ class DatabaseId(IntegerConverter):
 
     def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
-
-
-def charge_audio(samples: int) -> None:
-    """Charge this request's client for `samples` decoded samples (HARK_RATE_AUDIO_SECONDS).
-
-    The cost is counted in seconds at 16 kHz (a second at 48 kHz costs 3, at 384 kHz 24):
-    decoding and resampling work grows with the samples, not with the duration.
-    """
-    g.hark_audio_cost = max(1, math.ceil(samples / AUDIO_UNIT_RATE))
-
-
-def _audio_cost() -> int:
-    # Before the view runs: is there room for one more second? After it: what it decoded.
-    return g.get("hark_audio_cost", 1)
 
 
 def json_form_data() -> MultiDict:
@@ -157,9 +140,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def too_many(exc):
-        if getattr(exc.limit, "scope", None) == "audio-seconds":
-            return errors.respond(429, f"too much audio from this address (limit {exc.limit.limit} "
-                                       "seconds, counted at 16 kHz); try again in a moment")
         return errors.respond(429, f"too many requests (limit {exc.limit.limit}); try again in a moment")
 
     @app.after_request
@@ -178,14 +158,12 @@ def _limits(app: Flask) -> None:
     app.extensions["hark.limiter"] = limiter
     marked = {endpoint: getattr(view, "_hark_rate_limit", None)
               for endpoint, view in app.view_functions.items()}
-    audio = limiter.shared_limit(_config_value("HARK_RATE_AUDIO_SECONDS"), scope="audio-seconds",
-                                 cost=_audio_cost, deduct_when=lambda response: True)
     for endpoint, spec in marked.items():
         if spec is None:
             continue
         key, methods = spec
         view = limiter.limit(_config_value(key), methods=methods)(app.view_functions[endpoint])
-        app.view_functions[endpoint] = audio(view) if key in AUDIO_LIMITED else view
+        app.view_functions[endpoint] = audio_budget.metered(app, view) if key in AUDIO_LIMITED else view
 
 
 def _config_value(key: str) -> Callable[[], str]:

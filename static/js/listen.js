@@ -139,19 +139,25 @@
     return { cancel };
   })();
 
-  /* ---- live: classify the last second, four times a second ---- */
+  /* ---- live: the server's detector over the microphone stream, five times a second ----
+     The server keeps nothing: each answer carries the stream's state and where the next
+     audio must start (next_s); the page sends the state back with the audio from there on.
+     "Now" shows the latest (smoothed) window; "Last word heard" and the list below it
+     change only when the detector decides a word, so a word said again stays itself. */
   const live = (function () {
-    const HOP_MS = 250, REPEAT_S = 1.0;
+    const TICK_MS = 200, RING_S = 6, KEEP_WORDS = 12;
     const button = document.getElementById("live-button");
     const status = document.getElementById("live-status");
     const nowLabel = document.getElementById("live-label");
     const word = document.getElementById("live-word");
     const when = document.getElementById("live-word-when");
+    const heard = document.getElementById("live-words");
+    const detectUrl = root.dataset.detectUrl;
     const bars = new Map();
     document.querySelectorAll("#live-bars li").forEach((li) => bars.set(li.dataset.label, {
       li, fill: li.querySelector(".bar-fill"), value: li.querySelector(".bar-value") }));
     let mic = null, ring = null, written = 0, timer = null, inFlight = null, running = false;
-    let lastWord = null, lastWordAt = 0, lastWordConfidence = 0;
+    let state = "new", nextS = 0, last = null, updates = 0;
 
     function onBlock(samples, rms) {
       meter.push(rms);
@@ -159,51 +165,68 @@
       written += samples.length;
     }
 
-    function lastSecond() {
-      const out = new Float32Array(ring.length);
-      const start = written % ring.length;
-      out.set(ring.subarray(start));
-      out.set(ring.subarray(0, start), ring.length - start);
+    /* Samples [from, written) of the stream, out of the ring buffer. */
+    function since(from) {
+      const out = new Float32Array(written - from);
+      for (let i = 0; i < out.length; i++) out[i] = ring[(from + i) % ring.length];
       return out;
     }
 
-    function show(result) {
+    function showNow(probabilities) {
+      if (!probabilities) return;
+      let top = null;
       for (const [label, bar] of bars) {
-        const p = result.probabilities[label] || 0;
+        const p = probabilities[label] || 0;
         bar.fill.style.width = `${(p * 100).toFixed(1)}%`;
         bar.value.textContent = Hark.percent(p);
-        bar.li.classList.toggle("top", label === result.label);
+        if (top === null || p > probabilities[top]) top = label;
       }
-      const sure = result.confidence >= Hark.settings.lowConfidence;
-      const command = Hark.isCommand(result.label);
-      nowLabel.textContent = command && !sure ? `${Hark.displayName(result.label)}?` : Hark.displayName(result.label);
-      nowLabel.dataset.kind = !command ? result.label.replace(/_/g, "") : sure ? "word" : "unsure";
-      const now = performance.now();
-      if (command && sure) {
-        if (result.label !== lastWord || now - lastWordAt > REPEAT_S * 1000) {   // a new word, not the same one again
-          word.classList.remove("flash");
-          void word.offsetWidth;   // restart the highlight animation
-          word.classList.add("flash");
-          lastWordConfidence = 0;
-        }
-        lastWord = result.label;
-        lastWordAt = now;
-        lastWordConfidence = Math.max(lastWordConfidence, result.confidence);
-        word.textContent = Hark.displayName(result.label);
-        word.dataset.label = result.label;
-      }
-      if (lastWord) {
-        const ago = Math.round((now - lastWordAt) / 1000);
-        when.textContent = `${Hark.percent(lastWordConfidence)} sure · ${ago < 1 ? "just now" : `${ago} s ago`}`;
-      }
+      for (const [label, bar] of bars) bar.li.classList.toggle("top", label === top);
+      const sure = probabilities[top] >= Hark.settings.lowConfidence;
+      const command = Hark.isCommand(top);
+      nowLabel.textContent = command && !sure ? `${Hark.displayName(top)}?` : Hark.displayName(top);
+      nowLabel.dataset.kind = !command ? top.replace(/_/g, "") : sure ? "word" : "unsure";
+    }
+
+    function showWord(detection) {
+      last = detection;
+      word.classList.remove("flash");
+      void word.offsetWidth;   // restart the highlight animation
+      word.classList.add("flash");
+      word.textContent = Hark.displayName(detection.label);
+      word.dataset.label = detection.label;
+      const item = document.createElement("li");
+      item.dataset.label = detection.label;
+      item.textContent = Hark.displayName(detection.label);
+      heard.prepend(item);
+      while (heard.children.length > KEEP_WORDS) heard.lastElementChild.remove();
+    }
+
+    function showWhen() {
+      if (!last) return;
+      const ago = Math.max(0, Math.round(written / mic.sampleRate - last.time_s));
+      when.textContent = `${Hark.percent(last.confidence)} sure · ${ago < 1 ? "just now" : `${ago} s ago`}`;
     }
 
     async function tick() {
-      if (!running || inFlight || written < ring.length) return;   // one request at a time
-      const wav = Hark.encodeWav(lastSecond(), mic.sampleRate);
+      if (!running || inFlight) return;   // one request at a time
+      const rate = mic.sampleRate;
+      const from = Math.max(Math.round(nextS * rate), written - ring.length, 0);
+      if (written - from < rate) return;   // not yet a whole second to listen to
+      const body = new FormData();
+      body.append("file", Hark.encodeWav(since(from), rate), "live.wav");
+      body.append("stream", state);
+      body.append("start_s", String(from / rate));
       inFlight = new AbortController();
       try {
-        show(await Hark.postAudio(Hark.settings.predictUrl, wav, "live.wav", { multipart: false, signal: inFlight.signal }));
+        const reply = await Hark.fetchJSON(detectUrl, { method: "POST", body, signal: inFlight.signal });
+        if (!running) return;
+        state = JSON.stringify(reply.state);
+        nextS = reply.next_s;
+        showNow(reply.probabilities);
+        reply.detections.forEach(showWord);
+        showWhen();
+        root.dataset.updates = String(++updates);
         status.textContent = "Listening. Say a word.";
       } catch (err) {
         if (err.name !== "AbortError") status.textContent = err.message;
@@ -223,8 +246,10 @@
         button.disabled = false;
         return;
       }
-      ring = new Float32Array(Math.round(mic.sampleRate));
+      ring = new Float32Array(Math.round(mic.sampleRate * RING_S));
       written = 0;
+      state = "new";
+      nextS = 0;
       running = true;
       meter.active = true;
       root.dataset.live = "on";
@@ -232,7 +257,7 @@
       button.setAttribute("aria-pressed", "true");
       button.disabled = false;
       status.textContent = "Listening. Say a word.";
-      timer = window.setInterval(tick, HOP_MS);
+      timer = window.setInterval(tick, TICK_MS);
     }
 
     function stop() {

@@ -1,12 +1,17 @@
-/* Upload: files dropped or picked are classified two at a time, one card each. */
+/* Upload: files dropped or picked are classified two at a time, one card each. A file
+   longer than LONG_S is listened to from end to end (POST /api/detect): its card shows
+   the waveform with a marker at every command found, and the list of those words. */
 "use strict";
 (function () {
   const dropzone = document.getElementById("dropzone");
   if (!dropzone) return;   // no model yet
+  const LONG_S = 2.0;
+  const detectUrl = dropzone.closest("[data-detect-url]").dataset.detectUrl;
   const input = document.getElementById("file-input");
   const results = document.getElementById("results");
   const status = document.getElementById("upload-status");
   const clear = document.getElementById("clear-results");
+  const initialStatus = status.textContent;
   const queue = [];
   let running = 0, done = 0, total = 0;
   const PARALLEL = 2;
@@ -35,11 +40,62 @@
     report();
   }
 
+  /* The words of a long recording, in the card: a headline, the timeline, the list. */
+  async function showWords(card, found) {
+    const words = found.detections;
+    card.element.dataset.state = "done";
+    card.element.dataset.kind = words.length ? "word" : "silence";
+    card.element.dataset.words = words.map((d) => d.label).join(" ");
+    card.set(".result-word", words.length ? `${words.length} command${words.length === 1 ? "" : "s"}` : "No command heard");
+    card.set(".result-confidence", "");
+    card.set(".result-verdict", words.length ? words.map((d) => Hark.displayName(d.label)).join(" · ") : "Nothing in this recording sounded like a command word.");
+    card.set(".result-meta", `${card.title} · ${found.duration_s.toFixed(2)} s · model ${found.model} · ${Math.round(found.timing_ms.total)} ms`);
+    const charts = card.element.querySelector(".charts");
+    const chart = document.createElement("div");
+    chart.className = "chart chart-timeline";
+    const list = document.createElement("ol");
+    list.className = "word-list";
+    for (const d of words) {
+      const item = document.createElement("li");
+      item.dataset.label = d.label;
+      const word = document.createElement("strong");
+      word.textContent = Hark.displayName(d.label);
+      const when = document.createElement("span");
+      when.className = "muted";
+      when.textContent = `at ${d.time_s.toFixed(2)} s · ${Hark.percent(d.confidence)}`;
+      item.append(word, " ", when);
+      list.append(item);
+    }
+    charts.replaceChildren(chart, list);
+    try {
+      const Plotly = await Hark.loadPlotly();
+      await Plotly.newPlot(chart, found.figure.data, found.figure.layout, found.figure.config);
+      card.element.dataset.charts = "drawn";
+    } catch (err) {
+      card.element.dataset.charts = "failed";
+      chart.textContent = `Chart unavailable: ${err.message}`;
+    }
+  }
+
+  /* One file: its loudest second (/api/analyze), or all its words when it is long. */
+  async function classify(file) {
+    const card = new Hark.ResultCard(results, file.name, { append: true });
+    card.playable(URL.createObjectURL(file));
+    try {
+      const result = await Hark.postAudio(Hark.settings.analyzeUrl, file, file.name);
+      if (result.duration_s <= LONG_S) return await card.show(result);
+      card.set(".result-verdict", "Listening to the whole recording…");
+      await showWords(card, await Hark.postAudio(detectUrl, file, file.name));
+    } catch (err) {
+      card.fail(err.message);
+    }
+  }
+
   function pump() {
     while (running < PARALLEL && queue.length) {
       const file = queue.shift();
       running += 1;
-      Hark.analyzeInto(results, file, file.name, { append: true }).finally(() => {
+      classify(file).finally(() => {
         running -= 1;
         done += 1;
         report();
@@ -65,6 +121,6 @@
     results.replaceChildren();
     total = done = 0;
     clear.hidden = true;
-    status.textContent = "Each file gets its own result card.";
+    status.textContent = initialStatus;
   });
 })();

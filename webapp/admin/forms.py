@@ -32,10 +32,21 @@ class _Setting:
         self.name = name
 
     def __call__(self, form, field):
-        try:
-            config.check_value(self.name, field.data)
-        except config.ConfigError as exc:
-            raise ValidationError(str(exc)) from None
+        message = _refusal(self.name, field.data)
+        if message:
+            raise ValidationError(message)
+
+
+def _refusal(name: str, value) -> str | None:
+    """Why `value` is no valid setting `name` (ml.config.check_value), or None when it is."""
+    try:
+        config.check_value(name, value)
+    except config.ConfigError as exc:
+        return str(exc)
+    except OverflowError:             # an integer too large for a float (10**400)
+        meta = config.setting(name).metadata
+        return f"{meta['what'] or name} must be between {meta['low']:g} and {meta['high']:g}"
+    return None
 
 
 def _setting_field(setting):
@@ -80,7 +91,9 @@ class TrainForm(FlaskForm):
         data = json_form_data()        # a 400 unless an object of single values
         body = request.get_json()
         for name in [*(s.name for s in config.form_settings()), *BOXES]:
-            if name not in body:
+            if name not in body:            # left out: the setting's default, as for a blank number
+                if name not in BOXES and config.setting(name).metadata["choices"]:
+                    data[name] = config.setting(name).default
                 continue
             value = body[name]
             data.pop(name, None)
@@ -100,12 +113,12 @@ class TrainForm(FlaskForm):
                 if isinstance(value, str):
                     data[name] = value
                 elif value is not None:
-                    self._json_errors[name] = f"{name} must be one of the listed names"
+                    choices = ", ".join(config.setting(name).metadata["choices"])
+                    self._json_errors[name] = f"{name} must be one of {choices}"
             elif value is not None:
-                try:
-                    config.check_value(name, value)
-                except config.ConfigError as exc:
-                    self._json_errors[name] = str(exc)
+                message = _refusal(name, value)
+                if message:
+                    self._json_errors[name] = message
                     continue
                 data[name] = str(int(value)) if _is_int(config.setting(name)) else repr(float(value))
         return data

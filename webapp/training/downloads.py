@@ -28,11 +28,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from ml import export_formats
+from ml import export_formats, runs
 from ml.export_formats import FORMATS, ExportError
 from webapp.database import db
 from webapp.errors import ApiError
@@ -48,8 +49,7 @@ bp = Blueprint("downloads", __name__)
 RETRY_FAILED_S = 60          # a failed build is reported this long before a request tries again
 BUILD_LIMIT_S = 30 * 60      # a build still running after this is stopped and reported failed
 POLL_S = 2                   # how often the "preparing" page reloads
-FINGERPRINTED = ("model.keras", "config.json", "labels.json", "features.tflite", "body.tflite",
-                 "metrics.json")
+FINGERPRINTED = ("model.keras", "metrics.json")    # besides the served files (ml.runs.serving_files)
 _children: list[subprocess.Popen] = []     # builds this worker started (reaped as they end)
 
 
@@ -90,6 +90,9 @@ def unavailable_reason(version: ModelVersion, fmt: str) -> str | None:
         spec = export_formats.check_format(config, fmt)
     except ExportError as exc:
         return str(exc)
+    missing = export_formats.missing_files(Path(version.run_dir), config)
+    if missing:
+        return f"{', '.join(missing)} of model version {version.name} is not on this machine"
     if spec.needs_data and not data_folder(config).is_dir():
         return (f"{spec.title} is calibrated on the training clips, and their folder "
                 f"{config.get('data')} is not on this machine")
@@ -130,7 +133,11 @@ def _export_of(version: ModelVersion, fmt: str) -> Export:
     run_dir = Path(version.run_dir).resolve()
     evaluations = _evaluations_of(run_dir) if fmt == "bundle" else ()
     parts = [export_formats.EXPORT_VERSION, fmt, str(run_dir)]
-    for path in [run_dir / name for name in FINGERPRINTED] + list(evaluations):
+    try:
+        served = runs.serving_files(run_dir)
+    except (OSError, ValueError):
+        served = []
+    for path in [run_dir / name for name in FINGERPRINTED] + served + list(evaluations):
         try:
             st = path.stat()
             parts.append([path.name, st.st_size, st.st_mtime_ns])
@@ -300,8 +307,10 @@ def download(version_id: int, fmt: str):
         return _send(export)
     if now["state"] == "failed":
         raise ApiError(now["status"], now["error"])
+    referrer = urlsplit(request.referrer or "")
+    back = (referrer.path or "/") if referrer.netloc == request.host else url_for("gallery.index")
     page = render_template("download.html", export=export, title=FORMATS[fmt].title,
-                           poll_s=POLL_S, back=request.referrer or url_for("gallery.index"))
+                           poll_s=POLL_S, back=back)
     return page, 202, {"Retry-After": str(POLL_S), "Cache-Control": "no-store"}
 
 

@@ -57,8 +57,7 @@ def active_run_dir(app: Flask | None = None) -> Path | None:
 
 def usable(run_dir: Path | None) -> bool:
     """A complete run with its serving export (what ModelStore and Classifier need)."""
-    return bool(run_dir) and all((Path(run_dir) / f).is_file() for f in (
-        runs.MODEL_FILE, "labels.json", "config.json", runs.FEATURES_FILE, runs.BODY_FILE))
+    return runs.is_complete(run_dir)
 
 
 # ---- registering -------------------------------------------------------------
