@@ -1,13 +1,16 @@
 """What each TTS engine and the training-time augmentation add, measured on real speech.
 
-Trains the default architecture on the default data set with one engine left
-out at a time (and once without training-time augmentation), then evaluates
+Trains an architecture (kws by default; `--arch embed-mlp embed-conv` for the heads on
+the pretrained speech embedding, `--arch ensemble` for the shipped recipe) on the default
+data set with one engine left out at a time (and once without training-time
+augmentation), then evaluates
 every model on the real clips in ../shared/speech: accuracy on the 8 words,
 and recall of _silence_ and _unknown_ on extra/. Prints one row per variant.
 The figures are the raw network's (no served `_unknown_` weight): the subsets
 carry no dataset.json, so what each part of the data adds is not hidden by it.
 
 Run: PYTHONPATH=. .venv/bin/python bench/ablate.py [--data data/default] [--epochs 10]
+         [--arch kws embed-mlp ...] [--variants all no-espeak ...]
 Needs ../shared/speech (skips with a message without it). Long: one training
 run per variant.
 """
@@ -56,6 +59,7 @@ def main() -> None:
     ap.add_argument("--data", default="data/default")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--variants", nargs="*", help="e.g. all no-espeak no-augment")
+    ap.add_argument("--arch", nargs="+", default=["kws"], help="architectures to ablate (ml/config.py)")
     args = ap.parse_args()
     if not (SHARED / "words").is_dir():
         print(f"skipped: real speech not found at {SHARED}")
@@ -65,18 +69,21 @@ def main() -> None:
     data = Path(args.data)
     engines = json.loads((data / "dataset.json").read_text())["engines"]
     variants = args.variants or ["all", *(f"no-{e}" for e in engines), "no-augment"]
-    print(f"{'variant':14} {'clips':>6} {'words acc':>9} {'silence R':>9} {'unknown R':>9}", flush=True)
-    for variant in variants:
-        with tempfile.TemporaryDirectory() as tmp:
-            drop = variant[3:] if variant.startswith("no-") and variant != "no-augment" else None
-            view = subset(data, Path(tmp) / "data", drop)
-            n = sum(1 for _ in view.glob("*/*.wav"))
-            cfg = TrainConfig(data=str(view), epochs=args.epochs, runs=str(Path(tmp) / "runs"),
-                              augment=False if variant == "no-augment" else None)
-            run = train(cfg, verbose=0, log=lambda m: None)
-            r = real_speech_figures(run)
-            print(f"{variant:14} {n:>6} {r['words']:>9.1%} {r['silence_recall']:>9.1%} "
-                  f"{r['unknown_recall']:>9.1%}", flush=True)
+    print(f"{'arch':10} {'variant':14} {'clips':>6} {'words acc':>9} {'silence R':>9} "
+          f"{'unknown R':>9}", flush=True)
+    for arch in args.arch:
+        for variant in variants:
+            with tempfile.TemporaryDirectory() as tmp:
+                drop = variant[3:] if variant.startswith("no-") and variant != "no-augment" else None
+                view = subset(data, Path(tmp) / "data", drop)
+                n = sum(1 for _ in view.glob("*/*.wav"))
+                cfg = TrainConfig(data=str(view), arch=arch, epochs=args.epochs,
+                                  runs=str(Path(tmp) / "runs"),
+                                  augment=False if variant == "no-augment" else None)
+                run = train(cfg, verbose=0, log=lambda m: None)
+                r = real_speech_figures(run)
+                print(f"{arch:10} {variant:14} {n:>6} {r['words']:>9.1%} {r['silence_recall']:>9.1%} "
+                      f"{r['unknown_recall']:>9.1%}", flush=True)
 
 
 if __name__ == "__main__":

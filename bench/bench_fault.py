@@ -71,7 +71,7 @@ def tiny_model(tmp: Path) -> tuple[Path, Path]:
     from ml.synth.tones import make_tone_set
 
     data = make_tone_set(tmp / "tones", speakers=20, per_speaker=2)
-    run = train(TrainConfig(data=str(data), epochs=1, batch_size=16, runs=str(tmp / "base")),
+    run = train(TrainConfig(data=str(data), arch="kws", epochs=1, batch_size=16, runs=str(tmp / "base")),
                 verbose=0, log=lambda m: None)
     return data, run
 

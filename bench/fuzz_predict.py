@@ -70,7 +70,7 @@ def tiny_model(workdir: Path) -> Path:
     from ml.synth.tones import make_tone_set
 
     data = make_tone_set(workdir / "tones")
-    return train(TrainConfig(data=str(data), epochs=2, batch_size=16, runs=str(workdir / "runs")),
+    return train(TrainConfig(data=str(data), arch="kws", epochs=2, batch_size=16, runs=str(workdir / "runs")),
                  verbose=0, log=lambda msg: None)
 
 

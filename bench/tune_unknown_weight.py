@@ -8,7 +8,7 @@ for the other half and for all speakers, for every weight tried.
 
 Run: PYTHONPATH=. .venv/bin/python bench/tune_unknown_weight.py --model RUN_DIR
 Then: python -m ml export --model RUN_DIR --unknown-weight W (and, for the default
-set, UNKNOWN_WEIGHT in ml/synth/generate.py, which its dataset.json hands to training)
+set, UNKNOWN_WEIGHTS in ml/synth/generate.py, which its dataset.json hands to training)
 """
 from __future__ import annotations
 

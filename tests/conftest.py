@@ -31,7 +31,7 @@ def tiny_run(tone_data, tmp_path_factory) -> Path:
     """A real kws model trained for two epochs on the tone set."""
     from ml.train import TrainConfig, train
 
-    cfg = TrainConfig(data=str(tone_data), epochs=2, batch_size=16,
+    cfg = TrainConfig(data=str(tone_data), arch="kws", epochs=2, batch_size=16,
                       runs=str(tmp_path_factory.mktemp("runs")))
     return train(cfg, verbose=0, log=lambda msg: None)
 

@@ -53,6 +53,14 @@ def copy_run(run_dir: Path, dest: Path) -> Path:
     return dest
 
 
+def with_detector(run_dir: Path, dest: Path, **settings) -> Path:
+    """A copy of a run whose config.json carries a `detector` section (ml/detect.py)."""
+    run = copy_run(run_dir, dest)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "detector": settings}))
+    return run
+
+
 def audio_bytes(freq=1500.0, rate=16000, seconds=1.0, fmt="WAV", subtype="PCM_16", channels=1):
     """A tone clip encoded as a file (WAV by default) the model hears as "yes"."""
     wave = tone_clip(freq, np.random.default_rng(3), seconds=seconds, rate=rate)

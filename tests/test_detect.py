@@ -12,12 +12,21 @@ import soundfile as sf
 from ml.audio import SAMPLE_RATE
 from ml.cli import main as cli
 from ml.config import SILENCE, UNKNOWN
-from ml.detect import (Decider, Detector, DetectorConfig, DetectorError, StreamState, cuts_word,
-                       frame_energy)
+from ml.detect import (
+    Decider,
+    Detector,
+    DetectorConfig,
+    DetectorError,
+    StreamState,
+    cuts_word,
+    frame_energy,
+)
 from ml.synth.tones import TONES
+from tests.helpers import with_detector
 
 LABELS = [SILENCE, UNKNOWN, "go", "up", "yes"]
 HOP = 0.1
+SMOOTH = DetectorConfig().smooth
 
 
 def probs(*segments):
@@ -139,7 +148,7 @@ def test_cuts_word_reads_loudness_at_the_window_edges():
 
 def test_a_stream_fed_in_pieces_with_its_state_through_json_decides_the_same():
     rows = probs((SILENCE, 0.99, 5), ("go", 0.97, 6), ("up", 0.98, 2), (SILENCE, 0.99, 9),
-                 ("yes", 0.91, 5), (SILENCE, 0.99, 8), ("yes", 0.95, 5), (SILENCE, 0.99, 3))
+                 ("yes", 0.91, 7), (SILENCE, 0.99, 8), ("yes", 0.95, 7), (SILENCE, 0.99, 3))
     times = 0.5 + HOP * np.arange(len(rows))
     whole = decide(rows)
     decider, state, found = Decider(LABELS), StreamState(), []
@@ -148,7 +157,7 @@ def test_a_stream_fed_in_pieces_with_its_state_through_json_decides_the_same():
     while i < len(rows):
         n = int(rng.integers(1, 4))
         found += decider.rows(state, times[i:i + n], rows[i:i + n])
-        state = StreamState.from_dict(json.loads(json.dumps(state.to_dict())), len(LABELS), 3)
+        state = StreamState.from_dict(json.loads(json.dumps(state.to_dict())), len(LABELS), SMOOTH)
         i += n
     found += decider.end_segment(state)
     assert [d.to_dict() for d in found] == [d.to_dict() for d in whole]
@@ -166,7 +175,7 @@ def test_a_stream_fed_in_pieces_with_its_state_through_json_decides_the_same():
 ])
 def test_a_bad_stream_state_is_refused_by_name(bad):
     with pytest.raises(DetectorError, match="bad stream state"):
-        StreamState.from_dict(bad, len(LABELS), 3)
+        StreamState.from_dict(bad, len(LABELS), SMOOTH)
 
 
 def test_settings_are_checked_and_a_run_can_carry_its_own():
@@ -201,16 +210,6 @@ def tone_recording(words=WORDS, rate=SAMPLE_RATE, gap_s=1.4, seed=0):
         wave += burst * 0.5 * np.sin(2 * np.pi * TONES[word] * rng.uniform(0.98, 1.02) * t)
         centres.append(centre)
     return wave.astype(np.float32), centres
-
-
-def with_detector(run, dest, **settings):
-    """A copy of `run` whose config.json carries a `detector` section."""
-    from tests.helpers import copy_run
-
-    run = copy_run(run, dest)
-    config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "detector": settings}))
-    return run
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +260,7 @@ def test_a_stream_in_chunks_finds_what_the_whole_recording_does(detector):
         end = min(end + 3200, len(wave))
         start = max(state.next_sample, 0)
         found += detector.feed(state, wave[start:end], start)
-        state = StreamState.from_dict(json.loads(json.dumps(state.to_dict())), 4, 3)
+        state = StreamState.from_dict(json.loads(json.dumps(state.to_dict())), 4, SMOOTH)
     assert [d.to_dict() for d in found + detector.finish(state)] == whole
 
 
@@ -322,7 +321,7 @@ def post(client, data, **fields):
 
 
 def test_api_detect_answers_detections_and_a_timeline(client, tone_run):
-    wave, centres = tone_recording()
+    wave, _ = tone_recording()
     r = post(client, wav_bytes(wave))
     assert r.status_code == 200, r.get_json()
     body = r.get_json()

@@ -130,7 +130,7 @@ def test_a_data_set_names_the_served_unknown_weight_of_its_models(tone_data, tmp
     assert served_unknown_weight(data) == 1.0  # no dataset.json
     (data / "dataset.json").write_text('{"unknown_weight": "heavy"}')
     assert served_unknown_weight(data) == 1.0
-    cfg = TrainConfig(data=str(data), epochs=1, batch_size=16, runs=str(tmp_path / "runs"))
+    cfg = TrainConfig(data=str(data), arch="kws", epochs=1, batch_size=16, runs=str(tmp_path / "runs"))
     (data / "dataset.json").write_text('{"unknown_weight": 2}')
     with pytest.raises(DataError, match=r"unknown_weight in .*dataset.json must be in \(0, 1\]"):
         train(cfg, verbose=0, log=lambda m: None)
@@ -145,7 +145,7 @@ def test_progress_callback_and_stop_request(tone_data, tmp_path):
 
     rows = []
     with pytest.raises(TrainingCancelled):
-        train(TrainConfig(data=str(tone_data), epochs=3, batch_size=16, runs=str(tmp_path)),
+        train(TrainConfig(data=str(tone_data), arch="kws", epochs=3, batch_size=16, runs=str(tmp_path)),
               on_epoch=rows.append, should_stop=lambda: len(rows) >= 1, verbose=0, log=lambda m: None)
     assert len(rows) == 1 and {"epoch", "loss", "elapsed_s", "eta_s"} <= set(rows[0])
     assert list(tmp_path.iterdir()) == []  # a cancelled run leaves nothing behind

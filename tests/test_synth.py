@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from ml.synth import effects, engines
-from ml.synth.generate import DEFAULT_PER_WORD, DEFAULT_SEED, UNKNOWN_WEIGHT, generate, make_plan
+from ml.synth.generate import DEFAULT_PER_WORD, DEFAULT_SEED, UNKNOWN_WEIGHTS, generate, make_plan
 from ml.synth.words import COMMANDS, LABELS, SILENCE, UNKNOWN, UNKNOWN_DRAWS, UNKNOWN_WORDS
 
 PER_WORD = 3
@@ -57,7 +57,7 @@ def test_layout_and_counts(parallel_set):
     assert not list(dest.rglob("*.tmp"))
     readme = (dest / "README.md").read_text()
     assert "GPL-3.0" in readme
-    assert summary["unknown_weight"] == UNKNOWN_WEIGHT and 0 < UNKNOWN_WEIGHT <= 1
+    assert summary["unknown_weight"] == UNKNOWN_WEIGHTS and all(0 < w <= 1 for w in UNKNOWN_WEIGHTS.values())
 
 
 def test_unknown_words_are_drawn_by_their_weights():

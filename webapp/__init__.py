@@ -22,7 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from webapp import admin, api, auth, cli, context, database, gallery, pages, security, training
+    from webapp import admin, api, auth, cli, context, database, datasets, gallery, pages, security, training
     from webapp.training import versions
 
     security.configure(app)          # secret key, cookie flags, proxy headers
@@ -39,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     training.init_app(app)           # the task queue, /training, /api/training
     gallery.init_app(app)            # /gallery, /api/gallery, the admin's evaluations
     admin.init_app(app)              # /admin, /admin/api
+    datasets.init_app(app)           # /admin/datasets, /admin/api/datasets
     assets.init_app(app)
     context.init_app(app)
     errors.init_app(app)

@@ -2,15 +2,19 @@
 
 URLs carry a content version (`?v=` hash for our files, the Plotly version in
 its path), so browsers may cache them for a year and still never run stale
-code. Plotly comes from the `plotly` Python package, so the site works offline.
+code. Plotly comes from the `plotly` Python package, so the site works offline;
+it is sent gzip-compressed (1.5 MB instead of 4.8 MB) to every browser that says
+it accepts gzip.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, request, send_file, url_for
+from flask import Blueprint, Flask, abort, current_app, request, send_file, url_for
 
 YEAR = 365 * 24 * 3600
 bp = Blueprint("vendor", __name__, url_prefix="/vendor")
@@ -31,12 +35,30 @@ def plotly_js() -> tuple[Path, str]:
     return path, version
 
 
+def _gzipped(path: Path, version: str) -> Path:
+    """plotly.min.js compressed once (4.8 MB -> 1.5 MB) into the instance's cache folder."""
+    folder = Path(current_app.instance_path) / "cache" / "vendor"
+    target = folder / f"plotly-{version}.min.js.gz"
+    if not target.is_file() or target.stat().st_mtime_ns < path.stat().st_mtime_ns:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+        tmp.write_bytes(gzip.compress(path.read_bytes(), 6, mtime=0))
+        os.replace(tmp, target)
+    return target
+
+
 @bp.get("/plotly-<version>.min.js")
 def plotly(version: str):
+    """Plotly, gzip-compressed for every browser that accepts it (all do)."""
     path, current = plotly_js()
     if version != current or not path.is_file():
         abort(404)
-    response = send_file(path, mimetype="text/javascript", max_age=YEAR, conditional=True)
+    compressed = "gzip" in request.accept_encodings
+    response = send_file(_gzipped(path, current) if compressed else path, mimetype="text/javascript",
+                         max_age=YEAR, conditional=True)
+    if compressed:
+        response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
     response.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
     return response
 

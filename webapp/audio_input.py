@@ -14,6 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ml.audio import FORMATS as ACCEPTED
 from ml.audio import sniff
 from webapp.errors import ApiError
+from webapp.file_kind import describe
 
 __all__ = ["ACCEPTED", "display_name", "read_upload", "sniff"]
 
@@ -50,7 +51,9 @@ def read_upload() -> tuple[bytes, str]:
         if not data:
             raise ApiError(400, "no audio: the request body is empty")
     if sniff(data) is None:
-        raise ApiError(415, f"{name}: unsupported file type; send {ACCEPTED} audio")
+        what = describe(data[:4096])       # "text, not audio", "a PNG image"...
+        looks = f": this file is {what}" if what else ""
+        raise ApiError(415, f"{name}: unsupported file type{looks}; send {ACCEPTED} audio")
     return data, name
 
 

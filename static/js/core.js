@@ -56,7 +56,7 @@ window.Hark = window.Hark || {};
     return Hark.fetchJSON(url, { method: "POST", body, headers, signal });
   };
 
-  /* Plotly is 4.8 MB: fetch it once, when first needed or when the page is idle. */
+  /* Plotly is 1.5 MB (gzip; 4.8 MB unpacked): fetch it once, when first needed or when idle. */
   let plotlyPromise = null;
   Hark.loadPlotly = function () {
     if (window.Plotly) return Promise.resolve(window.Plotly);
@@ -71,6 +71,21 @@ window.Hark = window.Hark || {};
       });
     }
     return plotlyPromise;
+  };
+
+  /* A job's time left as people read it: the server's estimate counted down (eta_left_s),
+     and once the epochs are done what the job still does, never a frozen "about 1 s". */
+  Hark.timeLeft = function (job) {
+    if (!job) return "—";
+    if (job.state === "queued") return "waiting for the worker";
+    if (job.state !== "running") return "—";
+    const s = job.steps || { done: job.epoch || 0, total: job.epochs };
+    const stage = job.stage === "training" ? "testing and saving the model" : job.stage;
+    const left = job.eta_left_s ?? job.eta_s;
+    if (s.total && s.done >= s.total) return `finishing${stage ? `: ${stage}` : ""}`;
+    if (left === null || left === undefined) return "—";
+    if (left < 1) return "almost done";
+    return left < 90 ? `about ${Math.round(left)} s` : `about ${(left / 60).toFixed(1)} min`;
   };
 
   Hark.whenIdle = function (fn) {

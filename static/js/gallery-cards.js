@@ -78,7 +78,14 @@ Hark.Clips = (function () {
     open.title = item.path;
     open.setAttribute("aria-label", `${item.path}: ${lines.map(([k, v]) => `${k} ${v}`).join(", ")}` +
       `, ${Hark.percent(item.confidence)}. Open the full view.`);
-    open.addEventListener("click", () => onOpen(item));
+    if (item.audio) {
+      open.addEventListener("click", () => onOpen(item));
+    } else {           // the detailed view needs the audio: never offer a view that fails
+      open.disabled = true;
+      open.title = "The audio of this clip is not on this machine yet.";
+      open.setAttribute("aria-label", `${item.path}: ${lines.map(([k, v]) => `${k} ${v}`).join(", ")}` +
+        `, ${Hark.percent(item.confidence)}. Its audio is not on this machine yet.`);
+    }
     const button = el.querySelector(".clip-play");
     if (item.audio_url) {
       button.addEventListener("click", () => play(button, item.audio_url));

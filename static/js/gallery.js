@@ -14,6 +14,10 @@
   const byName = Object.fromEntries(Object.entries(names).map(([label, name]) => [name, label]));
   let page = Number(form.elements.page.value) || 1;
   let controller = null;
+  // On a phone a page holds fewer cards, so the evaluation is not thousands of pixels down.
+  const phone = window.matchMedia("(max-width: 700px)");
+  const PHONE_PAGE = 12;
+  let buildTimer = null;
 
   // The version picker shows its choice at once.
   const picker = document.getElementById("source-picker");
@@ -37,6 +41,7 @@
     if (high < 100) q.set("max", String(high / 100));
     if (form.elements.sort.value !== "index") q.set("sort", form.elements.sort.value);
     if (page > 1) q.set("page", String(page));
+    if (phone.matches) q.set("per_page", String(PHONE_PAGE));
     return q;
   }
 
@@ -78,6 +83,7 @@
       return;
     }
     page = body.page;
+    followBuild(body.audio);
     Hark.Clips.stop();
     grid.replaceChildren(...body.items.map((item) => Hark.Clips.card(item, [
       ["true", item.true_name, "clip-true"],
@@ -119,6 +125,66 @@
     page += button.dataset.page === "next" ? 1 : -1;
     load({ scroll: true });
   });
+
+  /* While the server makes the clips' audio, show its progress and ask again every 3 s;
+     when it is ready the cards come back playable (and openable). */
+  function followBuild(audio) {
+    const notice = document.getElementById("audio-building");
+    window.clearTimeout(buildTimer);
+    if (!notice) return;
+    const building = audio && audio.building;
+    if (!building) {
+      notice.hidden = audio && audio.available;
+      if (audio && audio.available) root.dataset.audio = "ready";
+      return;
+    }
+    notice.dataset.state = building.state;
+    document.getElementById("audio-building-text").textContent = building.message;
+    const bar = notice.querySelector(".progress");
+    if (bar && building.total) {
+      bar.setAttribute("aria-valuemax", building.total);
+      bar.setAttribute("aria-valuenow", building.done);
+      bar.firstElementChild.style.width = `${(100 * building.done) / building.total}%`;
+    }
+    if (building.state !== "failed") buildTimer = window.setTimeout(checkBuild, 3000);
+  }
+
+  async function checkBuild() {
+    try {
+      const body = await Hark.Clips.getJSON(`${root.dataset.clipsUrl}?per_page=1`);
+      if (body.audio && body.audio.building) followBuild(body.audio);
+      else load();             // ready: the same cards again, playable and openable now
+    } catch (_) {
+      buildTimer = window.setTimeout(checkBuild, 3000);
+    }
+  }
+
+  /* The confusion matrix as a table: one tab stop, arrow keys between cells, Enter filters. */
+  const table = document.getElementById("confusion-table");
+  if (table) {
+    const cells = [...table.querySelectorAll(".confusion-cell")];
+    const size = Math.round(Math.sqrt(cells.length));
+    table.addEventListener("click", (event) => {
+      const cell = event.target.closest(".confusion-cell");
+      if (cell) showCell(cell.dataset.true, cell.dataset.pred);
+    });
+    table.addEventListener("keydown", (event) => {
+      const cell = event.target.closest(".confusion-cell");
+      if (!cell) return;
+      let r = Number(cell.dataset.row), c = Number(cell.dataset.col);
+      const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+      if (event.key === "Home") c = 0;
+      else if (event.key === "End") c = size - 1;
+      else if (moves[event.key]) {
+        r = Math.min(size - 1, Math.max(0, r + moves[event.key][0]));
+        c = Math.min(size - 1, Math.max(0, c + moves[event.key][1]));
+      } else return;
+      event.preventDefault();
+      const next = cells[r * size + c];
+      cells.forEach((el) => { el.tabIndex = el === next ? 0 : -1; });
+      next.focus();
+    });
+  }
 
   /* Show the clips of one confusion-matrix cell. */
   function showCell(trueLabel, predLabel) {

@@ -124,6 +124,11 @@
       while (recent.length > KEEP_CARDS) recent.pop().remove();
       const word = card.element.querySelector(".result-word").textContent;
       setState("idle", heard ? `Heard: ${word}. Tap to record again.` : "No word was heard. Tap to try again, a little closer to the microphone.");
+      // The button was disabled while the clip was classified, which dropped the focus to the
+      // page: give it back, so Enter or Space records again at once.
+      if (document.activeElement === document.body || document.activeElement === button) {
+        button.focus({ preventScroll: true });
+      }
     }
 
     function cancel() {
@@ -230,6 +235,7 @@
         status.textContent = "Listening. Say a word.";
       } catch (err) {
         if (err.name !== "AbortError") status.textContent = err.message;
+        if (err.status === 400) state = "new";   // e.g. a state the server no longer reads
         if (err.status === 503) stop();
       } finally {
         inFlight = null;

@@ -9,6 +9,7 @@ Hark.ResultCard = class {
     const template = document.getElementById("result-template");
     this.element = template.content.firstElementChild.cloneNode(true);
     this.element.querySelector(".result-meta").textContent = title;
+    this.element.dataset.title = title;
     this.title = title;
     this.audio = this.element.querySelector(".result-audio");
     this.audio.hidden = true;
@@ -31,15 +32,23 @@ Hark.ResultCard = class {
     this.element.querySelector(".charts").remove();
   }
 
+  /* "file · 1.00 s · model X · answered in 24 ms", the time explained on hover and to screen readers. */
+  meta(result) {
+    const el = this.element.querySelector(".result-meta");
+    el.textContent = `${this.title} · ${result.duration_s.toFixed(2)} s · model ${result.model} · `;
+    el.append(Hark.timing(result.timing_ms));
+  }
+
   async show(result) {
-    const kind = result.verdict.kind;
+    const verdict = Hark.verdictFor ? Hark.verdictFor(result) : result.verdict;
+    const kind = verdict.kind;
     this.element.dataset.state = "done";
     this.element.dataset.kind = kind;
     this.element.dataset.label = result.label;
     this.set(".result-word", result.display_label);
     this.set(".result-confidence", Hark.percent(result.confidence));
-    this.set(".result-verdict", result.verdict.text);
-    this.set(".result-meta", `${this.title} · ${result.duration_s.toFixed(2)} s · model ${result.model} · ${Math.round(result.timing_ms.total)} ms`);
+    this.set(".result-verdict", verdict.text);
+    this.meta(result);
     try {
       await this.draw(result.figures);
       this.element.dataset.charts = "drawn";
@@ -68,6 +77,22 @@ Hark.ResultCard = class {
     if (window.Plotly) this.element.querySelectorAll(".js-plotly-plot").forEach((c) => window.Plotly.purge(c));
     this.element.remove();
   }
+};
+
+/* "answered in 24 ms": the server's time for the clip, its stages in the tooltip. */
+Hark.timing = function (timing) {
+  const span = document.createElement("span");
+  span.className = "result-timing";
+  const ms = (v) => `${Math.round(v || 0)} ms`;
+  span.textContent = `answered in ${ms(timing.total)}`;
+  const stages = { decode: "decoding", features: "features", model: "model", detect: "finding the words" };
+  const parts = Object.entries(stages).filter(([key]) => timing[key] !== undefined)
+    .map(([key, name]) => `${name} ${ms(timing[key])}`);
+  span.title = `Time the server took for this clip, from receiving it to answering` +
+    (parts.length ? `: ${parts.join(", ")}` : "") + ". Sending it over the network is not counted.";
+  span.tabIndex = 0;
+  span.setAttribute("aria-label", `${span.textContent}. ${span.title}`);
+  return span;
 };
 
 /* Classify one audio blob on the server and fill a new card with the answer. */

@@ -19,9 +19,15 @@
   Hark.whenIdle(() => Hark.loadPlotly().catch(() => {}));
 
   function report() {
-    status.textContent = running || queue.length
-      ? `Classifying ${Math.min(done + 1, total)} of ${total}…`
-      : `${total} file${total === 1 ? "" : "s"} classified.`;
+    if (running || queue.length) {
+      status.textContent = `Classifying ${Math.min(done + 1, total)} of ${total}…`;
+      return;
+    }
+    const failed = results.querySelectorAll('.result[data-state="error"]').length;
+    const files = (n) => `${n} file${n === 1 ? "" : "s"}`;
+    status.textContent = !failed ? `${files(total)} classified.`
+      : failed === total ? `${total === 1 ? "The file" : total === 2 ? "Neither file" : `None of the ${total} files`} could be classified: see why on ${total === 1 ? "its card" : "their cards"}.`
+      : `${total - failed} of ${files(total)} classified; ${failed} could not be (see ${failed === 1 ? "its card" : "their cards"}).`;
   }
 
   function add(files) {
@@ -49,7 +55,8 @@
     card.set(".result-word", words.length ? `${words.length} command${words.length === 1 ? "" : "s"}` : "No command heard");
     card.set(".result-confidence", "");
     card.set(".result-verdict", words.length ? words.map((d) => Hark.displayName(d.label)).join(" · ") : "Nothing in this recording sounded like a command word.");
-    card.set(".result-meta", `${card.title} · ${found.duration_s.toFixed(2)} s · model ${found.model} · ${Math.round(found.timing_ms.total)} ms`);
+    card.set(".result-meta", `${card.title} · ${found.duration_s.toFixed(2)} s · model ${found.model} · `);
+    card.element.querySelector(".result-meta").append(Hark.timing(found.timing_ms));
     const charts = card.element.querySelector(".charts");
     const chart = document.createElement("div");
     chart.className = "chart chart-timeline";
@@ -66,6 +73,7 @@
       item.append(word, " ", when);
       list.append(item);
     }
+    charts.classList.add("charts-words");
     charts.replaceChildren(chart, list);
     try {
       const Plotly = await Hark.loadPlotly();

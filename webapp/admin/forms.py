@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import request
+from flask import current_app, request
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FloatField, IntegerField, RadioField, SelectField, StringField
+from wtforms import (BooleanField, FloatField, IntegerField, RadioField, SelectField,
+                     SelectMultipleField, StringField)
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
-from ml import config
+from ml import config, runs
 from ml.dataset import DataError
+from webapp.datasets import store
 from webapp.security import json_form_data
-from webapp.training import jobs
+from webapp.training import jobs, versions
 
 AUGMENT = {"arch": None, "on": True, "off": False}
 AUGMENT_JSON = {None: "arch", True: "on", False: "off"}
@@ -52,6 +55,11 @@ def _refusal(name: str, value) -> str | None:
 def _setting_field(setting):
     """A form field for one ml.config.TrainConfig setting: its label, default, choices and bounds."""
     meta, label = setting.metadata, setting.metadata["label"]
+    if setting.name == "init":       # a model version; the choices are the versions on disk
+        return SelectField(label, default="", choices=[("", "nothing: train from scratch")],
+                           validate_choice=False, description=(
+                               "fine-tune it: its weights, its architecture (the menu above is "
+                               "then not used) and its labels, plus any new ones in the data"))
     if meta["choices"]:
         kind = RadioField if meta["radio"] else SelectField
         return kind(label, default=setting.default, choices=list(meta["choices"].items()),
@@ -68,9 +76,19 @@ def _is_int(setting) -> bool:
     return "int" in str(setting.type)
 
 
+class _Checkboxes(SelectMultipleField):
+    """Several choices as a list of check boxes."""
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
 class TrainForm(FlaskForm):
-    """Where the data comes from and what happens after, then every ml.config form setting."""
-    dataset = RadioField("Data set", default="default", choices=[
+    """Where the data comes from and what happens after, then every ml.config form setting.
+
+    Several data sets may be ticked (training on their union of labels); "start from
+    version" fine-tunes a model version instead of training from scratch.
+    """
+    dataset = _Checkboxes("Data sets", default=["default"], choices=[
         ("default", "Default synthetic set"), ("mini", "Mini Speech Commands"),
         ("folder", "A folder on the server")])
     folder = StringField("Folder", validators=[Length(max=1024)],
@@ -83,13 +101,33 @@ class TrainForm(FlaskForm):
         if "formdata" not in kwargs and not args and request.method == "POST" and request.is_json:
             kwargs["formdata"] = self._json_values()
         super().__init__(*args, **kwargs)
-        if not jobs.dataset_available("mini"):
-            self.dataset.choices = [c for c in self.dataset.choices if c[0] != "mini"]
+        self._init_version = None
+        sets = store.list_sets(Path(current_app.config["HARK_DATA"]))
+        self.dataset.choices = [c for c in self.dataset.choices if c[0] != "folder" and (
+            c[0] != "mini" or jobs.dataset_available("mini"))] + [
+            (s.key, f"Data set {s.title} ({sum(store.counts(s).values()):,} clips)")
+            for s in sets if s.editable] + [("folder", "A folder on the server")]
+        self.init.choices = self.init.choices[:1] + [
+            (str(v.id), f"{v.name} ({v.arch}, {len(v.labels or [])} labels"
+                        f"{', active' if v.active else ''})")
+            for v in versions.all_versions() if versions.usable(Path(v.run_dir))]
 
     def _json_values(self):
         """The JSON body as form data, each value checked as JSON (errors kept for `validate`)."""
-        data = json_form_data()        # a 400 unless an object of single values
-        body = request.get_json()
+        body = request.get_json(silent=True)
+        several = body.pop("dataset") if isinstance(body, dict) and isinstance(
+            body.get("dataset"), list) else None
+        try:
+            data = json_form_data()        # a 400 unless an object of single values
+        finally:
+            if several is not None:
+                body["dataset"] = several
+        if several is not None:
+            if not several or not all(isinstance(key, str) for key in several):
+                self._json_errors["dataset"] = ("dataset must be a data set's key or a list of "
+                                                "keys (default, mini, user:<name>, folder)")
+            for key in several:
+                data.add("dataset", str(key))
         for name in [*(s.name for s in config.form_settings()), *BOXES]:
             if name not in body:            # left out: the setting's default, as for a blank number
                 if name not in BOXES and config.setting(name).metadata["choices"]:
@@ -102,6 +140,11 @@ class TrainForm(FlaskForm):
                     self._json_errors[name] = f"{name} must be true or false"
                 elif value:
                     data[name] = "y"
+            elif name == "init":
+                if isinstance(value, bool) or not isinstance(value, (int, str)):
+                    self._json_errors[name] = "init must be a model version's id or name"
+                else:
+                    data[name] = str(value)
             elif name == "augment":
                 if value in AUGMENT:
                     data[name] = value
@@ -127,31 +170,75 @@ class TrainForm(FlaskForm):
         ok = super().validate(extra_validators)
         for name, message in self._json_errors.items():
             self[name].errors = [*self[name].errors, message]
-        return ok and not self._json_errors
+        return ok and not self._json_errors and self._enough_labels()
 
     def settings(self) -> list:
         """The training settings' fields, in ml.config's order (the template loops over them)."""
         return [self[s.name] for s in config.form_settings()]
 
     def validate_dataset(self, field):
-        if field.data == "mini" and not jobs.dataset_available("mini"):
+        keys = field.data or []
+        if not keys:
+            raise ValidationError("tick at least one data set")
+        if "mini" in keys and not jobs.dataset_available("mini"):
             raise ValidationError("the mini Speech Commands set is not downloaded on this server "
                                   "(python -m ml data download)")
+        for key in keys:
+            if key.startswith(jobs.USER_SET):
+                labels = _labels_with_clips(key)
+                if not labels:
+                    raise ValidationError(f"data set {key[len(jobs.USER_SET):]} has no clips yet")
 
     def validate_folder(self, field):
-        if self.dataset.data != "folder":
+        if "folder" not in (self.dataset.data or []):
             return
         text = (field.data or "").strip()
         if not text:
             raise ValidationError("give the folder's path on the server")
-        field.data = check_folder(text)
+        field.data = check_folder(text, min_labels=2 if len(self.dataset.data) == 1 else 1)
+
+    def validate_init(self, field):
+        if field.data in (None, ""):
+            field.data = None
+            return
+        found = versions.all_versions()
+        version = next((v for v in found if str(v.id) == field.data), None) or \
+            next((v for v in found if v.name == field.data), None)
+        if version is None:
+            raise ValidationError(f"there is no model version {field.data[:60]!r} to start from")
+        if not _has_weights(Path(version.run_dir)):
+            raise ValidationError(f"model version {version.name} has no trained weights on disk "
+                                  f"to start from")
+        self._init_version = version
+
+    def _enough_labels(self) -> bool:
+        """Data sets of the admin's own alone must hold 2 labels (the version's count too);
+        the built-in sets and server folders are checked to hold several on their own."""
+        keys = self.dataset.data or []
+        users = [k for k in keys if k.startswith(jobs.USER_SET)]
+        if self.dataset.errors or self.init.errors or not users or len(users) < len(keys):
+            return True
+        labels = set().union(*(_labels_with_clips(k) for k in users))
+        labels |= set(self._init_version.labels or []) if self._init_version else set()
+        if len(labels) >= 2:
+            return True
+        self.dataset.errors = [*self.dataset.errors, (
+            f"the data sets hold clips of {len(labels)} label(s); a model needs at least 2 "
+            f"(record another word, or start from a version)")]
+        return False
 
     def params(self, kind: str = "admin") -> dict:
         """The validated form as job parameters (webapp.training.jobs.make_params)."""
         values = {field.name: field.data for field in self.settings()}
         values["augment"] = AUGMENT[values["augment"]]
+        init_dir = None
+        if self._init_version is not None:     # the job names the version; ml.train gets its folder
+            values.update(init=self._init_version.name, arch=self._init_version.arch or values["arch"])
+            init_dir = self._init_version.run_dir
+        keys = self.dataset.data
         return jobs.make_params(
-            dataset=self.dataset.data, data=self.folder.data, activate=self.activate.data,
+            dataset=keys[0] if len(keys) == 1 else keys, data=self.folder.data,
+            activate=self.activate.data, init_dir=init_dir,
             prepare_data="rebuild" if self.rebuild.data else "missing", kind=kind, **values)
 
 
@@ -159,7 +246,25 @@ for _setting in config.form_settings():
     setattr(TrainForm, _setting.name, _setting_field(_setting))
 
 
-def check_folder(path: Path | str) -> str:
+def _labels_with_clips(key: str) -> set[str]:
+    """The labels of a user data set that hold clips (none when it is gone)."""
+    try:
+        ds = store.get(Path(current_app.config["HARK_DATA"]), key)
+    except store.DataSetError:
+        return set()
+    return {label for label, n in store.counts(ds).items() if n}
+
+
+def _has_weights(run_dir: Path) -> bool:
+    """A run training can start from: its trained model file(s), beside its serving export."""
+    try:
+        members = runs.members_of(run_dir)
+    except (OSError, ValueError):
+        return False
+    return all((m / runs.MODEL_FILE).is_file() for m in (members or [run_dir]))
+
+
+def check_folder(path: Path | str, min_labels: int = 2) -> str:
     """A data folder in the Speech Commands layout, or a ValidationError saying what is wrong."""
     from ml.dataset import list_clips
 
@@ -175,7 +280,7 @@ def check_folder(path: Path | str) -> str:
         labels, clips = list_clips(path)
     except (DataError, OSError) as exc:
         raise ValidationError(str(exc)) from None
-    if len(labels) < 2:
+    if len(labels) < min_labels:
         raise ValidationError(f"{path} has {len(labels)} label folder(s); at least 2 are needed")
     empty = sorted(set(labels) - {c.label for c in clips})
     if empty:

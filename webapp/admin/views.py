@@ -18,11 +18,13 @@ from flask import (
     url_for,
 )
 
+from webapp.admin import activation
 from webapp.admin.forms import TrainForm
 from webapp.auth import admin_required, current_username
 from webapp.database import db
 from webapp.errors import ApiError
-from webapp.tables import TrainingJob
+from webapp.gallery import accuracy
+from webapp.tables import ModelVersion, TrainingJob
 from webapp.training import jobs, versions
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -32,7 +34,8 @@ def _context(form: TrainForm | None = None) -> dict:
     return {
         "form": form or TrainForm(formdata=None),
         "jobs": jobs.summaries(jobs.recent(30), admin=True),
-        "versions": [versions.summary(v) for v in versions.all_versions()],
+        "versions": [{**versions.summary(v), "measures": accuracy.measures(v.run_dir)}
+                     for v in versions.all_versions()],
         "mini_available": jobs.dataset_available("mini"),
         "default_ready": (jobs.default_data() / "dataset.json").is_file(),
         "can_activate": versions.pointer() is not None,
@@ -103,9 +106,32 @@ def cancel_job(job_id: int):
     return _flash_action(lambda: jobs.cancel(job_id), f"Job {job_id}: cancelled or stopping.")
 
 
+def _version_or_404(version_id: int) -> ModelVersion:
+    version = db.session.get(ModelVersion, version_id)
+    if version is None:
+        raise ApiError(404, f"no model version {version_id}")
+    return version
+
+
+@bp.get("/versions/<int:version_id>/activate")
+@admin_required
+def confirm_activation(version_id: int):
+    """What serving this version would change; the page's form activates it."""
+    version = _version_or_404(version_id)
+    return render_template("activate.html", version=versions.summary(version),
+                           change=activation.change(version),
+                           can_activate=versions.pointer() is not None)
+
+
 @bp.post("/versions/<int:version_id>/activate")
 @admin_required
 def activate_version(version_id: int):
+    version = db.session.get(ModelVersion, version_id)
+    if version is not None and request.form.get("confirmed") != "yes" \
+            and activation.change(version)["risky"]:
+        flash("This version is worse or knows fewer words than the active one: read what changes "
+              "and confirm to activate it.", "error")
+        return redirect(url_for("admin.confirm_activation", version_id=version_id))
     return _flash_action(lambda: versions.activate(version_id, current_username()),
                          "The model is active: every worker serves it within a second or two.")
 
@@ -171,6 +197,13 @@ def api_regenerate():
 @admin_required
 def api_versions():
     return jsonify(versions=[versions.summary(v) for v in versions.all_versions()])
+
+
+@bp.get("/api/versions/<int:version_id>/activation")
+@admin_required
+def api_activation(version_id: int):
+    """What activating the version would change (the confirmation page's figures)."""
+    return jsonify(activation.change(_version_or_404(version_id)))
 
 
 @bp.post("/api/versions/<int:version_id>/activate")

@@ -17,6 +17,7 @@ from webapp.gallery import compare as gallery_compare
 from webapp.gallery import data as gallery_data
 from webapp.gallery import models as gallery_models
 from webapp.gallery import thumbnails
+from webapp.gallery.audio_build import audio_state
 from webapp.gallery.data import Source
 from webapp.labels import display_name, display_names
 from webapp.security import rate_limited
@@ -52,7 +53,7 @@ def clips(source: str):
     picked = gallery_data.select(rows, f)
     shown, page, pages = gallery_data.paginate(picked, f.page, f.per_page)
     return jsonify(source=src.key, total=len(rows), matched=len(picked), page=page, pages=pages,
-                   per_page=f.per_page, filters=f.as_args(), audio=src.audio_status(),
+                   per_page=f.per_page, filters=f.as_args(), audio=audio_state(src),
                    items=_cards(src, rows, shown))
 
 

@@ -6,13 +6,17 @@ and the JSON endpoints of webapp/gallery/api.py.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Blueprint, render_template, request, url_for
 
 from ml.measure import sizes
 from webapp import figures
 from webapp.errors import ApiError
+from webapp.gallery import accuracy
 from webapp.gallery import compare as gallery_compare
 from webapp.gallery import data as gallery_data
+from webapp.gallery.audio_build import audio_state
 from webapp.labels import display_name, display_names
 
 bp = Blueprint("gallery", __name__, url_prefix="/gallery")
@@ -28,16 +32,29 @@ def _facts(source: gallery_data.Source, rows: list[dict]) -> dict:
              "created": str(config.get("created", ""))[:16].replace("T", " ") or None,
              "epochs_run": config.get("epochs_run"), "split": config.get("split"),
              "data": source.data, "size": None, "model": None}
+    # What the headline accuracy was measured on, and the version's other measures.
+    facts["on"] = accuracy.test_split_name(config)
+    facts["measures"] = [m for m in accuracy.measures(source.model_dir) if m["kind"] != "test"] \
+        if source.kind == "run" else []
     if source.kind == "evaluation":
         record = source.extra["record"]
         facts.update(created=str(record.get("created", ""))[:16].replace("T", " "),
-                     model=record.get("model"))
+                     model=record.get("model"), on=f"the folder {Path(source.data).name}",
+                     measures=[])
     if source.model_dir is not None and source.model_dir.is_dir():
         facts["size"] = sizes(source.model_dir)
         if source.kind == "evaluation":
             config = gallery_data.read_cached(source.model_dir / "config.json") or {}
             facts.update(arch=config.get("arch"), parameters=config.get("parameters"))
     return facts
+
+
+def _confusion_rows(report: dict, labels: list[str]) -> dict | None:
+    """The confusion matrix as rows of counts, for the keyboard-reachable table beside the chart."""
+    matrix, names = report.get("confusion"), report.get("labels") or labels
+    if not matrix or len(matrix) != len(names):
+        return None
+    return {"labels": names, "names": [display_name(n) for n in names], "rows": matrix}
 
 
 @bp.get("")
@@ -56,7 +73,8 @@ def index():
         "gallery.html", sources=sources, source=source, labels=labels,
         label_names=display_names(labels), filters=filters, facts=_facts(source, rows),
         per_class=figures.per_class_rows(report) if report else [],
-        audio=source.audio_status(), compare_with=others[0].key if others else None,
+        confusion=_confusion_rows(report, labels) if report else None,
+        audio=audio_state(source), compare_with=others[0].key if others else None,
         clips_url=url_for("gallery_api.clips", source=source.key),
         evaluation_url=url_for("gallery_api.evaluation", source=source.key))
 

@@ -29,6 +29,7 @@ from webapp.tables import FINISHED, JobEpoch, ModelVersion, TrainingJob
 
 LOG_LINES, LOG_CHARS = 200, 20_000
 DATASETS = {"default": "default synthetic set", "mini": "mini Speech Commands", "folder": "a folder"}
+USER_SET = "user:"        # a data set key "user:<name>": <HARK_DATA>/user/<name> (webapp/datasets)
 PREPARE = ("none", "missing", "rebuild")   # default set: use as is, make if missing, build afresh
 EVALUATE = "evaluate"                       # params "kind" of an evaluation job
 MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255  # Linux's PATH_MAX (less the NUL) and NAME_MAX
@@ -56,17 +57,38 @@ def mini_data(app=None) -> Path:
     return Path((app or current_app).config["HARK_DATA"]) / "mini_speech_commands"
 
 
+def user_data(name: str, app=None) -> Path:
+    return Path((app or current_app).config["HARK_DATA"]) / "user" / name
+
+
 def dataset_available(kind: str, app=None) -> bool:
     """The default set can always be chosen (a job builds it when missing); mini only when downloaded."""
     return kind == "default" or (kind == "mini" and mini_data(app).is_dir())
 
 
-def dataset_label(params: dict) -> str:
-    """How pages name a job's data set; a server folder is named, never shown as a path."""
+def dataset_keys(params: dict) -> list[str]:
+    """A job's data set keys: one ("default", "mini", "folder", "user:<name>") or several."""
     kind = params.get("dataset", "folder")
-    if kind == "folder":
-        return f"folder {Path(params.get('data', '')).name}"
-    return DATASETS.get(kind, kind)
+    return list(kind) if isinstance(kind, list) else [kind]
+
+
+def data_folders(params: dict) -> list[str]:
+    """A job's data folders, in the order of its keys."""
+    data = params.get("data", "")
+    return list(data) if isinstance(data, list) else [data]
+
+
+def dataset_label(params: dict) -> str:
+    """How pages name a job's data sets; a server folder is named, never shown as a path."""
+    names = []
+    for kind, folder in zip(dataset_keys(params), data_folders(params)):
+        if kind == "folder":
+            names.append(f"folder {Path(folder or '').name}")
+        elif kind.startswith(USER_SET):
+            names.append(f"data set {kind[len(USER_SET):]}")
+        else:
+            names.append(DATASETS.get(kind, kind))
+    return " + ".join(names)
 
 
 def server_path(text, base: Path | None = None) -> Path:
@@ -91,22 +113,40 @@ def server_path(text, base: Path | None = None) -> Path:
     return Path(base) / path if base is not None and not path.is_absolute() else path
 
 
-def make_params(dataset: str = "default", data: str | None = None, activate: bool = False,
-                prepare_data: str = "missing", kind: str = "admin", app=None, **settings) -> dict:
+def make_params(dataset: str | list = "default", data: str | None = None, activate: bool = False,
+                prepare_data: str = "missing", kind: str = "admin", app=None,
+                init_dir: str | None = None, **settings) -> dict:
     """A job's parameters as stored: its data, what follows training, and every ml.config
-    job setting (None or left out: the setting's default). Already validated by the caller."""
+    job setting (None or left out: the setting's default). Already validated by the caller.
+
+    `dataset` is one key or a list of them ("default", "mini", "user:<name>", "folder": the
+    folder `data`); one is stored as a string and its folder as `data`, several as lists.
+    `init` (a setting) names the version to start from, `init_dir` its run directory.
+    """
     unknown = set(settings) - set(config.JOB_SETTINGS)
     if unknown:
         raise TypeError(f"not a job setting: {', '.join(sorted(unknown))}")
     values = {name: config.setting(name).default for name in config.JOB_SETTINGS}
     values.update({name: value for name, value in settings.items() if value is not None})
-    if dataset == "default":
-        data = str(default_data(app))
-    elif dataset == "mini":
-        data = str(mini_data(app))
-    return {"kind": kind, "dataset": dataset, "data": str(Path(data).resolve()), **values,
-            "activate": bool(activate),
-            "prepare_data": prepare_data if dataset == "default" else "none"}
+    keys = [dataset] if isinstance(dataset, str) else list(dataset)
+    folders = []
+    for key in keys:
+        if key == "default":
+            folder = default_data(app)
+        elif key == "mini":
+            folder = mini_data(app)
+        elif key.startswith(USER_SET):
+            folder = user_data(key[len(USER_SET):], app)
+        else:
+            folder = Path(data)
+        folders.append(str(folder.resolve()))
+    one = len(keys) == 1
+    params = {"kind": kind, "dataset": keys[0] if one else keys,
+              "data": folders[0] if one else folders, **values, "activate": bool(activate),
+              "prepare_data": prepare_data if "default" in keys else "none"}
+    if init_dir is not None:
+        params["init_dir"] = str(init_dir)
+    return params
 
 
 def make_eval_params(folder: Path, model_dir: Path, model: str, clips: int) -> dict:
@@ -123,13 +163,17 @@ def describe(params: dict) -> str:
     """One line saying what a job does, without server paths (pages show it to anyone)."""
     if is_evaluation(params):
         return f"evaluate {params.get('model')} on the {dataset_label(params)}"
-    return f"{params.get('arch')} on the {dataset_label(params)}"
+    start = f", fine-tuning {params['init']}" if params.get("init") else ""
+    return f"{params.get('arch')} on the {dataset_label(params)}{start}"
 
 
-def train_config(params: dict, data: str, runs: str) -> config.TrainConfig:
-    """What ml.train gets for a stored job (a job stored before a setting existed gets its default)."""
-    return config.TrainConfig(data=data, runs=runs,
-                              **{k: params[k] for k in config.JOB_SETTINGS if k in params})
+def train_config(params: dict, data: str | list, runs: str) -> config.TrainConfig:
+    """What ml.train gets for a stored job (a job stored before a setting existed gets its
+    default); `init` is the version's run directory (the job names the version)."""
+    settings = {k: params[k] for k in config.JOB_SETTINGS if k in params}
+    if settings.get("init"):
+        settings["init"] = params.get("init_dir") or settings["init"]
+    return config.TrainConfig(data=data, runs=runs, **settings)
 
 
 # ---- requests from the web -------------------------------------------------

@@ -169,10 +169,16 @@ def _activate(version, requested_by: str | None, tail: jobs.LogTail) -> None:
 
 # ---- data ----------------------------------------------------------------------
 
-def prepare_data(job_id: int, params: dict, tail: jobs.LogTail) -> Path:
-    """The folder to train on; the default set is built first when missing or asked to."""
-    if params["dataset"] != "default":
-        return Path(params["data"])
+def prepare_data(job_id: int, params: dict, tail: jobs.LogTail) -> Path | list[Path]:
+    """The folder (or folders) to train on; the default set is built first when it is one of
+    them and missing, or asked to."""
+    folders = [Path(p) for p in jobs.data_folders(params)]
+    if "default" in jobs.dataset_keys(params):
+        _prepare_default(job_id, params, tail)
+    return folders[0] if len(folders) == 1 else folders
+
+
+def _prepare_default(job_id: int, params: dict, tail: jobs.LogTail) -> Path:
     dest = jobs.default_data()
     rebuild = params.get("prepare_data") == "rebuild"
     if not rebuild and (dest / "dataset.json").is_file():
@@ -222,9 +228,11 @@ def _data_arg(path: Path) -> str:
 def _train(job_id: int, params: dict, data: Path, tail: jobs.LogTail, stop) -> Path:
     from ml.train import train
 
-    cfg = jobs.train_config(params, _data_arg(data), current_app.config["HARK_RUNS"])
+    folders = [_data_arg(p) for p in data] if isinstance(data, list) else _data_arg(data)
+    cfg = jobs.train_config(params, folders, current_app.config["HARK_RUNS"])
     Path(cfg.runs).mkdir(parents=True, exist_ok=True)
-    tail(f"training {cfg.arch} on {jobs.dataset_label(params)}: {cfg.epochs} epochs, batch "
+    start = f", starting from {params['init']}" if params.get("init") else ""
+    tail(f"training {cfg.arch} on {jobs.dataset_label(params)}{start}: {cfg.epochs} epochs, batch "
          f"{cfg.batch_size}, learning rate {cfg.learning_rate:g}, split by {cfg.split}")
 
     def on_epoch(row: dict) -> None:

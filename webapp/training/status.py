@@ -17,10 +17,11 @@ from flask import Blueprint, current_app, jsonify
 
 from ml.config import JOB_SETTINGS
 from webapp import figures
-from webapp.database import db
+from webapp.database import db, utcnow
 from webapp.errors import ApiError
+from webapp.gallery import accuracy
 from webapp.settings import ROOT
-from webapp.tables import ModelVersion, TrainingJob
+from webapp.tables import JobEpoch, ModelVersion, TrainingJob
 from webapp.training import jobs, versions
 
 bp = Blueprint("training_status", __name__, url_prefix="/api")
@@ -33,9 +34,9 @@ def _scrub(text: str | None, job: TrainingJob) -> str | None:
     """Server paths out of text shown to anyone."""
     if not text:
         return text
-    data = (job.params or {}).get("data")
-    if data:
-        text = text.replace(data, jobs.dataset_label(job.params))
+    for data in jobs.data_folders(job.params or {}):
+        if data:
+            text = text.replace(data, jobs.dataset_label(job.params))
     for root, name in ((current_app.config["HARK_RUNS"], "runs"),
                        (current_app.config["HARK_DATA"], "data"), (str(ROOT), ".")):
         text = text.replace(str(Path(root).resolve()), name).replace(str(root), name)
@@ -54,6 +55,19 @@ def public_job(job: TrainingJob, detail: bool = False, summary: dict | None = No
     return out
 
 
+def eta_left_s(job: TrainingJob) -> float | None:
+    """The job's estimate counted down since it was made (at its last epoch row, or its last
+    report): a page polling every second shows time running out, not a figure frozen for a
+    whole epoch, and 0 once the estimate has passed (the page then says "finishing")."""
+    if job.state != "running" or job.eta_s is None:
+        return None
+    made = db.session.scalar(db.select(JobEpoch.created_at).where(JobEpoch.job_id == job.id)
+                             .order_by(JobEpoch.epoch.desc()).limit(1)) or job.heartbeat_at
+    if made is None:
+        return job.eta_s
+    return round(max(0.0, job.eta_s - (utcnow() - made).total_seconds()), 1)
+
+
 def snapshot() -> dict:
     """Everything the Training page shows, with `rev` changing whenever any of it does."""
     current = jobs.current()
@@ -70,8 +84,14 @@ def snapshot() -> dict:
         "current": public_job(current, detail=True) if current else None,
         "queued": queued,
         "history": [public_job(j, summary=s) for j, s in zip(finished, jobs.summaries(finished))],
+        # With nothing running, the last finished job keeps its curves on the page.
+        "last": public_job(finished[0], detail=True) if finished and not current else None,
     }
     body["rev"] = hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    if body["active_model"] is not None:    # each figure says what it was measured on
+        body["active_model"]["measures"] = accuracy.measures(active.run_dir if active else store.run_dir)
+    if current is not None:            # changes every second: outside `rev`
+        body["current"]["eta_left_s"] = eta_left_s(current)
     return body
 
 
@@ -89,4 +109,6 @@ def job_detail(job_id: int):
     job = db.session.get(TrainingJob, job_id)
     if job is None:
         raise ApiError(404, f"no training job {job_id}")
-    return jsonify(public_job(job, detail=True))
+    response = jsonify({**public_job(job, detail=True), "eta_left_s": eta_left_s(job)})
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,99 @@
+"""Write a run's real-speech evaluation into RUN/real_speech.json, so it travels with the run.
+
+The test-split accuracy of a model trained on the synthetic default set says how
+it hears synthetic voices; pages show this file's figures beside it, labelled
+"real speech" (webapp/gallery/accuracy.py). The file holds the reports of
+`python -m ml evaluate --model RUN --data FOLDER --json` for ../shared/speech/words
+(the 8 commands) and ../shared/speech/extra (silence and other words), and how
+they were measured (commands, date, clips, speakers, library versions).
+
+Run: PYTHONPATH=. .venv/bin/python bench/real_speech_card.py --model RUN
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "speech"
+SETS = (("words", "the 8 command words"), ("extra", "silence and words that are not commands"))
+
+
+def speakers(folder: Path) -> int:
+    """People heard in a Speech Commands folder: the speaker hash before `_nohash_` in each
+    file name (`extra/` puts the word first: `on_<hash>_nohash_0.wav`; `_silence_` has none)."""
+    return len({p.name.split("_nohash_")[0].rsplit("_", 1)[-1] for p in folder.glob("*/*.wav")
+                if "_nohash_" in p.name and p.parent.name != "_silence_"})
+
+
+def shown(path: Path) -> str:
+    """A folder as written in the card: relative to the checkout where it can be."""
+    try:
+        return os.path.relpath(path.resolve(), ROOT)
+    except ValueError:
+        return str(path)
+
+
+def card(run_dir: Path, folders: dict[str, Path]) -> dict:
+    from ml import runs
+    from ml.classifier import Classifier
+    from ml.evaluate import evaluate_folder
+
+    classifier = Classifier(run_dir)
+    config = runs.read_json(run_dir / "config.json")
+    sets = []
+    for name, title in SETS:
+        folder = folders[name]
+        started = time.perf_counter()
+        report, _ = evaluate_folder(classifier, folder)
+        sets.append({"name": name, "title": title, "folder": shown(folder),
+                     "speakers": speakers(folder), "seconds": round(time.perf_counter() - started, 1),
+                     "command": f"python -m ml evaluate --model {shown(run_dir)} "
+                                f"--data {shown(folder)} --json",
+                     "report": report})
+    return {
+        "about": "How this model hears real people: recordings of human speakers from Google's "
+                 "Speech Commands (CC BY 4.0), none of them in its training data. Each report is "
+                 "what the command beside it prints; the model is evaluated as served.",
+        "model": classifier.version,
+        "served_unknown_weight": config.get("unknown_weight", 1.0),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "written_by": "bench/real_speech_card.py",
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "platform": platform.platform()},
+        "sets": sets,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="the run directory (e.g. models/default)")
+    ap.add_argument("--words", default=str(SHARED / "words"), help="folder of the 8 command words")
+    ap.add_argument("--extra", default=str(SHARED / "extra"), help="folder of _silence_ and _unknown_")
+    args = ap.parse_args(argv)
+    folders = {"words": Path(args.words), "extra": Path(args.extra)}
+    missing = [str(p) for p in folders.values() if not p.is_dir()]
+    if missing:
+        print(f"skipped: real speech not found at {', '.join(missing)}")
+        return 0
+    run_dir = Path(args.model)
+    result = card(run_dir, folders)
+    from ml import runs
+
+    runs.write_json(run_dir / "real_speech.json", result)
+    for entry in result["sets"]:
+        r = entry["report"]
+        print(f"{entry['name']:6} {r['accuracy']:.1%} on {r['n']:,} clips "
+              f"({entry['speakers']} speakers, {entry['seconds']} s)")
+    print(run_dir / "real_speech.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

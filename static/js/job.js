@@ -1,0 +1,59 @@
+/* A job's page: draw its curves; while it runs, follow /api/training/jobs/<id> every second
+   (progress, time left, log, curves) and reload once it ends, to show its result. */
+"use strict";
+(function () {
+  const root = document.getElementById("job");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  let drawn = false;
+
+  async function drawCurves(job) {
+    if (!job.figures) return;
+    $("job-curves").hidden = false;
+    const Plotly = await Hark.loadPlotly();
+    for (const key of ["loss", "accuracy"]) {
+      const f = job.figures[key];
+      const div = $(`curve-${key}`);
+      if (drawn) Plotly.react(div, f.data, f.layout, f.config);
+      else Plotly.newPlot(div, f.data, f.layout, f.config);
+    }
+    drawn = true;
+    root.dataset.curves = "drawn";
+  }
+
+  function show(job) {
+    const s = job.steps;
+    $("job-steps").textContent = `${s.done} of ${s.total} ${s.unit}${job.stage ? ` · ${job.stage}` : ""}`;
+    if ($("job-eta")) $("job-eta").textContent = Hark.timeLeft(job);
+    const bar = $("job-progress");
+    bar.setAttribute("aria-valuemax", s.total || 0);
+    bar.setAttribute("aria-valuenow", s.done);
+    bar.firstElementChild.style.width = s.total ? `${(100 * s.done) / s.total}%` : "0";
+    const log = $("job-log");
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent = job.log_tail || "";
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  }
+
+  async function poll() {
+    let job = null;
+    try {
+      job = await Hark.fetchJSON(root.dataset.jobUrl, { cache: "no-store" });
+    } catch (_) { /* server restarting: try again */ }
+    if (job) {
+      if (job.state !== root.dataset.state && ["succeeded", "failed", "cancelled"].includes(job.state)) {
+        window.location.reload();
+        return;
+      }
+      show(job);
+      drawCurves(job).catch(() => {});
+    }
+    window.setTimeout(poll, 1000);
+  }
+
+  if (root.dataset.finished === "true") {
+    Hark.fetchJSON(root.dataset.jobUrl).then(drawCurves).catch(() => {});
+  } else {
+    poll();
+  }
+})();

@@ -1,0 +1,453 @@
+"""Data sets on disk: the built-in ones, and the admin's own under `<HARK_DATA>/user/<name>/`.
+
+A user data set is in the Speech Commands layout training reads (`<label>/<file>.wav`)
+with a `manifest.csv` beside the label folders (file, label, speaker, source, created).
+Every clip is stored as what training reads best: 16 kHz mono 16-bit WAV of exactly one
+second, the loudest second of what was sent (ml.audio.fit_clip, as serving cuts it).
+Names are made here, never taken from a client: `<speaker id>_nohash_<n>.wav`, the
+speaker id 8 hex digits (ml.dataset.SPEAKER) so splits by speaker keep working; a file
+is linked into place only under a name that does not exist yet, so nothing is ever
+overwritten, and a batch is converted whole before any of it is written, so a bad
+file stores nothing. Writers of one data set take turns (a lock file in it).
+No Flask here: plain functions of paths and bytes.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ml.audio import SAMPLE_RATE, AudioError, decode, fit_clip, sniff, to_model_rate
+from ml.config import SILENCE, UNKNOWN
+from ml.dataset import AUDIO_SUFFIXES, SPEAKER
+from ml.synth.words import COMMANDS
+from webapp.instance import file_lock
+
+USER_FOLDER = "user"
+MANIFEST = "manifest.csv"
+MANIFEST_FIELDS = ("file", "label", "speaker", "source", "created")
+LOCK = ".lock"
+BUILT_IN = {"default": ("default", "Default synthetic set"),
+            "mini": ("mini_speech_commands", "Mini Speech Commands")}
+SUGGESTED_LABELS = (*COMMANDS, SILENCE)   # what a new data set offers to record
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+SPEAKER_NAME_CHARS = 40
+CLIP_FILE = re.compile(r"^[0-9a-f]{8}_nohash_[0-9]{1,9}\.wav$")
+
+MAX_CLIP_SECONDS = 10.0     # a recording or file holding one word (its loudest second is kept)
+MIN_CLIP_SECONDS = 0.25
+SILENT_PEAK = 0.01          # -40 dBFS: no word was said (a _silence_ clip may be this quiet)
+MAX_LABELS, MAX_CLIPS = 100, 50_000          # per data set
+MAX_BATCH = 1_000                            # clips added by one request
+MAX_ZIP_ENTRY = 8 * 1024 * 1024              # bytes of one uncompressed ZIP member
+MAX_ZIP_TOTAL = 256 * 1024 * 1024            # bytes of all members together
+MAX_ZIP_RATIO = 100                          # uncompressed / compressed, past which it is a bomb
+IGNORED_IN_ZIP = ("__MACOSX/",)
+
+
+class DataSetError(ValueError):
+    """A request about a data set that cannot be done; `status` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class DataSet:
+    key: str          # "default", "mini" or "user:<name>" (URLs, job parameters)
+    title: str
+    path: Path
+    editable: bool    # only the admin's own sets take clips and deletions
+
+    @property
+    def kind(self) -> str:
+        return "user" if self.editable else self.key
+
+
+@dataclass(frozen=True)
+class NewClip:
+    """A clip converted and checked, not written yet."""
+    label: str
+    wave: np.ndarray  # int16, one second at 16 kHz
+    speaker: str      # the person's name as given (the manifest keeps it)
+    speaker_id: str   # 8 hex digits (the file name keeps it)
+    source: str
+
+
+# ---- finding data sets ---------------------------------------------------------------
+
+def user_root(data_dir: Path) -> Path:
+    return Path(data_dir) / USER_FOLDER
+
+
+def list_sets(data_dir: Path) -> list[DataSet]:
+    """The built-in sets that are on disk, then the user's own by name."""
+    found = [built_in(data_dir, key) for key in BUILT_IN]
+    found = [s for s in found if s.path.is_dir()]
+    root = user_root(data_dir)
+    if root.is_dir():
+        found += [_user_set(root, p.name) for p in sorted(root.iterdir())
+                  if p.is_dir() and NAME.match(p.name)]
+    return found
+
+
+def built_in(data_dir: Path, key: str) -> DataSet:
+    folder, title = BUILT_IN[key]
+    return DataSet(key, title, Path(data_dir) / folder, editable=False)
+
+
+def _user_set(root: Path, name: str) -> DataSet:
+    return DataSet(f"user:{name}", name, root / name, editable=True)
+
+
+def get(data_dir: Path, key: str) -> DataSet:
+    """The data set `key` names (a 404 DataSetError when there is none)."""
+    if key in BUILT_IN:
+        found = built_in(data_dir, key)
+    else:
+        kind, _, name = str(key).partition(":")
+        if kind != "user" or not NAME.match(name):
+            raise DataSetError(f"no data set {_shown(key)}", 404)
+        found = _user_set(user_root(data_dir), name)
+    if not found.path.is_dir():
+        raise DataSetError(f"no data set {_shown(key)}", 404)
+    return found
+
+
+def _shown(text: str) -> str:
+    """A client's text made safe and short for a message."""
+    text = "".join(ch for ch in str(text) if ch.isprintable())
+    return repr(text[:60] + ("…" if len(text) > 60 else ""))
+
+
+def counts(ds: DataSet) -> dict[str, int]:
+    """Clips per label folder (hidden entries and other files left out), labels sorted."""
+    out = {}
+    for entry in sorted(os.scandir(ds.path), key=lambda e: e.name):
+        if entry.is_dir() and not entry.name.startswith("."):
+            with os.scandir(entry.path) as files:
+                out[entry.name] = sum(1 for f in files if not f.name.startswith(".")
+                                      and os.path.splitext(f.name)[1].lower() in AUDIO_SUFFIXES)
+    return out
+
+
+def summary(ds: DataSet) -> dict:
+    labels = counts(ds)
+    return {"key": ds.key, "title": ds.title, "kind": ds.kind, "editable": ds.editable,
+            "path": str(ds.path.resolve()), "clips": sum(labels.values()), "labels": labels}
+
+
+# ---- making and removing ---------------------------------------------------------------
+
+def check_name(name) -> str:
+    if not isinstance(name, str) or not NAME.match(name):
+        raise DataSetError("a data set's name is 1 to 40 lower-case letters, digits, '-' or '_', "
+                           "starting with a letter or digit")
+    return name
+
+
+def check_label(label) -> str:
+    if not isinstance(label, str) or not (label in (SILENCE, UNKNOWN) or LABEL.match(label)):
+        raise DataSetError(f"a label is a word of 1 to 32 lower-case letters, digits, '-' or '_' "
+                           f"(or {SILENCE} / {UNKNOWN}), not {_shown(label)}")
+    return label
+
+
+def create(data_dir: Path, name, labels=()) -> DataSet:
+    """A new, empty user data set (409 when the name is taken), with `labels` as folders."""
+    name = check_name(name)
+    labels = [check_label(label) for label in labels]
+    root = user_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        (root / name).mkdir()
+    except FileExistsError:
+        raise DataSetError(f"there is already a data set named {name}", 409) from None
+    ds = _user_set(root, name)
+    with _locked(ds):
+        _write_manifest(ds, [])
+        for label in labels:
+            (ds.path / label).mkdir(exist_ok=True)
+    return ds
+
+
+def add_label(ds: DataSet, label) -> str:
+    _editable(ds)
+    label = check_label(label)
+    with _locked(ds):
+        if (ds.path / label).is_dir():
+            raise DataSetError(f"{ds.title} has a label {label} already", 409)
+        if len(counts(ds)) >= MAX_LABELS:
+            raise DataSetError(f"a data set holds at most {MAX_LABELS} labels", 413)
+        (ds.path / label).mkdir()
+    return label
+
+
+def delete_set(ds: DataSet) -> None:
+    _editable(ds)
+    doomed = ds.path.with_name(f".deleted-{ds.path.name}-{os.getpid()}-{time.monotonic_ns()}")
+    with _locked(ds):
+        ds.path.rename(doomed)        # gone from every listing at once
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def delete_clip(ds: DataSet, label: str, name: str) -> None:
+    _editable(ds)
+    path = clip_path(ds, label, name)
+    with _locked(ds):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise DataSetError(f"no clip {label}/{name} in {ds.title}", 404) from None
+        rows = [r for r in read_manifest(ds) if r["file"] != f"{label}/{name}"]
+        _write_manifest(ds, rows)
+
+
+def _editable(ds: DataSet) -> None:
+    if not ds.editable:
+        raise DataSetError(f"the {ds.title} is built by Hark and read-only; make a data set of "
+                           f"your own to record or upload clips", 403)
+
+
+# ---- clips ----------------------------------------------------------------------------
+
+def clip_path(ds: DataSet, label: str, name: str) -> Path:
+    """A clip's file, only ever inside the data set: names are checked, never joined blindly."""
+    if not isinstance(label, str) or not (label in (SILENCE, UNKNOWN) or LABEL.match(label)) \
+            or label.startswith("."):
+        raise DataSetError(f"no label {_shown(label)} in {ds.title}", 404)
+    if not isinstance(name, str) or "/" in name or name.startswith(".") \
+            or os.path.splitext(name)[1].lower() not in AUDIO_SUFFIXES or not name.isprintable():
+        raise DataSetError(f"no clip {_shown(name)} in {ds.title}", 404)
+    path = ds.path / label / name
+    if not path.is_file():
+        raise DataSetError(f"no clip {label}/{name} in {ds.title}", 404)
+    return path
+
+
+def list_clips(ds: DataSet, label: str | None = None, page: int = 1, per_page: int = 50) -> dict:
+    """One page of clips (newest first), with what the manifest knows of each."""
+    labels = counts(ds)
+    if label is not None and label not in labels:
+        raise DataSetError(f"no label {_shown(label)} in {ds.title}", 404)
+    known = {r["file"]: r for r in read_manifest(ds)} if ds.editable else {}
+    files = []
+    for name in ([label] if label else list(labels)):
+        with os.scandir(ds.path / name) as entries:
+            files += [(e.stat().st_mtime, name, e.name) for e in entries
+                      if not e.name.startswith(".")
+                      and os.path.splitext(e.name)[1].lower() in AUDIO_SUFFIXES]
+    files.sort(key=lambda f: (-f[0], f[1], f[2]))
+    per_page = min(max(per_page, 1), 500)
+    pages = max(1, -(-len(files) // per_page))
+    page = min(max(page, 1), pages)
+    rows = []
+    for _, name, file in files[(page - 1) * per_page: page * per_page]:
+        row = known.get(f"{name}/{file}", {})
+        match = SPEAKER.match(file)
+        rows.append({"label": name, "file": file, "speaker": row.get("speaker") or
+                     (match.group(1).lower() if match else None),
+                     "source": row.get("source"), "created": row.get("created")})
+    return {"clips": rows, "total": len(files), "page": page, "pages": pages, "per_page": per_page}
+
+
+def prepare(data: bytes, label: str, name: str, speaker: str, source: str) -> NewClip:
+    """Decode, check and cut one clip (AudioError / DataSetError with a message for a person).
+
+    Whatever the format, rate and channels, the result is the loudest second at 16 kHz; a
+    file longer than MAX_CLIP_SECONDS, shorter than MIN_CLIP_SECONDS or silent (for any
+    label but _silence_) is refused. A file named like Speech Commands' own
+    (`<8 hex>_nohash_<n>`) keeps its speaker; any other takes `speaker`.
+    """
+    if sniff(data[:64]) is None:
+        raise AudioError(f"{name}: not an audio file (send WAV, FLAC or OGG)")
+    wave, rate = decode(data, max_seconds=MAX_CLIP_SECONDS, name=name, time_limit_s=2.0)
+    if len(wave) < MIN_CLIP_SECONDS * rate:
+        raise AudioError(f"{name}: {len(wave) / rate:.2f} s is too short to hold a word "
+                         f"(at least {MIN_CLIP_SECONDS:g} s)")
+    clip, _ = fit_clip(to_model_rate(wave, rate))
+    if label != SILENCE and float(np.max(np.abs(clip))) < SILENT_PEAK:
+        raise AudioError(f"{name}: the clip is silent (no word was heard); speak closer to the "
+                         f"microphone, or file it under {SILENCE}")
+    pcm = np.round(np.clip(clip, -1.0, 1.0) * 32767).astype(np.int16)
+    match = SPEAKER.match(name)
+    if match:
+        return NewClip(label, pcm, match.group(1).lower(), match.group(1).lower(), source)
+    return NewClip(label, pcm, speaker, speaker_id_of(speaker), source)
+
+
+def check_speaker(speaker) -> str:
+    """A speaker's name as a person types it: printable, 1 to 40 characters."""
+    text = speaker.strip() if isinstance(speaker, str) else ""
+    if not text or len(text) > SPEAKER_NAME_CHARS or not text.isprintable():
+        raise DataSetError(f"name the speaker: 1 to {SPEAKER_NAME_CHARS} printable characters "
+                           f"(recordings of one person share it, so splits by speaker work)")
+    return text
+
+
+def speaker_id_of(speaker: str) -> str:
+    """The 8 hex digits that stand for a speaker in file names (the same name, the same id)."""
+    return hashlib.sha1(speaker.strip().lower().encode()).hexdigest()[:8]
+
+
+def add(ds: DataSet, clips: list[NewClip]) -> list[str]:
+    """Write converted clips into their label folders; returns their `label/file` names.
+
+    Every label must exist already (an unknown label stores nothing); names are new, each
+    file is complete before it appears, and a failure part-way removes what was written.
+    """
+    _editable(ds)
+    if not clips:
+        raise DataSetError("no clips to add")
+    if len(clips) > MAX_BATCH:
+        raise DataSetError(f"at most {MAX_BATCH:,} clips at once", 413)
+    written: list[Path] = []
+    with _locked(ds):
+        labels = counts(ds)
+        missing = sorted({c.label for c in clips} - set(labels))
+        if missing:
+            raise DataSetError(f"{ds.title} has no label {', '.join(missing)}; add the label first "
+                               f"(it has: {', '.join(labels) or 'none yet'})")
+        if sum(labels.values()) + len(clips) > MAX_CLIPS:
+            raise DataSetError(f"a data set holds at most {MAX_CLIPS:,} clips", 413)
+        created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        rows = []
+        try:
+            for clip in clips:
+                path = _write_new(ds.path / clip.label, clip)
+                written.append(path)
+                rows.append({"file": f"{clip.label}/{path.name}", "label": clip.label,
+                             "speaker": clip.speaker, "source": clip.source, "created": created})
+            _write_manifest(ds, read_manifest(ds) + rows)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+    return [row["file"] for row in rows]
+
+
+def _write_new(folder: Path, clip: NewClip) -> Path:
+    """The clip as `<speaker id>_nohash_<n>.wav` with the first free n; never replaces a file."""
+    pattern = re.compile(rf"^{clip.speaker_id}_nohash_([0-9]+)\.", re.IGNORECASE)
+    taken = [int(m.group(1)) for m in map(pattern.match, os.listdir(folder)) if m]
+    n = max(taken) + 1 if taken else 0
+    buf = io.BytesIO()
+    sf.write(buf, clip.wave, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".new-", suffix=".wav")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        while True:
+            path = folder / f"{clip.speaker_id}_nohash_{n}.wav"
+            try:
+                os.link(tmp, path)       # fails when the name exists: nothing is overwritten
+                return path
+            except FileExistsError:
+                n += 1
+    finally:
+        os.unlink(tmp)
+
+
+# ---- the manifest ------------------------------------------------------------------------
+
+def read_manifest(ds: DataSet) -> list[dict]:
+    path = ds.path / MANIFEST
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: row.get(k) or "" for k in MANIFEST_FIELDS} for row in csv.DictReader(f)]
+
+
+def _write_manifest(ds: DataSet, rows: list[dict]) -> None:
+    """Replace manifest.csv in one step (a reader never sees half of it)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    fd, tmp = tempfile.mkstemp(dir=ds.path, prefix=f".{MANIFEST}.")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        f.write(out.getvalue())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, ds.path / MANIFEST)
+
+
+def _locked(ds: DataSet):
+    return file_lock(ds.path / LOCK)
+
+
+# ---- ZIP uploads -------------------------------------------------------------------------
+
+def zip_members(data: bytes, name: str) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """(audio members as (name, bytes), names of other members left out) of a ZIP upload.
+
+    Refused whole (DataSetError): a damaged or encrypted archive, a member whose path is
+    absolute or climbs out with '..', a link, more than MAX_BATCH members, a member
+    larger than MAX_ZIP_ENTRY or all of them past MAX_ZIP_TOTAL once unpacked, or one
+    compressed past MAX_ZIP_RATIO (a zip bomb). Sizes are enforced while reading, so an
+    archive that lies in its headers gains nothing. Member names only label messages.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise DataSetError(f"{name}: not a readable ZIP archive ({exc})") from None
+    files = [i for i in infos if not i.is_dir()]
+    if len(files) > MAX_BATCH:
+        raise DataSetError(f"{name}: {len(files):,} files; at most {MAX_BATCH:,} at once", 413)
+    members, ignored, total = [], [], 0
+    for info in files:
+        shown = _shown(info.filename)
+        parts = info.filename.replace("\\", "/").split("/")
+        if info.filename.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", info.filename):
+            raise DataSetError(f"{name}: the member {shown} points outside the archive; nothing was stored")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataSetError(f"{name}: the member {shown} is a link; nothing was stored")
+        if info.flag_bits & 0x1:
+            raise DataSetError(f"{name}: the member {shown} is encrypted; nothing was stored")
+        base = parts[-1]
+        if info.filename.startswith(IGNORED_IN_ZIP) or base.startswith(".") \
+                or os.path.splitext(base)[1].lower() not in AUDIO_SUFFIXES:
+            ignored.append(info.filename)
+            continue
+        if info.file_size > MAX_ZIP_ENTRY:
+            raise DataSetError(f"{name}: the member {shown} unpacks to {info.file_size:,} bytes; "
+                               f"at most {MAX_ZIP_ENTRY:,} per file", 413)
+        if info.file_size > 1024 * 1024 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+            raise DataSetError(f"{name}: the member {shown} is compressed {info.file_size // max(info.compress_size, 1):,} "
+                               f"to 1 (a zip bomb?); nothing was stored", 413)
+        try:
+            with archive.open(info) as f:
+                content = f.read(MAX_ZIP_ENTRY + 1)
+        except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, RuntimeError) as exc:
+            raise DataSetError(f"{name}: the member {shown} cannot be unpacked ({exc})") from None
+        if len(content) > MAX_ZIP_ENTRY:
+            raise DataSetError(f"{name}: the member {shown} unpacks to more than "
+                               f"{MAX_ZIP_ENTRY:,} bytes (its header said less)", 413)
+        total += len(content)
+        if total > MAX_ZIP_TOTAL:
+            raise DataSetError(f"{name}: unpacks to more than {MAX_ZIP_TOTAL // 2**20} MB", 413)
+        members.append((info.filename, content))
+    if not members:
+        raise DataSetError(f"{name}: no audio files (.wav, .flac, .ogg) in the archive")
+    return members, ignored
+
+
+def is_zip(data: bytes) -> bool:
+    return data[:4] in (b"PK\x03\x04", b"PK\x05\x06")

@@ -1,0 +1,199 @@
+"""The default data set's audio, made again on a machine that lacks it, so the gallery plays.
+
+A fresh checkout ships models/default but not data/default, whose clips its gallery
+cards play. The set is deterministic (ml/synth/generate.py: the same arguments and
+engines give the same files), so the first time the gallery shows a source whose
+audio should be in the default data folder and is not, the server builds that folder
+in a child process (`python -m ml data default`, a few minutes on two cores; web
+workers never import the speech engines). The child holds a lock on a `.building`
+file while it lives, so every worker knows whether it runs, even after a crash; the
+gallery shows its progress (clips on disk of the plan's total, read from the
+generator's progress line) and turns the cards on when the folder is complete.
+Only the configured default data folder (HARK_DATA/default) is ever built, and only
+when no training job is about to build it itself.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import select
+
+from webapp.database import db
+from webapp.gallery.data import Source, cache_folder
+from webapp.settings import ROOT
+from webapp.tables import TrainingJob
+
+log = logging.getLogger(__name__)
+RETRY_FAILED_S = 300        # a failed build is reported this long before a visit tries again
+LABEL_DIRS = ("_silence_", "_unknown_", "down", "go", "left", "no", "right", "stop", "up", "yes")
+_TOTAL = re.compile(rb"\b(\d+)/(\d+) ")
+_children: list[subprocess.Popen] = []
+
+
+def default_folder() -> Path:
+    return (Path(current_app.config["HARK_DATA"]) / "default").resolve()
+
+
+def target(source: Source) -> Path | None:
+    """The folder to build for `source`: the default data folder, when its audio is not complete."""
+    if not source.data:
+        return None
+    try:
+        root = source.data_root.resolve()
+    except OSError:
+        return None
+    if root != default_folder() or (root / "dataset.json").is_file():
+        return None
+    if root.is_dir() and not (root / ".synth-plan.json").is_file() and not _files("build.building").exists():
+        return None            # a folder someone else made: not ours to fill
+    return root
+
+
+def _files(name: str) -> Path:
+    folder = cache_folder() / "default-audio"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def _running(marker: Path) -> bool:
+    """True while a child holds the lock on `marker`."""
+    try:
+        fd = os.open(marker, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _job_building() -> int | None:
+    """A queued or running training job that will build the default set itself."""
+    pending = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running"))))
+    for job in pending:
+        p = job.params or {}
+        if p.get("dataset") == "default" and p.get("prepare_data") in ("missing", "rebuild"):
+            return job.id
+    return None
+
+
+def _clips_on_disk(dest: Path) -> int:
+    count = 0
+    for label in LABEL_DIRS:
+        try:
+            with os.scandir(dest / label) as entries:
+                count += sum(1 for e in entries if e.name.endswith(".wav"))
+        except OSError:
+            pass
+    return count
+
+
+def _total() -> int | None:
+    """The plan's clip count, from the generator's progress line in the child's log."""
+    try:
+        with open(_files("build.log"), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            found = _TOTAL.findall(f.read())
+    except OSError:
+        return None
+    return int(found[-1][1]) if found else None
+
+
+def _failure() -> dict | None:
+    try:
+        failure = json.loads(_files("build.failed").read_text())
+    except (OSError, ValueError):
+        return None
+    if time.time() - failure.get("at", 0) > RETRY_FAILED_S:
+        _files("build.failed").unlink(missing_ok=True)
+        return None
+    return failure
+
+
+def _record_failure(marker: Path) -> None:
+    try:
+        output = _files("build.log").read_text(errors="replace")
+    except OSError:
+        output = ""
+    lines = [line for line in output.replace("\r", "\n").splitlines() if line.strip()]
+    reason = lines[-1][-300:] if lines else "the builder stopped without a word"
+    log.error("building the default data set failed:\n%s", output[-3000:])
+    _files("build.failed").write_text(json.dumps({"error": reason, "at": time.time()}))
+    marker.unlink(missing_ok=True)
+
+
+def _start(dest: Path, marker: Path) -> None:
+    fd = os.open(marker, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    per_word = current_app.config.get("HARK_DEFAULT_PER_WORD")
+    command = [sys.executable, "-m", "ml", "data", "default", "--dest", str(dest),
+               "--workers", str(min(2, os.cpu_count() or 1))]
+    if per_word:
+        command += ["--per-word", str(per_word)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    try:
+        with open(_files("build.log"), "w") as output:
+            child = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=output, stderr=subprocess.STDOUT, pass_fds=(fd,),
+                                     start_new_session=True)
+        os.write(fd, json.dumps({"pid": child.pid, "started": time.time()}).encode())
+    finally:
+        os.close(fd)       # the child keeps the lock (its copy of fd) until it ends
+    _children.append(child)
+    log.info("building the default data set into %s for the gallery (pid %d)", dest, child.pid)
+
+
+def ensure(source: Source, start: bool = True) -> dict | None:
+    """The state of `source`'s audio build, starting it when needed and allowed; None when
+    there is nothing to build. {"state": building|job|failed, "done", "total", "message"}."""
+    dest = target(source)
+    if dest is None:
+        return None
+    _children[:] = [child for child in _children if child.poll() is None]
+    marker = _files("build.building")
+    with open(_files(".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if (dest / "dataset.json").is_file():
+            return None
+        job_id = _job_building()
+        if job_id is not None:
+            return {"state": "job", "job": job_id, "done": _clips_on_disk(dest), "total": None,
+                    "message": f"Training job #{job_id} builds the default data set first; "
+                               "the cards play once it has."}
+        if marker.exists() and not _running(marker):
+            _record_failure(marker)
+        failure = _failure()
+        if failure is not None:
+            return {"state": "failed", "done": _clips_on_disk(dest), "total": None,
+                    "message": f"Making the audio failed: {failure['error']}"}
+        if not marker.exists():
+            if not start:
+                return None
+            _start(dest, marker)
+    done, total = _clips_on_disk(dest), _total()
+    of = f" of {total:,}" if total else ""
+    return {"state": "building", "done": done, "total": total,
+            "message": f"Making the audio of these clips on this server from the default set's "
+                       f"recipe (a few minutes): {done:,}{of} clips so far."}
+
+
+def audio_state(source: Source) -> dict:
+    """source.audio_status() with, when its audio is being made here, the build's progress."""
+    status = source.audio_status()
+    building = ensure(source)
+    if building is not None:           # a half-made folder is not offered, file by file
+        status.update(available=False, building=building, message=building["message"])
+    return status
