@@ -12,7 +12,6 @@ Run: PYTHONPATH=. .venv/bin/python bench/real_speech_card.py --model RUN
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

@@ -110,7 +110,6 @@ def requirements(runtime: tuple[str, ...] = RUNTIME) -> str:
 
 
 def readme(facts: Facts) -> str:
-    top = f"hark-{facts.run_id}"
     words = ", ".join(label for label in facts.labels if label not in (SILENCE, UNKNOWN))
     return f"""# Hark model {facts.run_id}
 

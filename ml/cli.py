@@ -65,8 +65,9 @@ def _export(args):
     if args.unknown_weight is not None:
         check_unknown_weight(args.unknown_weight, "--unknown-weight")
         config["unknown_weight"] = args.unknown_weight
-    weights = label_weights(config["labels"], config.get("unknown_weight", 1.0))
-    export_serving(load_model(run_dir / runs.MODEL_FILE), run_dir, weights)
+    if not config.get("members"):   # an ensemble applies its weight itself (ml/classifier.py)
+        weights = label_weights(config["labels"], config.get("unknown_weight", 1.0))
+        export_serving(load_model(run_dir / runs.MODEL_FILE), run_dir, weights)
     runs.write_json(run_dir / "config.json", config)
     try:  # the test-split figures must describe what is served now
         report = evaluate_test_split(run_dir)

@@ -31,7 +31,7 @@ SILENCE, UNKNOWN = "_silence_", "_unknown_"
 @dataclass(frozen=True)
 class FeatureSpec:
     """The framing of a feature layer; saved with every model that uses it."""
-    kind: str                  # "stft" (|STFT|) or "logmel" (log-mel energies)
+    kind: str                  # "stft" (|STFT|), "logmel" (log-mel energies) or "wave" (raw)
     frame_length: int
     frame_step: int
     fft_length: int
@@ -74,6 +74,9 @@ FEATURES = {
     # 25 ms window, 10 ms hop, 40 bands between 20 and 7600 Hz -> 98 x 40.
     "logmel": FeatureSpec("logmel", frame_length=400, frame_step=160, fft_length=512, bins=40,
                           low_hz=20.0, high_hz=7600.0),
+    # The raw waveform itself, as a one-bin "image" of 16000 frames (16000 x 1 x 1), for
+    # networks that learn their own filters; charts draw a log-mel of the clip for the eye.
+    "wave": FeatureSpec("wave", frame_length=1, frame_step=1, fft_length=1, bins=1),
 }
 
 
@@ -102,6 +105,9 @@ ARCHS = {a.name: a for a in [
              recipe=HEAD_RECIPE),
     ArchInfo("embed-conv", "embedding", True, "1D-convolution head on the pretrained speech embedding",
              recipe=HEAD_RECIPE),
+    ArchInfo("rawwave", "wave", True, "M5-style strided 1D CNN on the raw waveform"),
+    ArchInfo("attention", "logmel", True,
+             "convolutions then a small transformer over log-mel frames, attention pooling"),
     ArchInfo("ensemble", "ensemble", True, "default: kws, embed-mlp and embed-conv averaged "
              "(best on real speakers)", members=("kws", "embed-mlp", "embed-conv")),
 ]}
@@ -213,10 +219,9 @@ def _is_number(value, kind) -> bool:
     """A finite int or float (a bool is neither); a whole one where `kind` is int."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    try:
-        return math.isfinite(value) and (kind is float or value == int(value))
-    except OverflowError:       # an int too large for a float
-        return False
+    if isinstance(value, int):  # whole and finite, however large (the bounds refuse it then)
+        return True
+    return math.isfinite(value) and (kind is float or value.is_integer())
 
 
 def check_unknown_weight(weight: float, what: str = "unknown_weight") -> None:

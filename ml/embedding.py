@@ -10,7 +10,7 @@ carries over to real speakers. The two ONNX graphs ship in the
 One one-second clip -> padded by 0.5 s of silence each side -> mel frames
 [197, 32] (x/10 + 2, openWakeWord's convention) -> 16 windows of 76 frames at
 a stride of 8 -> embeddings [16, 96]. The embedding network is convolutional in
-time with a total stride of 8 frames, so `_whole_sequence_graph` runs it once
+time with a total stride of 8 frames, so `whole_sequence_graph` runs it once
 over all 197 frames instead of 16 times over overlapping windows: the same
 numbers, about a fifth of the work.
 """
@@ -52,7 +52,7 @@ def resources() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _whole_sequence_graph() -> bytes:
+def whole_sequence_graph() -> bytes:
     """The embedding graph edited to take [N, frames, 32, 1] and return [N, 96, windows, 1]:
     its first Reshape keeps the frame count (was: exactly 76), its last (which flattened the
     single window to [N, 1, 1, 96]) is dropped."""
@@ -75,7 +75,7 @@ def _whole_sequence_graph() -> bytes:
 
 
 @lru_cache(maxsize=4)
-def _dither(samples: int) -> np.ndarray:
+def dither_noise(samples: int) -> np.ndarray:
     return np.random.default_rng(1234).normal(0.0, 1.0, samples).astype(np.float32)
 
 
@@ -93,7 +93,7 @@ class SpeechEmbedding:
         folder = resources()
         self._mel = ort.InferenceSession(str(folder / "melspectrogram.onnx"), options,
                                          providers=["CPUExecutionProvider"])
-        self._embed = ort.InferenceSession(_whole_sequence_graph(), options,
+        self._embed = ort.InferenceSession(whole_sequence_graph(), options,
                                            providers=["CPUExecutionProvider"])
         self._mel_input = self._mel.get_inputs()[0].name
         self._embed_input = self._embed.get_inputs()[0].name
@@ -104,7 +104,7 @@ class SpeechEmbedding:
         clips = np.asarray(clips, np.float32).reshape(-1, CLIP_SAMPLES)
         pad = int(self.spec.pad_s * SAMPLE_RATE)
         padded = np.pad(clips, ((0, 0), (pad, pad)))
-        padded = (padded + self.spec.dither * _dither(padded.shape[1])) * self.spec.scale
+        padded = (padded + self.spec.dither * dither_noise(padded.shape[1])) * self.spec.scale
         with self._lock:
             out = self._mel.run(None, {self._mel_input: padded.astype(np.float32)})[0]
         return out[:, 0] / 10.0 + 2.0

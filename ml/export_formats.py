@@ -44,6 +44,7 @@ FORMATS = {f.name: f for f in [
 
 # architecture -> kind; kind -> the formats it exports to (in menu order).
 ARCH_KINDS = {"kws": "network", "tutorial": "network", "seed": "network",
+              "rawwave": "network", "attention": "network",
               "embed-mlp": "embedding", "embed-conv": "embedding", "ensemble": "ensemble"}
 KIND_FORMATS = {"network": ("keras", "tflite", "tflite-int8", "bundle"),
                 "embedding": ("bundle",), "ensemble": ("bundle",)}

@@ -324,14 +324,14 @@ def _embedding_files(params: dict) -> tuple[dict, dict[str, bytes]]:
     # The two private helpers are what SpeechEmbedding itself runs: the bundle must hold the
     # same bytes, not a copy of how they are made.
     from ml.audio import SAMPLE_RATE
-    from ml.embedding import WINDOWS, EmbeddingSpec, _dither, _whole_sequence_graph, resources
+    from ml.embedding import WINDOWS, EmbeddingSpec, dither_noise, whole_sequence_graph, resources
 
     spec = EmbeddingSpec(**params)
     samples = CLIP_SAMPLES + 2 * int(spec.pad_s * SAMPLE_RATE)
     noise = io.BytesIO()
-    np.save(noise, _dither(samples))
+    np.save(noise, dither_noise(samples))
     files = {"melspectrogram.onnx": (resources() / "melspectrogram.onnx").read_bytes(),
-             "embedding.onnx": _whole_sequence_graph(), "dither.npy": noise.getvalue()}
+             "embedding.onnx": whole_sequence_graph(), "dither.npy": noise.getvalue()}
     section = {"mel_graph": "melspectrogram.onnx", "embedding_graph": "embedding.onnx",
                "dither_file": "dither.npy", **spec.params(), "mel_divide": 10.0, "mel_add": 2.0,
                "windows": WINDOWS}

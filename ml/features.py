@@ -65,7 +65,17 @@ class LogMel(_Feature):
         return tf.expand_dims(tf.math.log(mel + 1e-6), -1)
 
 
-LAYERS = {"stft": Spectrogram, "logmel": LogMel}
+@keras.saving.register_keras_serializable("hark")
+class Wave(_Feature):
+    """The raw waveform as a 16000x1x1 "image": a raw-waveform network's feature stage is the
+    identity, so it keeps the features/body split that export and serving rely on."""
+    KIND = "wave"
+
+    def call(self, wave):
+        return wave[:, :, tf.newaxis, tf.newaxis]
+
+
+LAYERS = {"stft": Spectrogram, "logmel": LogMel, "wave": Wave}
 
 
 def feature_layer(spec: FeatureSpec, name: str = "features") -> keras.layers.Layer:

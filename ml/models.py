@@ -110,10 +110,79 @@ def _embed_conv(shape, n):
     return keras.Model(inp, layers.Dense(n, activation="softmax")(x), name="body")
 
 
+@keras.saving.register_keras_serializable("hark")
+class RmsNormalize(layers.Layer):
+    """Scale each clip to unit RMS (floored at -60 dBFS so silence is not blown up to speech).
+
+    A log-mel network drops loudness with its logarithm and mean normalisation; a
+    raw-waveform network would otherwise have to learn every gain it might meet.
+    """
+
+    def call(self, wave):
+        rms = tf.sqrt(tf.reduce_mean(tf.square(wave), axis=1, keepdims=True))
+        return wave / tf.maximum(rms, 1e-3)
+
+
+def _rawwave(shape, n, widths=(64, 64, 128, 128)):
+    """M5-style 1D CNN on the waveform (Dai et al., 2017): an 80-tap (5 ms) stride-4 first
+    layer learns its own filter bank, then 3-tap convolutions, each stage pooling by 4
+    (16000 -> 4000 -> 1000 -> 250 -> 62 -> 15 steps), then global average pooling."""
+    inp = keras.Input(shape)                 # (16000, 1, 1): the wave feature
+    x = RmsNormalize()(layers.Reshape((shape[0], 1))(inp))
+    for i, channels in enumerate(widths):
+        x = layers.Conv1D(channels, 80 if i == 0 else 3, strides=4 if i == 0 else 1,
+                          padding="same", use_bias=False)(x)
+        x = layers.MaxPooling1D(4)(layers.ReLU()(layers.BatchNormalization()(x)))
+    x = layers.Dropout(0.2)(layers.GlobalAveragePooling1D()(x))
+    return keras.Model(inp, layers.Dense(n, activation="softmax")(x), name="body")
+
+
+@keras.saving.register_keras_serializable("hark")
+class PositionEmbedding(layers.Layer):
+    """A learned vector per token position, added to the tokens."""
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(shape=tuple(input_shape[1:]), name="positions",
+                                         initializer=keras.initializers.RandomNormal(stddev=0.02))
+
+    def call(self, tokens):
+        return tokens + self.positions
+
+
+def _attention(shape, n, dim=64, heads=4, blocks=2):
+    """A small conv-transformer over log-mel frames: one strided 3x3 convolution turns
+    98x40 into 49 tokens (20 ms each), two pre-norm transformer blocks relate them, and
+    attention pooling (a learned score per token) weighs the frames that hold the word.
+
+    The convolution in front gives the transformer local patterns it would otherwise need
+    far more data than 11K clips to learn (a pure KWT trains poorly at this size).
+    """
+    inp = keras.Input(shape)
+    x = layers.BatchNormalization()(MeanNormalize()(inp))
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
+    x = PositionEmbedding()(layers.Dense(dim)(x))
+    for _ in range(blocks):
+        y = layers.LayerNormalization(epsilon=1e-5)(x)
+        y = layers.MultiHeadAttention(heads, dim // heads, dropout=0.1)(y, y)
+        x = layers.Add()([x, layers.Dropout(0.1)(y)])
+        y = layers.LayerNormalization(epsilon=1e-5)(x)
+        y = layers.Dense(dim, kernel_initializer="he_normal")(
+            layers.Dense(2 * dim, activation="relu")(y))
+        x = layers.Add()([x, layers.Dropout(0.1)(y)])
+    x = layers.LayerNormalization(epsilon=1e-5)(x)
+    weights = layers.Softmax(axis=1)(layers.Dense(1)(x))          # (tokens, 1)
+    x = layers.Flatten()(layers.Dot(axes=1)([weights, x]))         # weighted mean of tokens
+    x = layers.Dropout(0.2)(x)
+    return keras.Model(inp, layers.Dense(n, activation="softmax")(x), name="body")
+
+
 # name -> (feature shape, n labels) -> keras.Model named "body"; the same names as ARCHS
 # (an ensemble has no builder of its own: it is made of other architectures' runs)
 BUILDERS = {"kws": _kws, "tutorial": _tutorial, "seed": _seed,
-            "embed-mlp": _embed_mlp, "embed-conv": _embed_conv}
+            "embed-mlp": _embed_mlp, "embed-conv": _embed_conv,
+            "rawwave": _rawwave, "attention": _attention}
 
 
 def build_model(arch: str, n_labels: int, augment: bool | None = None) -> keras.Model:
@@ -126,7 +195,7 @@ def build_model(arch: str, n_labels: int, augment: bool | None = None) -> keras.
     if augment:
         x = NoiseMix(name="noise_mix")(TimeShift(name="time_shift")(x))
     feats = feature_layer(features)(x)
-    if augment:
+    if augment and features.kind != "wave":     # no time-frequency image to mask
         feats = SpecAugment(name="spec_augment")(feats)
     body = BUILDERS[arch](features.shape(), n_labels)
     return keras.Model(wave, body(feats), name=arch)

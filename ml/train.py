@@ -170,6 +170,8 @@ def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, pro
             model.get_layer("normalization").adapt(train_xy[0][:20000])
         _fit(model, train_xy, val_xy, cfg, progress, verbose, class_weights(train_xy[1], n),
              loss=_smoothed_loss(n, HEAD_LABEL_SMOOTHING))
+        trained, model = model, build_head(cfg.arch, n)   # saved without the optimizer's state
+        model.set_weights(trained.get_weights())
         extra = {"embedding": spec.params()}
     else:
         model = build_model(cfg.arch, n, augment)

@@ -454,7 +454,7 @@ BUNDLE_FILES = {"model.json", "labels.json", "metrics.json", "MODEL_CARD.md", "p
 
 
 def test_parts_bundles_hold_each_part_the_embedding_graphs_a_manifest_and_a_card(parts_bundles, unknown_tones):
-    from ml.embedding import _whole_sequence_graph, resources
+    from ml.embedding import whole_sequence_graph, resources
 
     run, ensemble = parts_bundles["ensemble"]
     assert {p.name for p in ensemble.iterdir()} == BUNDLE_FILES | EMBEDDING_FILES | {
@@ -468,7 +468,7 @@ def test_parts_bundles_hold_each_part_the_embedding_graphs_a_manifest_and_a_card
     # the heads as served; the mel graph as shipped; the embedding graph as Hark edits it
     assert (ensemble / "embed-conv.tflite").read_bytes() == (run / "members" / "embed-conv" / "body.tflite").read_bytes()
     assert (ensemble / "melspectrogram.onnx").read_bytes() == (resources() / "melspectrogram.onnx").read_bytes()
-    assert (ensemble / "embedding.onnx").read_bytes() == _whole_sequence_graph()
+    assert (ensemble / "embedding.onnx").read_bytes() == whole_sequence_graph()
     requirements = (ensemble / "requirements.txt").read_text().split()
     assert [r.split("==")[0] for r in requirements if "==" in r] == ["numpy", "soundfile", "ai-edge-litert",
                                                                      "onnxruntime"]

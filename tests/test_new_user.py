@@ -147,14 +147,14 @@ def test_activating_a_worse_version_needs_a_clear_confirmation(app, runs):
     client = app.test_client()
     token = login(client)
     version = ids(app)[B_ID]
-    page = text_of(client.get(f"/admin/versions/{version}/activate").get_data(as_text=True))
+    page = text_of(client.get(f"/admin/versions/{version}/activation").get_data(as_text=True))
     assert "Read this first" in page and "It is worse on the test split of folder" in page
     after = json.loads((runs / B_ID / "metrics.json").read_text())["accuracy"]
     assert f"100.0% {after * 100:.1f}% {(after - 1) * 100:+.1f} points" in page
     assert "Activate anyway" in page
 
     r = client.post(f"/admin/versions/{version}/activate", data={"csrf_token": token})
-    assert r.status_code == 302 and r.headers["Location"].endswith(f"/admin/versions/{version}/activate")
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/admin/versions/{version}/activation")
     with app.app_context():
         assert not db.session.get(ModelVersion, version).active       # nothing changed
     again = client.get(r.headers["Location"]).get_data(as_text=True)
@@ -175,7 +175,7 @@ def test_a_version_that_drops_labels_is_flagged_and_an_equal_one_is_not(app):
     assert any("does not know silence" in w for w in change["warnings"])
     same = [c for c in change["comparisons"] if c["kind"] == "test"]
     assert len(same) == 1 and same[0]["delta"] == 0                   # same clips, same accuracy
-    page = text_of(client.get(f"/admin/versions/{few}/activate").get_data(as_text=True))
+    page = text_of(client.get(f"/admin/versions/{few}/activation").get_data(as_text=True))
     assert "Words lost silence" in page
 
     b = ids(app)[B_ID]
@@ -189,7 +189,7 @@ def test_a_version_that_drops_labels_is_flagged_and_an_equal_one_is_not(app):
     assert r.status_code == 302 and r.headers["Location"].endswith("/admin")
     with app.app_context():
         assert db.session.get(ModelVersion, few).active
-    assert client.get("/admin/versions/2147483647/activate").status_code == 404
+    assert client.get("/admin/versions/2147483647/activation").status_code == 404
 
 
 def test_version_tables_link_to_the_confirmation_not_a_bare_confirm(app):
@@ -197,7 +197,7 @@ def test_version_tables_link_to_the_confirmation_not_a_bare_confirm(app):
     login(client)
     html = client.get("/admin/tables").get_data(as_text=True)
     assert "from now on?" not in html
-    assert f'href="/admin/versions/{ids(app)[B_ID]}/activate"' in html
+    assert f'href="/admin/versions/{ids(app)[B_ID]}/activation"' in html
     for label in ("Version", "Active", "Accuracy", "Size", "Latency", "Created"):
         assert f'data-label="{label}"' in html
 

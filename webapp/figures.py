@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ml.audio import SAMPLE_RATE
+from ml.config import FEATURES, FeatureSpec, mel_edges_hz
 from webapp.labels import display_name
 
 ACCENT, MUTED, WINDOW = "#4338ca", "#cbd5e1", "rgba(67,56,202,0.10)"
@@ -115,17 +117,33 @@ def timeline(wave: np.ndarray, rate: int, detections: list[dict]) -> dict:
     }
 
 
+def clip_logmel(clip: np.ndarray) -> tuple[np.ndarray, FeatureSpec]:
+    """Log-mel energies of a clip (natural-log power, framed like FEATURES["logmel"]) and their
+    framing: the picture for a model whose own input is no picture (the raw waveform)."""
+    s = FEATURES["logmel"]
+    frames = 1 + (len(clip) - s.frame_length) // s.frame_step
+    index = np.arange(s.frame_length)[None, :] + s.frame_step * np.arange(frames)[:, None]
+    power = np.abs(np.fft.rfft(clip[index] * np.hanning(s.frame_length), s.fft_length)) ** 2
+    edges = mel_edges_hz(s.low_hz, s.high_hz, s.bins)
+    hz = np.fft.rfftfreq(s.fft_length, 1.0 / SAMPLE_RATE)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    filters = np.clip(np.minimum((hz - lo) / (mid - lo), (hi - hz) / (hi - mid)), 0, None)
+    return np.log(power @ filters.T + 1e-6), s
+
+
 def spectrogram(times: np.ndarray, freqs: np.ndarray, values: np.ndarray, kind: str,
-                offset_s: float = 0.0) -> dict:
+                offset_s: float = 0.0, title: str | None = None) -> dict:
     """The model's own input (`Prediction.features`), in dB, time by frequency.
 
     `offset_s` places the classified second on the recording's own time axis,
     so the spectrogram lines up with the waveform.
     """
     if kind == "logmel":   # already natural-log power: rescale to dB, same picture
-        z, title, unit = values * (10.0 / np.log(10.0)), "Log-mel spectrogram (model input)", "dB"
+        z, unit = values * (10.0 / np.log(10.0)), "dB"
+        title = title or "Log-mel spectrogram (model input)"
     else:                  # |STFT| magnitude: log-scaled for display only
-        z, title, unit = 20.0 * np.log10(values + 1e-6), "Spectrogram (model input, log scale)", "dB"
+        z, unit = 20.0 * np.log10(values + 1e-6), "dB"
+        title = title or "Spectrogram (model input, log scale)"
     return {
         "data": [{"type": "heatmap", "x": _rounded(times + offset_s, 4), "y": _rounded(freqs, 1),
                   "z": _rounded(z.T, 1),
@@ -158,10 +176,13 @@ def probabilities(probs: dict[str, float], predicted: str) -> dict:
 def result_figures(classifier, result) -> dict:
     """The three charts of a result view, for one classified clip."""
     p = result.prediction
-    times, freqs = classifier.feature_axes()
+    spec, values, title = classifier.feature_spec, p.features, None
+    if spec.kind == "wave":    # the model's input is the waveform itself: draw a log-mel of it
+        values, spec = clip_logmel(p.clip)
+        title = "Log-mel spectrogram of the clip (this model reads the raw waveform)"
+    times, freqs = spec.axes()
     return {"waveform": waveform(result.wave, result.rate, p.window_start_s),
-            "spectrogram": spectrogram(times, freqs, p.features, classifier.feature_spec.kind,
-                                       p.window_start_s),
+            "spectrogram": spectrogram(times, freqs, values, spec.kind, p.window_start_s, title),
             "probabilities": probabilities(p.probabilities, p.label)}
 
 

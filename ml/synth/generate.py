@@ -41,7 +41,7 @@ UNKNOWN_RATIO = 1.0
 # many human commands for `_unknown_`, the kws network far more than the ensemble, whose heads
 # on the pretrained embedding learned from real voices. Chosen on half of the real speakers of
 # ../shared/speech with bench/tune_unknown_weight.py; other architectures get 1.
-UNKNOWN_WEIGHTS = {"kws": 0.05, "ensemble": 0.5}
+UNKNOWN_WEIGHTS = {"kws": 0.05, "ensemble": 0.7}
 SILENCE_RATIO = 0.5
 _PUNCT = ("", ".", "!", "?")
 _PUNCT_P = (0.4, 0.3, 0.15, 0.15)

@@ -88,6 +88,13 @@ window.Hark = window.Hark || {};
     return left < 90 ? `about ${Math.round(left)} s` : `about ${(left / 60).toFixed(1)} min`;
   };
 
+  /* A figure as drawn here: on touch screens a drag scrolls the page (no zoom, no mode bar). */
+  Hark.touchFigure = function (figure) {
+    if (!window.matchMedia("(hover: none)").matches) return figure;
+    return { ...figure, layout: { ...figure.layout, dragmode: false },
+             config: { ...figure.config, displayModeBar: false } };
+  };
+
   Hark.whenIdle = function (fn) {
     if ("requestIdleCallback" in window) window.requestIdleCallback(fn, { timeout: 2000 });
     else window.setTimeout(fn, 500);

@@ -237,9 +237,12 @@
   $("rec-discard").addEventListener("click", discard);
   $("rec-play").addEventListener("click", replay);
   document.addEventListener("keydown", (event) => {
-    const typing = event.target.closest && event.target.closest("input, select, textarea");
+    const target = event.target.closest ? event.target : document.body;
+    const typing = target.closest("input:not([type=checkbox]):not([type=radio]), select, textarea");
     if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
     const key = event.key.toLowerCase();
+    // Space and Enter on a focused button, link or box do what they always do.
+    if ((key === " " || key === "enter") && target.closest("button, a, input")) return;
     const action = {
       " ": state === "idle" ? start : null,
       k: keep, enter: state === "review" ? keep : null,

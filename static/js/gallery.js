@@ -89,6 +89,9 @@
       ["true", item.true_name, "clip-true"],
       ["heard", item.pred_name, "clip-pred"],
     ], open)));
+    if (body.audio && body.audio.building && body.audio.building.state !== "failed") {
+      grid.querySelectorAll(".clip-noaudio").forEach((el) => { el.textContent = "audio being made…"; });
+    }
     const filters = describe(q);
     if (!body.matched) {
       count.textContent = `No clip matches${filters ? ` (${filters})` : ""}.`;

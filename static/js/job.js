@@ -12,7 +12,7 @@
     $("job-curves").hidden = false;
     const Plotly = await Hark.loadPlotly();
     for (const key of ["loss", "accuracy"]) {
-      const f = job.figures[key];
+      const f = Hark.touchFigure(job.figures[key]);
       const div = $(`curve-${key}`);
       if (drawn) Plotly.react(div, f.data, f.layout, f.config);
       else Plotly.newPlot(div, f.data, f.layout, f.config);

@@ -29,7 +29,8 @@
       const file = card.dataset.title || text(card, ".result-meta").split(" · ")[0];
       let heard, confidence;
       if (card.dataset.state === "error") {
-        heard = `could not classify: ${text(card, ".result-verdict")}`;
+        const why = text(card, ".result-verdict");
+        heard = `could not classify: ${why.startsWith(`${file}: `) ? why.slice(file.length + 2) : why}`;
         confidence = "—";
       } else if (card.dataset.state !== "done") {
         heard = "…";
@@ -39,7 +40,7 @@
           : "no command";
         confidence = text(card, ".result-confidence") || "—";
       } else {
-        heard = text(card, ".result-word");
+        heard = text(card, ".result-word") + (card.dataset.kind === "unsure" ? " (not sure)" : "");
         confidence = text(card, ".result-confidence");
       }
       for (const value of [file, heard, confidence]) tr.insertCell().textContent = value;

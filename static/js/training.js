@@ -53,7 +53,7 @@
     if (!job.figures) return;
     const Plotly = await Hark.loadPlotly();
     for (const key of ["loss", "accuracy"]) {
-      const f = job.figures[key];
+      const f = Hark.touchFigure(job.figures[key]);
       const div = $(`curve-${key}`);
       if (plottedJob === job.id) Plotly.react(div, f.data, f.layout, f.config);
       else Plotly.newPlot(div, f.data, f.layout, f.config);

@@ -135,11 +135,10 @@ def test_missing_audio_is_said_plainly(page, gallery_server, artifacts):
     assert card.get_attribute("data-audio") == "false"
     assert card.locator(".clip-noaudio").is_visible()
     assert card.locator(".clip-play").is_disabled()
-    card.locator(".clip-open").click()
-    page.wait_for_selector(".clip-dialog .result[data-state='error']")
-    assert "not on this machine" in page.inner_text(".clip-dialog .result-verdict")
+    opener = card.locator(".clip-open")                # never a card that opens to an error
+    assert opener.is_disabled() and "not on this machine" in opener.get_attribute("title")
     page.screenshot(path=artifacts / "gallery-missing-audio.png", full_page=True)
-    assert [e for e in page.js_errors if "404" not in e] == []     # the 404 is the answer
+    assert page.js_errors == []
 
 
 def test_gallery_on_a_phone(phone, gallery_server, artifacts):

@@ -113,7 +113,7 @@ def _version_or_404(version_id: int) -> ModelVersion:
     return version
 
 
-@bp.get("/versions/<int:version_id>/activate")
+@bp.get("/versions/<int:version_id>/activation")
 @admin_required
 def confirm_activation(version_id: int):
     """What serving this version would change; the page's form activates it."""

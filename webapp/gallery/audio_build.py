@@ -185,9 +185,10 @@ def ensure(source: Source, start: bool = True) -> dict | None:
             _start(dest, marker)
     done, total = _clips_on_disk(dest), _total()
     of = f" of {total:,}" if total else ""
+    so_far = f"{done:,}{of} clips so far" if done else "loading the voices"
     return {"state": "building", "done": done, "total": total,
             "message": f"Making the audio of these clips on this server from the default set's "
-                       f"recipe (a few minutes): {done:,}{of} clips so far."}
+                       f"recipe (a few minutes): {so_far}."}
 
 
 def audio_state(source: Source) -> dict:

@@ -1,0 +1,356 @@
+"""Data sets of the admin's own (issue 15): make one, add clips, train on it, evaluate on it.
+
+Real files under a throwaway HARK_DATA, real decoding, real training on tone clips (the
+queue runs jobs inline). Every bad input answers 4xx with a message and stores nothing.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import select
+
+from ml.synth.tones import tone_clip
+from tests.helpers import audio_bytes, login
+from webapp.database import db
+from webapp.datasets import store
+from webapp.tables import ModelVersion, TrainingJob
+from webapp.training import jobs, startup
+
+API = "/admin/api/datasets"
+HI = 2500.0
+
+
+@pytest.fixture
+def admin(app):
+    client = app.test_client()
+    client.token = login(client)
+    client.h = {"X-CSRFToken": client.token}
+    return client
+
+
+def data_dir(app) -> Path:
+    return Path(app.config["HARK_DATA"])
+
+
+def wav(freq=1500.0, rate=16000, seconds=1.0, seed=3, channels=1, level=1.0) -> bytes:
+    wave = tone_clip(freq, np.random.default_rng(seed), seconds=seconds, rate=rate) * level
+    if channels > 1:
+        wave = np.column_stack([wave] * channels)
+    buf = io.BytesIO()
+    sf.write(buf, wave, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def upload(admin, files, label="yes", speaker="Ann", key="user:me", **extra):
+    data = {"label": label, "speaker": speaker, **extra,
+            "files": [(io.BytesIO(content), name) for name, content in files]}
+    return admin.post(f"{API}/{key}/clips", data=data, headers=admin.h,
+                      content_type="multipart/form-data")
+
+
+def make_set(admin, name="me", labels=("yes", "no")):
+    r = admin.post(API, json={"name": name, "labels": list(labels)}, headers=admin.h)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def stored(app, name="me") -> list[str]:
+    root = data_dir(app) / "user" / name
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
+                  and not p.name.startswith("."))
+
+
+def zipped(members: dict, **write) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in members.items():
+            z.writestr(name, content, **write)
+    return buf.getvalue()
+
+
+# ---- making data sets and adding clips ----------------------------------------------------------
+
+def test_an_upload_is_stored_as_one_second_of_16_khz_mono_under_safe_new_names(app, admin):
+    made = make_set(admin)
+    assert made["key"] == "user:me" and made["labels"] == {"no": 0, "yes": 0}
+    r = upload(admin, [("take one.wav", wav(rate=48000, seconds=2.5, channels=2)),
+                       ("../../etc/passwd.wav", wav(seed=4))])
+    assert r.status_code == 201, r.get_json()
+    added = r.get_json()["added"]
+    speaker = store.speaker_id_of("Ann")
+    assert [a["file"] for a in added] == [f"{speaker}_nohash_0.wav", f"{speaker}_nohash_1.wav"]
+    assert r.get_json()["labels"] == {"no": 0, "yes": 2}
+    for a in added:
+        info = sf.info(data_dir(app) / "user" / "me" / "yes" / a["file"])
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 16000, "PCM_16")
+    # The same speaker again: new numbers, never a file replaced.
+    before = (data_dir(app) / "user/me/yes" / added[0]["file"]).read_bytes()
+    r = upload(admin, [("again.wav", wav(seed=5))])
+    assert r.get_json()["added"][0]["file"] == f"{speaker}_nohash_2.wav"
+    assert (data_dir(app) / "user/me/yes" / added[0]["file"]).read_bytes() == before
+    rows = list(store.read_manifest(store.get(data_dir(app), "user:me")))
+    assert [(r["file"], r["speaker"], r["source"]) for r in rows] == [
+        (f"yes/{speaker}_nohash_0.wav", "Ann", "upload:take one.wav"),
+        (f"yes/{speaker}_nohash_1.wav", "Ann", "upload:passwd.wav"),
+        (f"yes/{speaker}_nohash_2.wav", "Ann", "upload:again.wav")]
+    audio = admin.get(added[0]["audio_url"])
+    assert audio.status_code == 200 and audio.mimetype == "audio/wav" and audio.data[:4] == b"RIFF"
+    listing = admin.get(f"{API}/user:me/clips?label=yes").get_json()
+    assert listing["total"] == 3 and listing["clips"][0]["speaker"] == "Ann"
+
+
+def test_a_recording_is_cut_to_the_loudest_second_around_the_word(app, admin):
+    make_set(admin)
+    rate = 48000
+    wave = np.random.default_rng(1).normal(0, 0.002, 3 * rate).astype(np.float32)
+    t = np.arange(int(0.4 * rate)) / rate
+    wave[int(1.8 * rate):int(2.2 * rate)] += 0.5 * np.sin(2 * np.pi * 1500 * t)   # the word at 1.8 s
+    buf = io.BytesIO()
+    sf.write(buf, wave, rate, format="WAV", subtype="PCM_16")
+    r = upload(admin, [("yes.wav", buf.getvalue())], source="recording")
+    assert r.status_code == 201
+    clip, _ = sf.read(data_dir(app) / "user/me/yes" / r.get_json()["added"][0]["file"])
+    loud = np.flatnonzero(np.abs(clip) > 0.1)
+    assert len(clip) == 16000 and loud.size and loud[0] > 0 and loud[-1] < 16000 - 1
+    assert store.read_manifest(store.get(data_dir(app), "user:me"))[0]["source"] == "recording"
+
+
+@pytest.mark.parametrize("files, message", [
+    ([("notes.wav", b"hello, this is not audio at all" * 10)], "not an audio file"),
+    ([("long.wav", wav(seconds=12.0))], "longer than 10 s"),
+    ([("short.wav", wav(seconds=0.1))], "too short"),
+    ([("quiet.wav", wav(freq=1500.0, level=0.001))], "silent"),
+    ([("good.wav", wav()), ("bad.wav", b"RIFF\xff\xff\xff\xffWAVEfmt ")], "nothing was stored"),
+])
+def test_bad_files_are_refused_with_a_message_and_store_nothing(app, admin, files, message):
+    make_set(admin)
+    before = stored(app)
+    r = upload(admin, files)
+    assert r.status_code == 400 and message in r.get_json()["error"], r.get_json()
+    assert stored(app) == before == ["manifest.csv"]
+
+
+def test_unknown_labels_speakers_and_names_are_refused(app, admin):
+    make_set(admin)
+    cases = [(dict(label="maybe"), "has no label maybe; add the label first"),
+             (dict(label="../yes"), "a label is a word"),
+             (dict(speaker=""), "name the speaker"),
+             (dict(speaker="x" * 41), "name the speaker")]
+    for change, message in cases:
+        r = upload(admin, [("a.wav", wav())], **change)
+        assert r.status_code == 400 and message in r.get_json()["error"], (change, r.get_json())
+    r = admin.post(f"{API}/user:me/clips", data={"label": "yes", "speaker": "Ann"}, headers=admin.h)
+    assert r.status_code == 400 and "no files" in r.get_json()["error"]
+    for name in ("", "Me", "../x", "a" * 41, "-x", "x/y", 5, None):
+        r = admin.post(API, json={"name": name}, headers=admin.h)
+        assert r.status_code == 400 and "name" in r.get_json()["error"], name
+    assert admin.post(API, json={"name": "me"}, headers=admin.h).status_code == 409
+    for label, status in (("hey", 201), ("hey", 409), ("Hey!", 400), ("_silence_", 201), ("..", 400)):
+        r = admin.post(f"{API}/user:me/labels", json={"label": label}, headers=admin.h)
+        assert r.status_code == status, (label, r.get_json())
+    assert stored(app) == ["manifest.csv"]
+    assert sorted(p.name for p in (data_dir(app) / "user/me").iterdir() if p.is_dir()) == \
+        ["_silence_", "hey", "no", "yes"]
+
+
+def test_a_zip_goes_into_one_label_and_keeps_speech_commands_speakers(app, admin):
+    make_set(admin)
+    archive = zipped({"yes/0a1b2c3d_nohash_0.wav": wav(seed=1), "yes/0a1b2c3d_nohash_1.wav": wav(seed=2),
+                      "mine.flac": _flac(), "README.txt": "about these clips",
+                      "__MACOSX/._mine.flac": "resource fork"})
+    r = upload(admin, [("clips.zip", archive)], speaker="Bob")
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    files = sorted(a["file"] for a in body["added"])
+    assert files == ["0a1b2c3d_nohash_0.wav", "0a1b2c3d_nohash_1.wav",
+                     f"{store.speaker_id_of('Bob')}_nohash_0.wav"]
+    assert sorted(body["ignored"]) == ["clips.zip: README.txt", "clips.zip: __MACOSX/._mine.flac"]
+
+
+def _flac() -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, tone_clip(1500.0, np.random.default_rng(8), rate=22050), 22050, format="FLAC")
+    return buf.getvalue()
+
+
+def test_zips_with_path_tricks_links_or_bombs_are_refused_whole(app, admin, tmp_path):
+    make_set(admin)
+    good = wav()
+    link = zipfile.ZipInfo("yes/link.wav")
+    link.external_attr = (0o120777 << 16)          # a symbolic link
+    link_zip = io.BytesIO()
+    with zipfile.ZipFile(link_zip, "w") as z:
+        z.writestr("ok.wav", good)
+        z.writestr(link, "/etc/passwd")
+    bomb = zipped({"ok.wav": good, "bomb.wav": b"RIFF" + bytes(20 * 1024 * 1024)})
+    cases = [(zipped({"ok.wav": good, "../../evil.wav": good}), 400, "points outside the archive"),
+             (zipped({"ok.wav": good, "/abs/evil.wav": good}), 400, "points outside the archive"),
+             (link_zip.getvalue(), 400, "is a link"),
+             (bomb, 413, "unpacks to"),
+             (zipped({"README.txt": "no audio here"}), 400, "no audio files"),
+             (b"PK\x03\x04" + b"\x00" * 100, 400, "not a readable ZIP")]
+    for archive, status, message in cases:
+        r = upload(admin, [("x.zip", archive)])
+        assert r.status_code == status and message in r.get_json()["error"], (message, r.get_json())
+    assert stored(app) == ["manifest.csv"]
+    assert not (data_dir(app) / "user" / "evil.wav").exists()
+
+
+def test_clips_are_deleted_by_name_only_inside_their_data_set(app, admin):
+    make_set(admin)
+    name = upload(admin, [("a.wav", wav())]).get_json()["added"][0]["file"]
+    outside = data_dir(app) / "user" / "secret.wav"
+    outside.write_bytes(wav())
+    for label, file in (("..", "secret.wav"), ("yes", "..%2Fsecret.wav"), ("yes", ".lock"),
+                        ("yes", "nope.wav"), ("maybe", name)):
+        r = admin.delete(f"{API}/user:me/clips/{label}/{file}", headers=admin.h)
+        assert r.status_code == 404, (label, file, r.status_code)
+        assert admin.get(f"{API}/user:me/clips/{label}/{file}").status_code == 404
+    assert outside.is_file()
+    r = admin.delete(f"{API}/user:me/clips/yes/{name}", headers=admin.h)
+    assert r.status_code == 200 and r.get_json()["labels"]["yes"] == 0
+    assert stored(app) == ["manifest.csv"]
+    assert store.read_manifest(store.get(data_dir(app), "user:me")) == []
+
+
+def test_built_in_sets_are_listed_and_read_only(app, admin, tone_data):
+    import shutil
+
+    shutil.copytree(tone_data, data_dir(app) / "default")
+    sets = admin.get(API).get_json()["datasets"]
+    assert [s["key"] for s in sets] == ["default"] and sets[0]["labels"]["yes"] == 20
+    r = upload(admin, [("a.wav", wav())], key="default")
+    assert r.status_code == 403 and "read-only" in r.get_json()["error"]
+    assert admin.delete(f"{API}/default", headers=admin.h).status_code == 403
+    assert admin.get(f"{API}/default/clips?label=yes&per_page=5").get_json()["total"] == 20
+    assert admin.get(f"{API}/user:nobody").status_code == 404
+    assert admin.get(f"{API}/elsewhere").status_code == 404
+    page = admin.get("/admin/datasets/default").get_data(as_text=True)
+    assert "read-only" in page and 'id="recorder"' not in page
+
+
+def test_the_pages_make_a_set_and_upload_without_scripts(app, admin):
+    r = admin.post("/admin/datasets", data={"csrf_token": admin.token, "name": "mine",
+                                            "labels": "yes no hey"})
+    assert r.status_code == 302 and r.headers["Location"].endswith("/admin/datasets/user:mine")
+    page = admin.get("/admin/datasets/user:mine").get_data(as_text=True)
+    assert "Record in the browser" in page and 'data-label="hey"' in page
+    r = admin.post("/admin/datasets/user:mine/clips", data={
+        "csrf_token": admin.token, "label": "hey", "speaker": "Cy",
+        "files": [(io.BytesIO(wav()), "a.wav"), (io.BytesIO(b"not audio"), "b.wav")]},
+        content_type="multipart/form-data", follow_redirects=True)
+    assert "Nothing was stored" in r.get_data(as_text=True)
+    r = admin.post("/admin/datasets/user:mine/clips", data={
+        "csrf_token": admin.token, "label": "hey", "speaker": "Cy",
+        "files": [(io.BytesIO(wav()), "a.wav")]}, content_type="multipart/form-data",
+        follow_redirects=True)
+    assert "1 clip(s) added to hey" in r.get_data(as_text=True)
+    listing = admin.get("/admin/datasets").get_data(as_text=True)
+    assert "mine" in listing and "hey <strong>1</strong>" in listing
+    r = admin.post("/admin/datasets/user:mine/delete", data={"csrf_token": admin.token})
+    assert r.status_code == 302 and not (data_dir(app) / "user" / "mine").exists()
+
+
+def test_only_an_admin_reaches_data_sets(app):
+    client = app.test_client()
+    assert client.get(API).status_code == 401
+    assert client.get("/admin/datasets").status_code == 302
+
+
+# ---- training on data sets and fine-tuning -------------------------------------------------------
+
+def hi_set(app, admin, name="me"):
+    """A user set with a new word ("hi": a 2500 Hz tone) and "yes", said by one speaker."""
+    make_set(admin, name, ("hi", "yes"))
+    for label, freq in (("hi", HI), ("yes", 1500.0)):
+        r = upload(admin, [(f"{label}{i}.wav", wav(freq, seed=20 + i)) for i in range(10)],
+                   label=label, key=f"user:{name}")
+        assert r.status_code == 201, r.get_json()
+
+
+def test_the_job_form_offers_data_sets_and_versions_and_refuses_what_cannot_train(app, admin, tone_data):
+    make_set(admin, "empty")
+    make_set(admin, "one", ("yes",))
+    upload(admin, [("a.wav", wav())], key="user:one")
+    page = admin.get("/admin").get_data(as_text=True)
+    assert 'value="user:empty"' in page and 'value="user:one"' in page and "Start from version" in page
+    cases = [({"dataset": ["user:empty"]}, "dataset", "has no clips yet"),
+             ({"dataset": ["user:one"]}, "dataset", "at least 2"),
+             ({"dataset": ["user:nobody"]}, "dataset", "not a valid choice"),
+             ({"dataset": []}, "dataset", "at least one data set"),
+             ({"dataset": [5]}, "dataset", "list of keys"),
+             ({"dataset": ["default"], "init": "no-such-version"}, "init", "no model version"),
+             ({"dataset": ["default"], "init": 1.5}, "init", "id or name")]
+    for body, field, message in cases:
+        r = admin.post("/admin/api/jobs", json=body, headers=admin.h)
+        assert r.status_code == 400, body
+        assert message in " ".join(r.get_json()["fields"][field]).lower(), (body, r.get_json())
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(TrainingJob)) == 0
+
+
+def test_a_job_fine_tunes_a_version_on_several_data_sets_and_records_them(app_factory, tone_data):
+    app = app_factory()
+    admin = app.test_client()
+    admin.token = login(admin)
+    admin.h = {"X-CSRFToken": admin.token}
+    hi_set(app, admin)
+    with app.app_context():
+        startup.check(app, auto_train=False)                          # registers the default
+        start = db.session.scalars(select(ModelVersion)).one()        # the tiny model
+    r = admin.post("/admin/api/jobs", headers=admin.h, json={
+        "dataset": ["user:me", "folder"], "folder": str(tone_data), "init": start.id,
+        "epochs": 2, "batch_size": 16, "activate": True})
+    assert r.status_code == 202, r.get_json()
+    job = r.get_json()
+    assert job["state"] == "succeeded", job
+    assert job["init"] == start.name and job["arch"] == "kws"
+    assert job["dataset"] == f"data set me + folder {tone_data.name}"
+    assert job["params"]["dataset"] == ["user:me", "folder"]
+    assert job["params"]["init_dir"] == start.run_dir
+    public = admin.get("/api/training").get_json()["history"][0]
+    assert public["init"] == start.name and "init_dir" not in public
+    assert start.run_dir not in json.dumps(public)
+    with app.app_context():
+        version = db.session.get(ModelVersion, job["version_id"])
+        assert version.labels == ["_silence_", "down", "go", "hi", "yes"]
+        config = json.loads((Path(version.run_dir) / "config.json").read_text())
+    assert config["init_from"]["run_id"] == start.name
+    assert config["init_from"]["added_labels"] == ["hi"]
+    assert [d["path"] for d in config["datasets"]] == [
+        str(data_dir(app) / "user" / "me"), str(tone_data)]
+    heard = admin.post("/api/predict", data=wav(HI, seed=77), content_type="audio/wav").get_json()
+    assert heard["model"] == version.name                          # it was activated
+    assert heard["label"] == "hi"
+
+
+def test_a_version_is_evaluated_on_a_data_set_through_the_gallerys_job(app, admin):
+    hi_set(app, admin, "tones")
+    (data_dir(app) / "user/tones/hi").rename(data_dir(app) / "user/tones/go")   # labels it knows
+    page = admin.get("/admin/datasets/user:tones").get_data(as_text=True)
+    assert 'id="evaluate-form"' in page and 'action="/admin/api/evaluations"' in page
+    folder = str((data_dir(app) / "user" / "tones").resolve())
+    assert f'name="folder" value="{folder}"' in page
+    r = admin.post("/admin/api/evaluations", json={"folder": folder}, headers=admin.h)
+    assert r.status_code == 202 and r.get_json()["state"] == "succeeded", r.get_json()
+    page = admin.get("/admin/datasets/user:tones").get_data(as_text=True)
+    assert 'id="dataset-evaluations"' in page
+    assert f"{r.get_json()['evaluation']['accuracy'] * 100:.1f}%" in page
+
+
+def test_job_parameters_of_one_data_set_stay_as_they_were(app):
+    with app.test_request_context():
+        params = jobs.make_params(dataset="default", epochs=1)
+        several = jobs.make_params(dataset=["default", "user:x"], epochs=1)
+    assert isinstance(params["data"], str) and params["dataset"] == "default"
+    assert params["prepare_data"] == "missing" and "init_dir" not in params
+    assert several["data"][1].endswith("/user/x") and several["prepare_data"] == "missing"
+    assert jobs.dataset_label(several) == "default synthetic set + data set x"
+    cfg = jobs.train_config({**params, "init": "v1", "init_dir": "/runs/v1"}, params["data"], "runs")
+    assert cfg.init == "/runs/v1" and cfg.folders() == [params["data"]]
