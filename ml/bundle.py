@@ -288,15 +288,21 @@ def _recipe_lines(c: dict) -> list[str]:
                                                      "altered copies (time shift, gain, noise)"
                                                      if c.get("augment") else "off")]
     feats = c.get("feature_params") or {}
-    framing = (f"{feats.get('kind')}: frame {feats.get('frame_length')}, step {feats.get('frame_step')}, "
-               f"FFT {feats.get('fft_length')}, {feats.get('bins')} bins"
-               + (f", {feats.get('low_hz'):g}–{feats.get('high_hz'):g} Hz" if feats.get("kind") == "logmel" else "")
-               if feats else c.get("features", "?"))
+    wave = feats.get("kind") == "wave"
+    if wave:
+        framing = "none: the network reads the raw 16 kHz waveform"
+    elif feats:
+        framing = (f"{feats.get('kind')}: frame {feats.get('frame_length')}, step "
+                   f"{feats.get('frame_step')}, FFT {feats.get('fft_length')}, {feats.get('bins')} bins"
+                   + (f", {feats.get('low_hz'):g}–{feats.get('high_hz'):g} Hz"
+                      if feats.get("kind") == "logmel" else ""))
+    else:
+        framing = c.get("features", "?")
+    augment = "time shift, gain, noise mixing" + ("" if wave else ", SpecAugment")
     return [f"- {_architecture(c)}",
             f"  - Features inside the model: {framing}",
             "  " + schedule + "sparse categorical cross-entropy",
-            "  - Training-time augmentation: "
-            + ("on (time shift, gain, noise mixing, SpecAugment)" if c.get("augment") else "off")]
+            "  - Training-time augmentation: " + (f"on ({augment})" if c.get("augment") else "off")]
 
 
 def _card_accuracy(facts: Facts) -> str:

@@ -91,10 +91,11 @@ class ArchInfo:
     augment: bool          # training-time augmentation on by default
     about: str             # one line for menus and --help
     members: tuple = ()    # an ensemble's architectures, averaged
-    recipe: tuple = ()     # (setting, value) pairs it trains with as an ensemble member
+    recipe: tuple = ()     # as an ensemble member: (setting, value) pairs it trains with, and
+    #                        ("epochs_factor", k): k times the job's epochs
 
 
-HEAD_RECIPE = (("learning_rate", 1e-3), ("epochs", 20), ("batch_size", 128))
+HEAD_RECIPE = (("learning_rate", 1e-3), ("epochs_factor", 2), ("batch_size", 128))
 ARCHS = {a.name: a for a in [
     ArchInfo("kws", "logmel", True, "small residual CNN on log-mel, 235K parameters"),
     ArchInfo("tutorial", "stft", False, "TensorFlow simple_audio tutorial CNN"),

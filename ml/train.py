@@ -172,6 +172,7 @@ def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, pro
              loss=_smoothed_loss(n, HEAD_LABEL_SMOOTHING))
         trained, model = model, build_head(cfg.arch, n)   # saved without the optimizer's state
         model.set_weights(trained.get_weights())
+        model.get_layer("normalization").finalize_state()   # its mean and variance, from the weights
         extra = {"embedding": spec.params()}
     else:
         model = build_model(cfg.arch, n, augment)
@@ -230,13 +231,21 @@ def _fit(model, train_xy, val_xy, cfg: TrainConfig, progress: _Progress, verbose
         raise TrainingCancelled("training was cancelled")
 
 
+def _member_config(cfg: TrainConfig, arch: str) -> TrainConfig:
+    """An ensemble member's settings: the job's, with the member's own recipe on top; it is
+    served unweighted (the ensemble weights `_unknown_` once)."""
+    recipe = dict(ARCHS[arch].recipe)
+    epochs = cfg.epochs * recipe.pop("epochs_factor", 1)
+    return replace(cfg, arch=arch, unknown_weight=1.0, epochs=epochs, **recipe)
+
+
 def _train_ensemble(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, on_epoch,
                     should_stop, verbose: int, log, init: warm_start.Init | None = None) -> None:
     """Each member trained on the same split into members/<arch>/ (served unweighted), then the
     ensemble's own files: it averages them and applies its `_unknown_` weight once. Fine-tuned
     (`init`), each member starts from the init's member of the same architecture."""
     members = ARCHS[cfg.arch].members
-    total = sum(dict(ARCHS[a].recipe).get("epochs", cfg.epochs) for a in members)
+    total = sum(_member_config(cfg, a).epochs for a in members)
     history: list[dict] = []
     started = time.monotonic()
 
@@ -255,7 +264,7 @@ def _train_ensemble(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, o
 
     for arch in members:
         log(f"ensemble member {arch}")
-        member_cfg = replace(cfg, arch=arch, unknown_weight=1.0, **dict(ARCHS[arch].recipe))
+        member_cfg = _member_config(cfg, arch)
         _train_single(run_dir / "members" / arch, f"{run_id}-{arch}", member_cfg, data,
                       _Progress(member_cfg.epochs, relay(arch), should_stop), verbose, log,
                       warm_start.member(init, arch) if init else None)

@@ -60,8 +60,8 @@ class Site:
 
     def submit(self, **params) -> int:
         with self.app.app_context():
-            return jobs.submit(jobs.make_params(dataset="folder", data=str(self.data),
-                                                batch_size=8, **params), "test").id
+            return jobs.submit(jobs.make_params(dataset="folder", data=str(self.data), batch_size=8,
+                                                **{"arch": "kws", **params}), "test").id
 
     def job(self, job_id: int) -> dict:
         with self.app.app_context():

@@ -16,7 +16,7 @@ import soundfile as sf
 from sqlalchemy import select
 
 from ml.synth.tones import tone_clip
-from tests.helpers import audio_bytes, login
+from tests.helpers import login
 from webapp.database import db
 from webapp.datasets import store
 from webapp.tables import ModelVersion, TrainingJob

@@ -93,10 +93,13 @@ def test_every_architecture_maps_a_waveform_to_probabilities(arch, shape):
 
 
 def test_default_model_is_small():
-    from ml.config import DEFAULT_ARCH
-    from ml.models import build_model
+    from ml.config import ARCHS, DEFAULT_ARCH
+    from ml.models import build_head, build_model
 
-    assert build_model(DEFAULT_ARCH, 10).count_params() < 300_000
+    members = ARCHS[DEFAULT_ARCH].members or (DEFAULT_ARCH,)
+    sizes = {a: (build_head(a, 10) if ARCHS[a].features == "embedding" else build_model(a, 10))
+             .count_params() for a in members}
+    assert sum(sizes.values()) < 600_000 and sizes["kws"] < 300_000
 
 
 # --- training, run directory, evaluate and predict --------------------------
@@ -302,7 +305,7 @@ def test_feature_layers_keep_their_framing_when_the_defaults_change(monkeypatch,
     from ml.features import LogMel
     from ml.models import load_model
 
-    shipped = ROOT / "models" / "default" / "model.keras"
+    shipped = ROOT / "models" / "default" / "members" / "kws" / "model.keras"
     x = np.stack([tone_clip(f, np.random.default_rng(7)) for f in (300.0, 1500.0)])
     before = np.asarray(load_model(shipped)(x))
     wider = dataclasses.replace(config.FEATURES["logmel"], frame_step=320, bins=64)

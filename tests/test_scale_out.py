@@ -212,7 +212,8 @@ def test_two_consumers_share_the_redis_queue_and_run_each_job_once(redis_server,
         ids = []
         with cluster.app.app_context():
             for _ in range(2):
-                params = jobs.make_params(dataset="folder", data=str(data), epochs=1, batch_size=8)
+                params = jobs.make_params(dataset="folder", data=str(data), arch="kws", epochs=1,
+                                          batch_size=8)
                 ids.append(jobs.submit(params, "test").id)
                 queue(cluster.app).enqueue(ids[-1])   # at once a second message (a retry, a repair)
         cluster.wait("jobs finished", lambda: all(j.state not in ("queued", "running") for j in cluster.jobs()))

@@ -15,7 +15,7 @@ NAV = [
     ("pages.upload", "Upload", ()),
     ("training.index", "Training", ("training",)),
     ("gallery.index", "Gallery", ("gallery", "gallery_admin")),
-    ("admin.index", "Admin", ("admin",)),
+    ("admin.index", "Admin", ("admin", "datasets")),
 ]
 
 

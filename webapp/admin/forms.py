@@ -58,7 +58,7 @@ def _setting_field(setting):
     if setting.name == "init":       # a model version; the choices are the versions on disk
         return SelectField(label, default="", choices=[("", "nothing: train from scratch")],
                            validate_choice=False, description=(
-                               "fine-tune it: its weights, its architecture (the menu above is "
+                               "Fine-tune it: its weights, its architecture (the menu above is "
                                "then not used) and its labels, plus any new ones in the data"))
     if meta["choices"]:
         kind = RadioField if meta["radio"] else SelectField
