@@ -30,7 +30,7 @@ import server  # noqa: E402
 sys.path.insert(0, str(server.ROOT))
 from ml.metrics import classification_report  # noqa: E402
 
-MODEL_FILES = ("model.keras", "features.tflite", "body.tflite", "labels.json")
+from ml.runs import is_complete, serving_files  # noqa: E402
 
 
 def make_data(root: Path, labels: list[str], n: int, rng) -> list[str]:
@@ -55,8 +55,10 @@ def make_run(runs: Path, run_id: str, model: Path, data: Path, paths: list[str],
              accuracy: float) -> Path:
     run = runs / run_id
     run.mkdir(parents=True)
-    for name in MODEL_FILES:
-        shutil.copy2(model / name, run / name)
+    for source in serving_files(model):       # an ensemble's members too
+        target = run / source.relative_to(model)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
     source_config = json.loads((model / "config.json").read_text())
     rows, y, p = [], [], []
     for path in paths:
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     model = Path(args.model)
-    if not all((model / name).is_file() for name in MODEL_FILES + ("config.json",)):
+    if not is_complete(model):
         raise SystemExit(f"{model}: not a run directory with a serving export (give one as MODEL_DIR)")
     labels = json.loads((model / "labels.json").read_text())
 

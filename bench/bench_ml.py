@@ -4,7 +4,7 @@ Prints, per architecture: training clips/second and seconds per epoch (on a
 generated tone set of the given size, all cores), the Classifier's model step
 (features + network) median and p99 in ms for one clip (measured in a fresh
 process on the LiteRT export with one thread, as a serving worker runs), parameters,
-model file size and peak memory.
+served size (the LiteRT files; an ensemble's members') and peak memory.
 
 Run: PYTHONPATH=. .venv/bin/python bench/bench_ml.py [--clips 2000]
 """
@@ -60,9 +60,10 @@ def main() -> None:
     if args.latency:
         return latency(args.latency)
 
-    from ml.models import ARCHS
-    from ml.train import TrainConfig, train
+    from ml.config import ARCHS
+    from ml.measure import sizes
     from ml.synth.tones import TONES, make_tone_set
+    from ml.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as tmp:
         speakers = max(2, args.clips // (2 * len(TONES)))
@@ -78,7 +79,7 @@ def main() -> None:
             # the first epoch includes tracing; the later ones are the steady state
             per_epoch = (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / max(1, len(rows) - 1)
             params = json.loads((run / "config.json").read_text())["parameters"]
-            size = (run / "model.keras").stat().st_size / 1e6
+            size = sizes(run)["served_bytes"] / 1e6
             out = subprocess.run([sys.executable, __file__, "--latency", str(run)],
                                  capture_output=True, text=True, check=True).stdout
             lat = json.loads(out.strip().splitlines()[-1])

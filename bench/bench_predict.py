@@ -180,7 +180,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = ap.parse_args(argv)
     model = Path(args.model)
-    if not (model / "model.keras").is_file():
+    from ml.runs import is_complete
+
+    if not is_complete(model):
         print(f"no run directory at {model}: train one, or pass its path", file=sys.stderr)
         return 2
 

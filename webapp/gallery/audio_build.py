@@ -19,24 +19,21 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
 
+from webapp import child_builds
 from webapp.database import db
 from webapp.gallery.data import Source, cache_folder
-from webapp.settings import ROOT
 from webapp.tables import TrainingJob
 
 log = logging.getLogger(__name__)
 RETRY_FAILED_S = 300        # a failed build is reported this long before a visit tries again
 LABEL_DIRS = ("_silence_", "_unknown_", "down", "go", "left", "no", "right", "stop", "up", "yes")
 _TOTAL = re.compile(rb"\b(\d+)/(\d+) ")
-_children: list[subprocess.Popen] = []
 
 
 def default_folder() -> Path:
@@ -62,21 +59,6 @@ def _files(name: str) -> Path:
     folder = cache_folder() / "default-audio"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
-
-
-def _running(marker: Path) -> bool:
-    """True while a child holds the lock on `marker`."""
-    try:
-        fd = os.open(marker, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def _job_building() -> int | None:
@@ -112,17 +94,6 @@ def _total() -> int | None:
     return int(found[-1][1]) if found else None
 
 
-def _failure() -> dict | None:
-    try:
-        failure = json.loads(_files("build.failed").read_text())
-    except (OSError, ValueError):
-        return None
-    if time.time() - failure.get("at", 0) > RETRY_FAILED_S:
-        _files("build.failed").unlink(missing_ok=True)
-        return None
-    return failure
-
-
 def _record_failure(marker: Path) -> None:
     try:
         output = _files("build.log").read_text(errors="replace")
@@ -136,24 +107,12 @@ def _record_failure(marker: Path) -> None:
 
 
 def _start(dest: Path, marker: Path) -> None:
-    fd = os.open(marker, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
     per_word = current_app.config.get("HARK_DEFAULT_PER_WORD")
-    command = [sys.executable, "-m", "ml", "data", "default", "--dest", str(dest),
-               "--workers", str(min(2, os.cpu_count() or 1))]
+    command = ["ml", "data", "default", "--dest", str(dest), "--workers", str(min(2, os.cpu_count() or 1))]
     if per_word:
         command += ["--per-word", str(per_word)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    try:
-        with open(_files("build.log"), "w") as output:
-            child = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=output, stderr=subprocess.STDOUT, pass_fds=(fd,),
-                                     start_new_session=True)
-        os.write(fd, json.dumps({"pid": child.pid, "started": time.time()}).encode())
-    finally:
-        os.close(fd)       # the child keeps the lock (its copy of fd) until it ends
-    _children.append(child)
-    log.info("building the default data set into %s for the gallery (pid %d)", dest, child.pid)
+    pid = child_builds.start(command, marker, _files("build.log"))
+    log.info("building the default data set into %s for the gallery (pid %d)", dest, pid)
 
 
 def ensure(source: Source, start: bool = True) -> dict | None:
@@ -162,7 +121,6 @@ def ensure(source: Source, start: bool = True) -> dict | None:
     dest = target(source)
     if dest is None:
         return None
-    _children[:] = [child for child in _children if child.poll() is None]
     marker = _files("build.building")
     with open(_files(".lock"), "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
@@ -173,9 +131,9 @@ def ensure(source: Source, start: bool = True) -> dict | None:
             return {"state": "job", "job": job_id, "done": _clips_on_disk(dest), "total": None,
                     "message": f"Training job #{job_id} builds the default data set first; "
                                "the cards play once it has."}
-        if marker.exists() and not _running(marker):
+        if marker.exists() and not child_builds.running(marker):
             _record_failure(marker)
-        failure = _failure()
+        failure = child_builds.recent_failure(_files("build.failed"), RETRY_FAILED_S)
         if failure is not None:
             return {"state": "failed", "done": _clips_on_disk(dest), "total": None,
                     "message": f"Making the audio failed: {failure['error']}"}

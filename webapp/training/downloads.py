@@ -23,8 +23,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from flask_login import current_user
 
 from ml import export_formats, runs
 from ml.export_formats import FORMATS, ExportError
+from webapp import child_builds
 from webapp.database import db
 from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
@@ -50,7 +49,6 @@ RETRY_FAILED_S = 60          # a failed build is reported this long before a req
 BUILD_LIMIT_S = 30 * 60      # a build still running after this is stopped and reported failed
 POLL_S = 2                   # how often the "preparing" page reloads
 FINGERPRINTED = ("model.keras", "metrics.json")    # besides the served files (ml.runs.serving_files)
-_children: list[subprocess.Popen] = []     # builds this worker started (reaped as they end)
 
 
 # ---- which version, and may this visitor have it ------------------------------------------
@@ -153,29 +151,8 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "version"
 
 
-def _running(export: Export) -> bool:
-    """True while a child holds the lock on the `.building` file."""
-    marker = export.sibling(".building")
-    try:
-        fd = os.open(marker, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)       # closing drops the test lock we may have taken
-    return False
-
-
-def _reap() -> None:
-    _children[:] = [child for child in _children if child.poll() is None]
-
-
 def state(export: Export, start: bool) -> dict:
     """{"state": "ready" | "building" | "failed", "error", "status"}; starts a build if asked."""
-    _reap()
     folder = export.path.parent
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "a") as lock:
@@ -184,7 +161,7 @@ def state(export: Export, start: bool) -> dict:
             return {"state": "ready"}
         marker = export.sibling(".building")
         if marker.exists():
-            if _running(export):
+            if child_builds.running(marker):
                 _stop_if_stuck(marker)
                 return {"state": "building"}
             _record_failure(export)
@@ -228,13 +205,8 @@ def _record_failure(export: Export) -> None:
 
 
 def _failure(export: Export) -> dict | None:
-    path = export.sibling(".failed")
-    try:
-        failure = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if time.time() - failure.get("at", 0) > RETRY_FAILED_S:
-        path.unlink(missing_ok=True)
+    failure = child_builds.recent_failure(export.sibling(".failed"), RETRY_FAILED_S)
+    if failure is None:
         return None
     return {"state": "failed", "status": failure.get("status", 500), "error": failure.get("error")}
 
@@ -246,25 +218,13 @@ def _start(export: Export) -> None:
         if earlier.fullmatch(old.name) and not old.name.startswith(export.path.name) \
                 and old.suffix != ".building":
             old.unlink(missing_ok=True)
-    marker = export.sibling(".building")
-    fd = os.open(marker, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    command = [sys.executable, "-m", "ml", "export", "--model", export.version.run_dir,
-               "--format", export.fmt, "--out", str(export.path)]
+    command = ["ml", "export", "--model", export.version.run_dir, "--format", export.fmt,
+               "--out", str(export.path)]
     for path in export.evaluations:
         command += ["--evaluation", str(path)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    try:
-        with open(export.sibling(".log"), "w") as output:
-            child = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=output, stderr=subprocess.STDOUT, pass_fds=(fd,),
-                                     start_new_session=True)
-        os.write(fd, json.dumps({"pid": child.pid, "started": time.time()}).encode())
-    finally:
-        os.close(fd)       # the child keeps the lock (its copy of fd) until it ends
-    _children.append(child)
-    log.info("exporting model version %s as %s (pid %d)", export.version.name, export.fmt, child.pid)
+    pid = child_builds.start(command, export.sibling(".building"), export.sibling(".log"),
+                             env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    log.info("exporting model version %s as %s (pid %d)", export.version.name, export.fmt, pid)
 
 
 # ---- routes -----------------------------------------------------------------------------------

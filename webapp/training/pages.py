@@ -9,11 +9,10 @@ from flask import Blueprint, current_app, render_template, url_for
 from ml import runs
 from ml.config import JOB_SETTINGS, setting
 from webapp.database import db
-from webapp.errors import ApiError
 from webapp.gallery import accuracy
 from webapp.tables import ModelVersion, TrainingJob
 from webapp.training import jobs
-from webapp.training.status import eta_left_s, public_job, snapshot
+from webapp.training.status import job_record, snapshot
 
 bp = Blueprint("training", __name__)
 
@@ -65,10 +64,7 @@ def _settings(public: dict) -> list[tuple[str, object]]:
 @bp.get("/training/jobs/<int:job_id>")
 def job(job_id: int):
     """One job: live while it runs (static/js/job.js), its record once finished."""
-    row = db.session.get(TrainingJob, job_id)
-    if row is None:
-        raise ApiError(404, f"no training job {job_id}")
-    public = {**public_job(row, detail=True), "eta_left_s": eta_left_s(row)}
+    row, public = job_record(job_id)
     settings = [] if jobs.is_evaluation(row.params) else _settings(public)
     return render_template("job.html", job=public, settings=settings,
                            links=_result_links(row, public))

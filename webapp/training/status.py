@@ -103,12 +103,17 @@ def status():
     return response
 
 
-@bp.get("/training/jobs/<int:job_id>")
-def job_detail(job_id: int):
-    """One job with its per-epoch rows, curves and log (finished jobs in the history)."""
+def job_record(job_id: int) -> tuple[TrainingJob, dict]:
+    """A job's row and its public detail (rows, curves, log, time left); 404 when unknown."""
     job = db.session.get(TrainingJob, job_id)
     if job is None:
         raise ApiError(404, f"no training job {job_id}")
-    response = jsonify({**public_job(job, detail=True), "eta_left_s": eta_left_s(job)})
+    return job, {**public_job(job, detail=True), "eta_left_s": eta_left_s(job)}
+
+
+@bp.get("/training/jobs/<int:job_id>")
+def job_detail(job_id: int):
+    """One job with its per-epoch rows, curves and log (finished jobs in the history)."""
+    response = jsonify(job_record(job_id)[1])
     response.headers["Cache-Control"] = "no-store"
     return response
