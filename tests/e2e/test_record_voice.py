@@ -12,7 +12,10 @@ recording never heard), before and after. Screenshots: test-artifacts/record-voi
 """
 from __future__ import annotations
 
+import json
 import re
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +100,17 @@ def run_queued(app) -> TrainingJob:
         return job
 
 
+def wait_until_served(url: str, version: str, timeout: float = 60.0) -> None:
+    """Until /api/health names `version` (the server swaps models on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url + "/api/health") as response:
+            if json.loads(response.read())["model"] == version:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{version} was not served within {timeout:.0f} s")
+
+
 def evaluate(page, app) -> float:
     """Evaluate the selected (active) version on the open data set page; the accuracy shown."""
     page.click("#evaluate-go")
@@ -175,6 +189,9 @@ def test_recorded_clips_teach_the_model_a_new_voice(playwright, site, artifacts)
         page.wait_for_selector("text=is queued")
         job = run_queued(app)
         assert job.params["init"] == shipped.name and job.params["dataset"] == "user:my-voice"
+        with app.app_context():
+            new = db.session.scalars(select(ModelVersion).where(ModelVersion.job_id == job.id)).one()
+        wait_until_served(url, new.name)     # the server loads it within a second or two
 
         # ... and after: the new, active version hears the voice.
         page.goto(url + "/admin/datasets/user:vi-check")
