@@ -29,6 +29,7 @@ from webapp import child_builds
 from webapp.database import db
 from webapp.gallery.data import Source, cache_folder
 from webapp.tables import TrainingJob
+from webapp.training import jobs
 
 log = logging.getLogger(__name__)
 RETRY_FAILED_S = 300        # a failed build is reported this long before a visit tries again
@@ -66,7 +67,7 @@ def _job_building() -> int | None:
     pending = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running"))))
     for job in pending:
         p = job.params or {}
-        if p.get("dataset") == "default" and p.get("prepare_data") in ("missing", "rebuild"):
+        if "default" in jobs.dataset_keys(p) and p.get("prepare_data") in ("missing", "rebuild"):
             return job.id
     return None
 
