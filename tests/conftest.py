@@ -54,3 +54,12 @@ def app(app_factory):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def admin(app):
+    """A client logged in as the admin: `.token` is its CSRF token, `.headers` sends it."""
+    client = app.test_client()
+    client.token = helpers.login(client)
+    client.headers = {"X-CSRFToken": client.token}
+    return client

@@ -33,14 +33,6 @@ def app(app_factory):
     return app_factory(HARK_QUEUE_IMMEDIATE=False)
 
 
-@pytest.fixture
-def admin(app):
-    client = app.test_client()
-    client.token = login(client)
-    client.headers = {"X-CSRFToken": client.token}
-    return client
-
-
 def job_count(app) -> int:
     with app.app_context():
         return db.session.scalar(select(db.func.count()).select_from(TrainingJob))

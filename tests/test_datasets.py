@@ -26,14 +26,6 @@ API = "/admin/api/datasets"
 HI = 2500.0
 
 
-@pytest.fixture
-def admin(app):
-    client = app.test_client()
-    client.token = login(client)
-    client.h = {"X-CSRFToken": client.token}
-    return client
-
-
 def data_dir(app) -> Path:
     return Path(app.config["HARK_DATA"])
 
@@ -50,12 +42,12 @@ def wav(freq=1500.0, rate=16000, seconds=1.0, seed=3, channels=1, level=1.0) -> 
 def upload(admin, files, label="yes", speaker="Ann", key="user:me", **extra):
     data = {"label": label, "speaker": speaker, **extra,
             "files": [(io.BytesIO(content), name) for name, content in files]}
-    return admin.post(f"{API}/{key}/clips", data=data, headers=admin.h,
+    return admin.post(f"{API}/{key}/clips", data=data, headers=admin.headers,
                       content_type="multipart/form-data")
 
 
 def make_set(admin, name="me", labels=("yes", "no")):
-    r = admin.post(API, json={"name": name, "labels": list(labels)}, headers=admin.h)
+    r = admin.post(API, json={"name": name, "labels": list(labels)}, headers=admin.headers)
     assert r.status_code == 201, r.get_json()
     return r.get_json()
 
@@ -145,14 +137,14 @@ def test_unknown_labels_speakers_and_names_are_refused(app, admin):
     for change, message in cases:
         r = upload(admin, [("a.wav", wav())], **change)
         assert r.status_code == 400 and message in r.get_json()["error"], (change, r.get_json())
-    r = admin.post(f"{API}/user:me/clips", data={"label": "yes", "speaker": "Ann"}, headers=admin.h)
+    r = admin.post(f"{API}/user:me/clips", data={"label": "yes", "speaker": "Ann"}, headers=admin.headers)
     assert r.status_code == 400 and "no files" in r.get_json()["error"]
     for name in ("", "Me", "../x", "a" * 41, "-x", "x/y", 5, None):
-        r = admin.post(API, json={"name": name}, headers=admin.h)
+        r = admin.post(API, json={"name": name}, headers=admin.headers)
         assert r.status_code == 400 and "name" in r.get_json()["error"], name
-    assert admin.post(API, json={"name": "me"}, headers=admin.h).status_code == 409
+    assert admin.post(API, json={"name": "me"}, headers=admin.headers).status_code == 409
     for label, status in (("hey", 201), ("hey", 409), ("Hey!", 400), ("_silence_", 201), ("..", 400)):
-        r = admin.post(f"{API}/user:me/labels", json={"label": label}, headers=admin.h)
+        r = admin.post(f"{API}/user:me/labels", json={"label": label}, headers=admin.headers)
         assert r.status_code == status, (label, r.get_json())
     assert stored(app) == ["manifest.csv"]
     assert sorted(p.name for p in (data_dir(app) / "user/me").iterdir() if p.is_dir()) == \
@@ -209,11 +201,11 @@ def test_clips_are_deleted_by_name_only_inside_their_data_set(app, admin):
     outside.write_bytes(wav())
     for label, file in (("..", "secret.wav"), ("yes", "..%2Fsecret.wav"), ("yes", ".lock"),
                         ("yes", "nope.wav"), ("maybe", name)):
-        r = admin.delete(f"{API}/user:me/clips/{label}/{file}", headers=admin.h)
+        r = admin.delete(f"{API}/user:me/clips/{label}/{file}", headers=admin.headers)
         assert r.status_code == 404, (label, file, r.status_code)
         assert admin.get(f"{API}/user:me/clips/{label}/{file}").status_code == 404
     assert outside.is_file()
-    r = admin.delete(f"{API}/user:me/clips/yes/{name}", headers=admin.h)
+    r = admin.delete(f"{API}/user:me/clips/yes/{name}", headers=admin.headers)
     assert r.status_code == 200 and r.get_json()["labels"]["yes"] == 0
     assert stored(app) == ["manifest.csv"]
     assert store.read_manifest(store.get(data_dir(app), "user:me")) == []
@@ -227,7 +219,7 @@ def test_built_in_sets_are_listed_and_read_only(app, admin, tone_data):
     assert [s["key"] for s in sets] == ["default"] and sets[0]["labels"]["yes"] == 20
     r = upload(admin, [("a.wav", wav())], key="default")
     assert r.status_code == 403 and "read-only" in r.get_json()["error"]
-    assert admin.delete(f"{API}/default", headers=admin.h).status_code == 403
+    assert admin.delete(f"{API}/default", headers=admin.headers).status_code == 403
     assert admin.get(f"{API}/default/clips?label=yes&per_page=5").get_json()["total"] == 20
     assert admin.get(f"{API}/user:nobody").status_code == 404
     assert admin.get(f"{API}/elsewhere").status_code == 404
@@ -288,7 +280,7 @@ def test_the_job_form_offers_data_sets_and_versions_and_refuses_what_cannot_trai
              ({"dataset": ["default"], "init": "no-such-version"}, "init", "no model version"),
              ({"dataset": ["default"], "init": 1.5}, "init", "id or name")]
     for body, field, message in cases:
-        r = admin.post("/admin/api/jobs", json=body, headers=admin.h)
+        r = admin.post("/admin/api/jobs", json=body, headers=admin.headers)
         assert r.status_code == 400, body
         assert message in " ".join(r.get_json()["fields"][field]).lower(), (body, r.get_json())
     with app.app_context():
@@ -299,12 +291,12 @@ def test_a_job_fine_tunes_a_version_on_several_data_sets_and_records_them(app_fa
     app = app_factory()
     admin = app.test_client()
     admin.token = login(admin)
-    admin.h = {"X-CSRFToken": admin.token}
+    admin.headers = {"X-CSRFToken": admin.token}
     hi_set(app, admin)
     with app.app_context():
         startup.check(app, auto_train=False)                          # registers the default
         start = db.session.scalars(select(ModelVersion)).one()        # the tiny model
-    r = admin.post("/admin/api/jobs", headers=admin.h, json={
+    r = admin.post("/admin/api/jobs", headers=admin.headers, json={
         "dataset": ["user:me", "folder"], "folder": str(tone_data), "init": start.id,
         "epochs": 2, "batch_size": 16, "activate": True})
     assert r.status_code == 202, r.get_json()
@@ -337,7 +329,7 @@ def test_a_version_is_evaluated_on_a_data_set_through_the_gallerys_job(app, admi
     assert 'id="evaluate-form"' in page and 'action="/admin/api/evaluations"' in page
     folder = str((data_dir(app) / "user" / "tones").resolve())
     assert f'name="folder" value="{folder}"' in page
-    r = admin.post("/admin/api/evaluations", json={"folder": folder}, headers=admin.h)
+    r = admin.post("/admin/api/evaluations", json={"folder": folder}, headers=admin.headers)
     assert r.status_code == 202 and r.get_json()["state"] == "succeeded", r.get_json()
     page = admin.get("/admin/datasets/user:tones").get_data(as_text=True)
     assert 'id="dataset-evaluations"' in page

@@ -38,13 +38,6 @@ def tones(tmp_path_factory) -> Path:
     return make_tone_set(tmp_path_factory.mktemp("tones20"), speakers=20, per_speaker=1)
 
 
-@pytest.fixture
-def admin(app):
-    client = app.test_client()
-    client.token = login(client)
-    return client
-
-
 def wait_for(predicate, timeout=120.0, step=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -40,10 +40,9 @@ def real_speech_card(run_dir: Path, words: float = 0.882, extra: float = 0.732) 
     return card
 
 
-@pytest.fixture(scope="module")
-def runs(tiny_run, tmp_path_factory) -> Path:
+def make_runs(tiny_run: Path, root: Path) -> Path:
     """A: no mistakes, with a real-speech card; B: three mistakes on the same test split."""
-    runs = tmp_path_factory.mktemp("new-user") / "runs"
+    runs = root / "runs"
     runs.mkdir()
     rows = json.loads((tiny_run / "predictions.json").read_text())
     labels = json.loads((tiny_run / "labels.json").read_text())
@@ -55,6 +54,11 @@ def runs(tiny_run, tmp_path_factory) -> Path:
     copy_run(tiny_run, runs, B_ID, {0: other(0), 1: other(1), 2: other(2)})
     copy_run(tiny_run, runs, FEW_ID, {})
     return runs
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_run, tmp_path_factory) -> Path:
+    return make_runs(tiny_run, tmp_path_factory.mktemp("new-user"))
 
 
 @pytest.fixture

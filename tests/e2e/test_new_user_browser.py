@@ -21,7 +21,7 @@ from ml.synth.tones import tone_clip
 from tests.e2e.conftest import open_page, serve
 from tests.helpers import PASSWORD, make_app
 from tests.test_gallery import copy_run
-from tests.test_new_user import A_ID, B_ID, FEW_ID, real_speech_card
+from tests.test_new_user import A_ID, B_ID, FEW_ID, make_runs
 from webapp.database import db
 from webapp.training import jobs, versions
 
@@ -90,18 +90,7 @@ def no_sideways_scroll(page):
 
 @pytest.fixture(scope="module")
 def runs(tiny_run, tmp_path_factory) -> Path:
-    runs = tmp_path_factory.mktemp("new-user-e2e") / "runs"
-    runs.mkdir()
-    rows = json.loads((tiny_run / "predictions.json").read_text())
-    labels = json.loads((tiny_run / "labels.json").read_text())
-
-    def other(i):
-        return next(label for label in labels if label != rows[i]["true"])
-
-    real_speech_card(copy_run(tiny_run, runs, A_ID, {}))
-    copy_run(tiny_run, runs, B_ID, {0: other(0), 1: other(1), 2: other(2)})
-    copy_run(tiny_run, runs, FEW_ID, {})
-    return runs
+    return make_runs(tiny_run, tmp_path_factory.mktemp("new-user-e2e"))
 
 
 @pytest.fixture
