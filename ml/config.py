@@ -190,11 +190,6 @@ def form_settings() -> list:
     return [f for f in fields(TrainConfig) if f.metadata["label"]]
 
 
-def defaults() -> dict:
-    """Every field's default (the required `data` left out)."""
-    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
-
-
 def check_value(name: str, value, what: str | None = None) -> None:
     """Raise ConfigError when `value` is not a valid setting `name` (None means "default");
     the message calls it `what` (default: the field's own wording)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.audio import CLIP_SAMPLES, SAMPLE_RATE
+from ml.audio import SAMPLE_RATE
 from ml.embedding import EmbeddingSpec, SpeechEmbedding
 
 VARIANTS = 3
@@ -87,6 +87,3 @@ def class_weights(y: np.ndarray, n: int) -> dict[int, float]:
     counts = np.bincount(y, minlength=n).astype(np.float64)
     return {i: float(len(y) / (n * c)) if c else 0.0 for i, c in enumerate(counts)}
 
-
-def clips_of(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, np.float32).reshape(-1, CLIP_SAMPLES)

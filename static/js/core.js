@@ -24,6 +24,20 @@ window.Hark = window.Hark || {};
   Hark.isCommand = (label) => !special.includes(label);
   Hark.percent = (p) => `${Math.round(p * 100)}%`;
 
+  /* A job's progress bar (role=progressbar with a child bar) at steps {done, total}. */
+  Hark.showProgress = function (bar, steps) {
+    bar.setAttribute("aria-valuemax", steps.total || 0);
+    bar.setAttribute("aria-valuenow", steps.done);
+    bar.firstElementChild.style.width = steps.total ? `${(100 * steps.done) / steps.total}%` : "0";
+  };
+
+  /* A job's log tail, kept scrolled to the end when the reader was there. */
+  Hark.showLog = function (log, text) {
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent = text || "";
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  };
+
   /* fetch(url, init); resolve with the JSON body, reject with the server's own message. */
   Hark.fetchJSON = async function (url, init) {
     let response;

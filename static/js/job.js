@@ -25,14 +25,8 @@
     const s = job.steps;
     $("job-steps").textContent = `${s.done} of ${s.total} ${s.unit}${job.stage ? ` · ${job.stage}` : ""}`;
     if ($("job-eta")) $("job-eta").textContent = Hark.timeLeft(job);
-    const bar = $("job-progress");
-    bar.setAttribute("aria-valuemax", s.total || 0);
-    bar.setAttribute("aria-valuenow", s.done);
-    bar.firstElementChild.style.width = s.total ? `${(100 * s.done) / s.total}%` : "0";
-    const log = $("job-log");
-    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-    log.textContent = job.log_tail || "";
-    if (atBottom) log.scrollTop = log.scrollHeight;
+    Hark.showProgress($("job-progress"), s);
+    Hark.showLog($("job-log"), job.log_tail);
   }
 
   async function poll() {

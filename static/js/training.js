@@ -88,14 +88,8 @@
       if (job.version) result.append(" · version ", Object.assign(document.createElement("code"), { textContent: job.version }));
     }
     showEta(running ? job : null);
-    const bar = $("live-progress");
-    bar.setAttribute("aria-valuemax", s.total || 0);
-    bar.setAttribute("aria-valuenow", s.done);
-    bar.firstElementChild.style.width = s.total ? `${(100 * s.done) / s.total}%` : "0";
-    const log = $("live-log");
-    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-    log.textContent = job.log_tail || "";
-    if (atBottom) log.scrollTop = log.scrollHeight;
+    Hark.showProgress($("live-progress"), s);
+    Hark.showLog($("live-log"), job.log_tail);
     drawCurves(job).catch(() => {});
   }
 
