@@ -43,8 +43,13 @@ class _Graph:
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
+        self.shape = tuple(self.interpreter.get_input_details()[0]["shape"])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape != self.shape:        # a span of audio for the feature graph (see windows)
+            self.interpreter.resize_tensor_input(self.input, x.shape)
+            self.interpreter.allocate_tensors()
+            self.shape = x.shape
         self.interpreter.set_tensor(self.input, x)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output).copy()
@@ -57,10 +62,25 @@ class _SpectrogramModel:
         self.spec = FeatureSpec.of(config.get("feature_params"), config["features"])
         self.share_key = ("spectrogram", self.spec)     # members with equal keys share features
         self._features = _Graph(run_dir / FEATURES_FILE, threads)
+        self._span_features = _Graph(run_dir / FEATURES_FILE, threads)   # resized to each span
         self._body = _Graph(run_dir / BODY_FILE, threads)
+
+    context = 0      # samples a window needs around it
 
     def features(self, clips: np.ndarray) -> np.ndarray:
         return self._features(clips)
+
+    def windows(self, audio: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
+        """Each window's input, from one pass of the feature graph over the audio they span:
+        its frames are local, so a window's are a slice of the whole's (equal to the last bit)
+        when the windows start on frame boundaries; otherwise one pass per window."""
+        first, step = int(starts[0]), self.spec.frame_step
+        if np.any((starts - first) % step):
+            return [self._features(audio[s:s + CLIP_SAMPLES][np.newaxis]) for s in starts]
+        span = np.ascontiguousarray(audio[first:int(starts[-1]) + CLIP_SAMPLES], np.float32)
+        frames = self._span_features(span[np.newaxis])
+        count = self.spec.shape()[0]
+        return [frames[:, i:i + count] for i in (starts - first) // step]
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         return self._body(features)
@@ -81,9 +101,14 @@ class _EmbeddingModel:
         self.share_key = ("embedding", self.embedding_spec)
         self._embed = SpeechEmbedding(self.embedding_spec, threads)
         self._body = _Graph(run_dir / BODY_FILE, threads)
+        self.context = int(self.embedding_spec.pad_s * SAMPLE_RATE)
 
     def features(self, clips: np.ndarray):
         return self._embed(clips)
+
+    def windows(self, audio: np.ndarray, starts: np.ndarray) -> list:
+        """Each window's embeddings heard in its context (see SpeechEmbedding.in_context)."""
+        return [(e[np.newaxis], None) for e in self._embed.in_context(audio, starts)]
 
     def probabilities(self, features) -> np.ndarray:
         return self._body(features[0])
@@ -107,13 +132,21 @@ class _EnsembleModel:
         self.weights = np.array([config.get("unknown_weight", 1.0) if label == UNKNOWN else 1.0
                                  for label in labels], np.float32)
         self.spec = self.members[0].feature_spec
+        self.context = max(m.model.context for m in self.members)
 
     def features(self, clips: np.ndarray):
         """Each member's input, computed once per kind (two heads share one embedding)."""
+        return self._shared(lambda model: model.features(clips))
+
+    def windows(self, audio: np.ndarray, starts: np.ndarray) -> list:
+        """Each window's inputs to every member, computed once per kind."""
+        return list(zip(*self._shared(lambda model: model.windows(audio, starts))))
+
+    def _shared(self, compute) -> list:
         done = {}
         for m in self.members:
             if m.model.share_key not in done:
-                done[m.model.share_key] = m.model.features(clips)
+                done[m.model.share_key] = compute(m.model)
         return [done[m.model.share_key] for m in self.members]
 
     def probabilities(self, features) -> np.ndarray:
@@ -176,6 +209,26 @@ class Classifier:
         with self._lock:
             for i, clip in enumerate(clips):
                 out[i] = self.model.probabilities(self.model.features(clip[np.newaxis]))[0]
+        return out
+
+    @property
+    def context(self) -> int:
+        """Samples of audio `predict_windows` needs on each side of a window."""
+        return self.model.context
+
+    def predict_windows(self, audio: np.ndarray, starts) -> np.ndarray:
+        """Probabilities (N, labels) of the one-second windows of 16 kHz `audio` that begin
+        at `starts` (increasing; `context` samples of audio needed before the first and after
+        the last): what a stream is made of. Features are computed once over the span, not
+        per window; an embedding model hears each window in its surroundings instead of
+        added silence. Starts on 10 ms boundaries (160 samples) share the most work.
+        """
+        starts = np.asarray(starts, np.int64)
+        out = np.zeros((len(starts), len(self.labels)), np.float32)
+        if len(starts):
+            with self._lock:
+                for i, feats in enumerate(self.model.windows(np.asarray(audio, np.float32), starts)):
+                    out[i] = self.model.probabilities(feats)[0]
         return out
 
     def feature_axes(self) -> tuple[np.ndarray, np.ndarray]:

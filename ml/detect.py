@@ -51,7 +51,7 @@ class DetectorError(ValueError):
 @dataclass(frozen=True)
 class DetectorConfig:
     """How the detector decides; `for_run` applies a run's config.json `detector` section."""
-    hop_s: float = 0.1            # between window starts (at most MAX_HOP_S)
+    hop_s: float = 0.1            # between window starts (10 ms frames, at most MAX_HOP_S)
     smooth: int = 5               # windows averaged, centred (odd)
     threshold: float = 0.8        # smoothed probability a command must reach ...
     thresholds: dict = field(default_factory=dict)   # ... or its own, per label
@@ -61,7 +61,7 @@ class DetectorConfig:
     edge_s: float = 0.05          # a window whose first or last edge_s is as loud as ...
     edge_ratio: float = 0.3       # ... this share of its loudest part cuts a word (0: off)
     unknown_weight: float | None = None   # weight of _unknown_ (None: as the run serves it)
-    batch: int = 64               # windows per model call
+    batch: int = 256              # windows per model call
 
     def __post_init__(self):
         def bad(name, why):
@@ -80,8 +80,8 @@ class DetectorConfig:
                     bad(f.name, "must be a positive number (or null)")
             elif not _number(value):
                 bad(f.name, "must be a number")
-        if not 0.005 <= self.hop_s <= MAX_HOP_S:
-            bad("hop_s", f"must be between 0.005 and {MAX_HOP_S} s")
+        if not (0.01 <= self.hop_s <= MAX_HOP_S and abs(self.hop_s * 100 - round(self.hop_s * 100)) < 1e-9):
+            bad("hop_s", f"must be a whole number of 10 ms frames from 0.01 to {MAX_HOP_S} s")
         if not (isinstance(self.smooth, int) and 1 <= self.smooth <= 15 and self.smooth % 2):
             bad("smooth", "must be an odd whole number of windows from 1 to 15")
         if not 0 < self.threshold <= 1:
@@ -167,9 +167,9 @@ class StreamState:
     """Everything a stream remembers between chunks; a caller keeps it and passes it back.
 
     `next_sample` is where (in 16 kHz samples from the stream's start) the next window
-    begins: a caller that keeps the audio itself (a web page) sends from there on (from
-    0 while it is negative: the silence the detector puts before a stream).
-    `tail` is audio already given that no full window used yet (not in `to_dict`).
+    begins (negative at first: the silence the detector puts before a stream).
+    `tail` is the audio held from the next window's context on (see `Detector.held_from`:
+    not in `to_dict`, a caller that keeps the audio resends it).
     """
     next_sample: int = 0
     tail: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
@@ -181,11 +181,6 @@ class StreamState:
     now: float = 0.0                               # centre of the last smoothed window
     latest: list | None = None                     # the last smoothed probabilities
     windows: int = 0                               # windows computed in all
-
-    @property
-    def expected_sample(self) -> int:
-        """Where the next audio given is assumed to start, when no start is said."""
-        return self.next_sample + len(self.tail)
 
     def to_dict(self) -> dict:
         """JSON for a caller to keep (floats exact; no audio: it resends from next_sample)."""
@@ -363,7 +358,13 @@ class Decider:
 
 
 class Detector:
-    """A classifier (any run, ensembles included) turned into a command detector."""
+    """A classifier (any run, ensembles included) turned into a command detector.
+
+    Windows go through `Classifier.predict_windows`: features computed once over the
+    audio held, and an embedding model hearing each window's surroundings (its `context`,
+    half a second each side), so the detector holds that much audio before the next window
+    and waits for that much after it.
+    """
 
     def __init__(self, classifier, config: DetectorConfig | None = None):
         self.classifier = classifier
@@ -372,6 +373,7 @@ class Detector:
                                float(classifier.config.get("unknown_weight", 1.0) or 1.0))
         self.hop = self.decider.hop
         self.pad = round(EDGE_PAD_S * SAMPLE_RATE)
+        self.context = int(classifier.context)
 
     def detect(self, wave: np.ndarray, rate: int = SAMPLE_RATE) -> list[Detection]:
         """Every command in one recording (any rate, any length)."""
@@ -379,67 +381,71 @@ class Detector:
         found = self.feed(state, to_model_rate(np.asarray(wave, np.float32), rate))
         return found + self.finish(state)
 
+    def held_from(self, state: StreamState) -> int:
+        """Where the audio the stream holds begins (samples from the stream's start): the next
+        window's start less its context. A caller that keeps the audio resends from here."""
+        return state.next_sample - self.context
+
     def feed(self, state: StreamState, samples: np.ndarray, start: int | None = None) -> list[Detection]:
         """Give the stream more 16 kHz audio; returns the detections now decided.
 
         `start` (in samples from the stream's start) says where `samples` begin; by
-        default right after the audio given before. Audio from before
-        `state.expected_sample` is skipped (a caller that resends overlap); a start
-        past it is a gap: what was open is decided and the stream goes on from there.
+        default right after the audio given before. Audio already held is skipped (a
+        caller that resends overlap); a start past the end of what is held is a gap:
+        what was open is decided and the stream goes on from there.
         """
         samples = np.asarray(samples, np.float32).ravel()
         out = []
-        if state.next_sample < 0 and not len(state.tail):
+        begins = state.windows == 0 and state.next_sample == 0 and not len(state.tail)
+        if not begins and not len(state.tail) and self.held_from(state) < 0:
             # A state from to_dict: the silence before the stream was not sent back; rebuild it.
-            state.tail = np.zeros(-state.next_sample, np.float32)
+            state.tail = np.zeros(-self.held_from(state), np.float32)
         if start is not None:
             start = int(start)
             if start < 0:
                 raise DetectorError("a stream's audio cannot start before its beginning")
-            expected = state.expected_sample
+            expected = 0 if begins else self.held_from(state) + len(state.tail)
             if start > expected:
                 out += self.decider.end_segment(state)
-                aligned = -(-start // self.hop) * self.hop
-                samples = samples[aligned - start:]
+                aligned = -(-(start + self.context) // self.hop) * self.hop
+                samples = samples[aligned - self.context - start:]
                 state.next_sample, state.tail = aligned, np.zeros(0, np.float32)
+                begins = False
             elif start < expected:
                 samples = samples[expected - start:]
-        if state.windows == 0 and state.next_sample == 0 and not len(state.tail):
+        if begins:
             # The stream begins: silence before it, so a word at once gets its windows too.
-            samples = np.concatenate([np.zeros(self.pad, np.float32), samples])
+            samples = np.concatenate([np.zeros(self.pad + self.context, np.float32), samples])
             state.next_sample = -self.pad
         state.tail = np.concatenate([state.tail, samples]) if len(state.tail) else samples
         return out + self._advance(state)
 
     def finish(self, state: StreamState) -> list[Detection]:
         """The stream has ended: silence after it (as before it), then every decision."""
-        extra = self.pad
+        extra = self.pad + self.context
         if state.windows == 0:   # a short clip: enough silence for its word to fill a few windows
-            extra = max(extra, CLIP_SAMPLES + 2 * self.pad - len(state.tail))
+            extra = max(extra, CLIP_SAMPLES + 2 * (self.pad + self.context) - len(state.tail))
         state.tail = np.concatenate([state.tail, np.zeros(extra, np.float32)])
         out = self._advance(state)
         state.tail = np.zeros(0, np.float32)
         return out + self.decider.end_segment(state)
 
     def _advance(self, state: StreamState) -> list[Detection]:
-        """Every whole window of the audio held, then drop what no later window needs."""
-        if len(state.tail) < CLIP_SAMPLES:
+        """Every whole window (with its context) of the audio held, then drop what no later
+        window needs."""
+        reach = CLIP_SAMPLES + 2 * self.context
+        if len(state.tail) < reach:
             return []
-        count = (len(state.tail) - CLIP_SAMPLES) // self.hop + 1
-        out = self._windows(state, state.tail, count)
+        count = (len(state.tail) - reach) // self.hop + 1
+        out = []
+        for i in range(0, count, self.config.batch):
+            starts = self.context + np.arange(i, min(i + self.config.batch, count)) * self.hop
+            span = state.tail[:starts[-1] + CLIP_SAMPLES + self.context]
+            probs = self.classifier.predict_windows(span, starts)
+            clips = np.lib.stride_tricks.sliding_window_view(span, CLIP_SAMPLES)[starts]
+            times = (state.next_sample + starts - self.context + CLIP_SAMPLES / 2) / SAMPLE_RATE
+            out += self.decider.rows(state, times, probs, cuts_word(frame_energy(clips), self.config))
         used = count * self.hop
         state.tail = state.tail[used:].copy()
         state.next_sample += used
-        return out
-
-    def _windows(self, state: StreamState, audio: np.ndarray, count: int) -> list[Detection]:
-        """Windows of `audio` at every hop, through the model `batch` at a time."""
-        starts = np.arange(count) * self.hop
-        out = []
-        for i in range(0, count, self.config.batch):
-            part = starts[i:i + self.config.batch]
-            clips = np.lib.stride_tricks.sliding_window_view(audio, CLIP_SAMPLES)[part]
-            probs = self.classifier.predict_batch(clips)
-            times = (state.next_sample + part + CLIP_SAMPLES / 2) / SAMPLE_RATE
-            out += self.decider.rows(state, times, probs, cuts_word(frame_energy(clips), self.config))
         return out

@@ -116,6 +116,41 @@ class SpeechEmbedding:
             out = self._embed.run(None, {self._embed_input: mel[..., np.newaxis]})[0]
         return out[..., 0].transpose(0, 2, 1)[:, :WINDOWS], mel
 
+    def in_context(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Embeddings [len(starts), 16, 96] of the one-second windows of `audio` that begin at
+        `starts` (16 kHz samples, multiples of FRAME_STEP), each heard in its context: the
+        half second (pad_s) around it is the audio itself, not added silence. `audio` must hold
+        that context (starts >= pad and start + 1 s + pad <= its length).
+
+        What a stream is made of: the mel frames of the whole span are computed once, and the
+        embedding network (convolutional in time, stride 8 frames) runs once per phase of the
+        window starts modulo 8 frames over all of them, instead of once per window: at a
+        50 ms hop about a fifth of the work.
+        """
+        starts = np.asarray(starts, np.int64)
+        out = np.zeros((len(starts), WINDOWS, DIM), np.float32)
+        if not len(starts):
+            return out
+        pad = int(self.spec.pad_s * SAMPLE_RATE)
+        first, last = int(starts.min()) - pad, int(starts.max()) + CLIP_SAMPLES + pad
+        if first < 0 or last > len(audio) or np.any(starts % FRAME_STEP):
+            raise ValueError("windows need their context inside the audio, at whole frames")
+        span = np.asarray(audio[first:last], np.float32)
+        noise = np.resize(dither_noise(2 * CLIP_SAMPLES), len(span))
+        span = ((span + self.spec.dither * noise) * self.spec.scale).astype(np.float32)
+        with self._lock:
+            mel = self._mel.run(None, {self._mel_input: span[np.newaxis]})[0][:, 0] / 10.0 + 2.0
+        frames = (starts - pad - first) // FRAME_STEP        # each padded window's first frame
+        for phase in np.unique(frames % STRIDE):
+            mine = np.flatnonzero(frames % STRIDE == phase)
+            top = int(frames[mine].max()) + (WINDOWS - 1) * STRIDE + WINDOW
+            with self._lock:
+                emb = self._embed.run(None, {self._embed_input: mel[:, phase:top, :, np.newaxis]})[0]
+            emb = emb[0, :, :, 0].T                          # output j: frames phase + 8 j on
+            first_out = (frames[mine] - phase) // STRIDE
+            out[mine] = emb[first_out[:, np.newaxis] + np.arange(WINDOWS)]
+        return out
+
     def embed_batches(self, clips: np.ndarray, batch: int = 64, log=None) -> np.ndarray:
         """Embeddings of many clips, `batch` at a time (training and evaluation)."""
         out = np.zeros((len(clips), WINDOWS, DIM), np.float32)

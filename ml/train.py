@@ -199,7 +199,7 @@ def _embedded(data: _Data, name: str, spec, cfg: TrainConfig, variants: int, log
     key = cache_key(data.data_hash, [str(c.path.relative_to(data.root)) for c in clips], spec,
                     cfg.seed, variants)
     return embed_cached(x, y, key, Path(cfg.runs) / ".cache" / "embeddings", spec, variants,
-                        cfg.seed, log)
+                        cfg.seed, log, labels=data.labels)
 
 
 def _smoothed_loss(n_labels: int, smoothing: float):

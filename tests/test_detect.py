@@ -254,11 +254,11 @@ def test_a_stream_in_chunks_finds_what_the_whole_recording_does(detector):
         pos += n
     found += detector.finish(state)
     assert [d.to_dict() for d in found] == whole
-    # a caller that keeps the audio: resend from next_sample, state through JSON
+    # a caller that keeps the audio: resend from held_from, state through JSON
     state, found, end = StreamState(), [], 0
     while end < len(wave):
         end = min(end + 3200, len(wave))
-        start = max(state.next_sample, 0)
+        start = max(detector.held_from(state), 0)
         found += detector.feed(state, wave[start:end], start)
         state = StreamState.from_dict(json.loads(json.dumps(state.to_dict())), 4, SMOOTH)
     assert [d.to_dict() for d in found + detector.finish(state)] == whole

@@ -5,7 +5,7 @@ ml.detect's Detector; the answer has its detections and a timeline figure. A
 live stream (form field or query parameter `stream`) is the same detector fed a
 chunk at a time, with a stateless server: each answer carries the stream's
 state, which the page sends back with the next chunk, together with the audio
-from the state's `next_s` on (so the server never keeps audio or sessions).
+from the answer's `next_s` on (so the server never keeps audio or sessions).
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def answer(classifier, data: bytes, name: str, max_seconds: float, started: floa
         latest = state.latest
         body.update(detections=[d.to_dict() for d in found],
                     state={**state.to_dict(), "model": classifier.version},
-                    next_s=max(state.next_sample, 0) / SAMPLE_RATE,
+                    next_s=max(detector.held_from(state), 0) / SAMPLE_RATE,
                     probabilities=None if latest is None else
                     {label: round(p, 4) for label, p in zip(classifier.labels, latest)})
     body["timing_ms"] = {k: round(v * 1e3, 3) for k, v in (
