@@ -70,7 +70,7 @@ class _SpectrogramModel:
     def features(self, clips: np.ndarray) -> np.ndarray:
         return self._features(clips)
 
-    def windows(self, audio: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
+    def windows(self, audio: np.ndarray, starts: np.ndarray, offset: int) -> list[np.ndarray]:
         """Each window's input, from one pass of the feature graph over the audio they span:
         its frames are local, so a window's are a slice of the whole's (equal to the last bit)
         when the windows start on frame boundaries; otherwise one pass per window."""
@@ -106,9 +106,9 @@ class _EmbeddingModel:
     def features(self, clips: np.ndarray):
         return self._embed(clips)
 
-    def windows(self, audio: np.ndarray, starts: np.ndarray) -> list:
+    def windows(self, audio: np.ndarray, starts: np.ndarray, offset: int) -> list:
         """Each window's embeddings heard in its context (see SpeechEmbedding.in_context)."""
-        return [(e[np.newaxis], None) for e in self._embed.in_context(audio, starts)]
+        return [(e[np.newaxis], None) for e in self._embed.in_context(audio, starts, offset)]
 
     def probabilities(self, features) -> np.ndarray:
         return self._body(features[0])
@@ -138,9 +138,9 @@ class _EnsembleModel:
         """Each member's input, computed once per kind (two heads share one embedding)."""
         return self._shared(lambda model: model.features(clips))
 
-    def windows(self, audio: np.ndarray, starts: np.ndarray) -> list:
+    def windows(self, audio: np.ndarray, starts: np.ndarray, offset: int) -> list:
         """Each window's inputs to every member, computed once per kind."""
-        return list(zip(*self._shared(lambda model: model.windows(audio, starts))))
+        return list(zip(*self._shared(lambda model: model.windows(audio, starts, offset))))
 
     def _shared(self, compute) -> list:
         done = {}
@@ -216,18 +216,19 @@ class Classifier:
         """Samples of audio `predict_windows` needs on each side of a window."""
         return self.model.context
 
-    def predict_windows(self, audio: np.ndarray, starts) -> np.ndarray:
+    def predict_windows(self, audio: np.ndarray, starts, offset: int = 0) -> np.ndarray:
         """Probabilities (N, labels) of the one-second windows of 16 kHz `audio` that begin
         at `starts` (increasing; `context` samples of audio needed before the first and after
         the last): what a stream is made of. Features are computed once over the span, not
         per window; an embedding model hears each window in its surroundings instead of
         added silence. Starts on 10 ms boundaries (160 samples) share the most work.
+        `offset`: where `audio` begins in its stream (the same window, the same numbers).
         """
         starts = np.asarray(starts, np.int64)
         out = np.zeros((len(starts), len(self.labels)), np.float32)
         if len(starts):
             with self._lock:
-                for i, feats in enumerate(self.model.windows(np.asarray(audio, np.float32), starts)):
+                for i, feats in enumerate(self.model.windows(np.asarray(audio, np.float32), starts, offset)):
                     out[i] = self.model.probabilities(feats)[0]
         return out
 

@@ -2,9 +2,11 @@
 
 A classifier answers for one second; people speak for longer. The detector
 slides one-second windows over the audio at a short hop (computed in batches
-through `Classifier.predict_batch`, so it serves every kind of run, ensembles
-included), averages each window's probabilities with its neighbours', and
-follows each word's probability over time:
+through `Classifier.predict_windows`, so it serves every kind of run, ensembles
+included: features once per batch, not per window, and a head on the speech
+embedding hearing each window in its surroundings, as it was trained to),
+averages each window's probabilities with its neighbours', and follows each
+word's probability over time:
 
 - a command is a *run* of consecutive windows where it is the most likely label
   and above its threshold;
@@ -441,7 +443,7 @@ class Detector:
         for i in range(0, count, self.config.batch):
             starts = self.context + np.arange(i, min(i + self.config.batch, count)) * self.hop
             span = state.tail[:starts[-1] + CLIP_SAMPLES + self.context]
-            probs = self.classifier.predict_windows(span, starts)
+            probs = self.classifier.predict_windows(span, starts, self.held_from(state))
             clips = np.lib.stride_tricks.sliding_window_view(span, CLIP_SAMPLES)[starts]
             times = (state.next_sample + starts - self.context + CLIP_SAMPLES / 2) / SAMPLE_RATE
             out += self.decider.rows(state, times, probs, cuts_word(frame_energy(clips), self.config))

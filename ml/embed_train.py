@@ -3,9 +3,10 @@
 The embedding cannot learn, so training-time augmentation happens before it:
 each training clip is embedded as it is and as `VARIANTS` altered copies (time
 shift, gain, then noise: white or pink, or half the time a stretch of one of the
-data set's own `_silence_` clips, the backgrounds it was recorded in), drawn from
-a seed, so the same data gives the same arrays. Real rooms are not white noise:
-heads that only ever heard hiss lost a tenth of their hits to a running tap. Extraction is most of the cost, so the arrays are cached on disk
+data set's own `_silence_` clips, the backgrounds it was recorded in; and half
+of them heard as the detector hears a stream, with the noise and sometimes a
+neighbouring word going on around the clip instead of silence), drawn from a
+seed, so the same data gives the same arrays. Extraction is most of the cost, so the arrays are cached on disk
 under a key of the data's content hash, the clip list and the recipe: a second
 training on the same data skips it.
 """
@@ -24,7 +25,8 @@ from ml.embedding import EmbeddingSpec, SpeechEmbedding
 VARIANTS = 3
 SHIFT_S, GAIN_DB, SNR_DB = 0.2, (-12.0, 6.0), (5.0, 30.0)
 BACKGROUND_SHARE, BACKGROUND_SNR_DB = 0.5, (0.0, 25.0)
-RECIPE = 2      # bump when the variants or the extraction change: old cache entries are not reused
+CONTEXT_SHARE, NEIGHBOUR_SHARE, NEIGHBOUR_GAP_S = 0.5, 0.4, (0.0, 0.6)
+RECIPE = 3      # bump when the variants or the extraction change: old cache entries are not reused
 HEAD_LABEL_SMOOTHING = 0.1   # the heads fit synthetic voices less tightly: better on real ones
 
 
@@ -39,29 +41,40 @@ def _noise(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, backgrounds: np.ndarray, n: int) -> np.ndarray:
-    """A random stretch (circularly rolled) of one background clip, at unit RMS."""
-    clip = np.roll(backgrounds[rng.integers(len(backgrounds))], int(rng.integers(n)))[:n]
+    """`n` samples of one background clip (rolled at random, repeated), at unit RMS."""
+    clip = np.resize(np.roll(backgrounds[rng.integers(len(backgrounds))], int(rng.integers(n))), n)
     return clip / (np.sqrt(np.mean(clip.astype(np.float64) ** 2)) + 1e-12)
 
 
-def variant(clip: np.ndarray, rng: np.random.Generator,
-            backgrounds: np.ndarray | None = None) -> np.ndarray:
-    """One altered copy of a one-second clip: shifted, louder or softer, with noise
-    (a background clip's, when `backgrounds` has any, or white or pink)."""
+def variant(clip: np.ndarray, rng: np.random.Generator, backgrounds: np.ndarray | None = None,
+            neighbours: np.ndarray | None = None, context: int = 0) -> np.ndarray:
+    """One altered copy of a one-second clip, with `context` samples either side: shifted,
+    louder or softer, with noise (a background clip's, when `backgrounds` has any, or white
+    or pink). Half the copies are heard as in a stream: the noise goes on through the context,
+    and some have part of a neighbouring clip (from `neighbours`) in it; the others have
+    silence there, as a single clip is padded."""
+    n = len(clip)
     shift = int(rng.uniform(-SHIFT_S, SHIFT_S) * SAMPLE_RATE)
-    out = np.zeros_like(clip)
-    if shift >= 0:
-        out[shift:] = clip[:len(clip) - shift]
-    else:
-        out[:shift] = clip[-shift:]
-    out = out * 10 ** (rng.uniform(*GAIN_DB) / 20)
-    level = np.sqrt(np.mean(out ** 2))
+    out = np.zeros(n + 2 * context, np.float32)
+    out[context + max(shift, 0):context + n + min(shift, 0)] = clip[max(-shift, 0):n - max(shift, 0)]
+    out *= 10 ** (rng.uniform(*GAIN_DB) / 20)
+    level = np.sqrt(np.mean(out[context:context + n] ** 2))
+    streamed = context > 0 and rng.random() < CONTEXT_SHARE
+    if streamed and neighbours is not None and len(neighbours) and rng.random() < NEIGHBOUR_SHARE:
+        other = neighbours[rng.integers(len(neighbours))] * 10 ** (rng.uniform(*GAIN_DB) / 20)
+        gap = int(rng.uniform(*NEIGHBOUR_GAP_S) * SAMPLE_RATE)
+        at = context - gap - n if rng.random() < 0.5 else context + n + gap
+        lo, hi = max(at, 0), min(at + n, len(out))
+        if hi > lo:
+            out[lo:hi] += other[lo - at:hi - at]
     if level > 1e-5:     # silence stays silence plus its own noise
+        part = slice(None) if streamed else slice(context, context + n)
+        length = len(out[part])
         if backgrounds is not None and len(backgrounds) and rng.random() < BACKGROUND_SHARE:
-            noise, snr = _background(rng, backgrounds, len(out)), BACKGROUND_SNR_DB
+            noise, snr = _background(rng, backgrounds, length), BACKGROUND_SNR_DB
         else:
-            noise, snr = _noise(rng, len(out)), SNR_DB
-        out = out + noise * level / 10 ** (rng.uniform(*snr) / 20)
+            noise, snr = _noise(rng, length), SNR_DB
+        out[part] += noise * level / 10 ** (rng.uniform(*snr) / 20)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
@@ -74,15 +87,6 @@ def backgrounds_of(x: np.ndarray, y: np.ndarray, labels: list[str]) -> np.ndarra
     return audible if len(audible) else None
 
 
-def with_variants(x: np.ndarray, y: np.ndarray, seed: int, variants: int = VARIANTS,
-                  backgrounds: np.ndarray | None = None):
-    """The clips followed by `variants` altered copies of each (labels repeated to match)."""
-    rng = np.random.default_rng([seed, 42])
-    copies = [x] + [np.stack([variant(c, rng, backgrounds) for c in x]) if len(x) else x
-                    for _ in range(variants)]
-    return np.concatenate(copies), np.concatenate([y] * (variants + 1))
-
-
 def cache_key(data_hash: str, paths: list[str], spec: EmbeddingSpec, seed: int, variants: int) -> str:
     text = json.dumps([RECIPE, data_hash, paths, spec.params(), seed, variants])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -91,17 +95,24 @@ def cache_key(data_hash: str, paths: list[str], spec: EmbeddingSpec, seed: int, 
 def embed_cached(x: np.ndarray, y: np.ndarray, key: str, cache: Path | None, spec: EmbeddingSpec,
                  variants: int, seed: int, log=print, threads: int = 2,
                  labels: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of the clips (and their variants, with `labels` naming the label ids so
-    the `_silence_` clips serve as backgrounds), from the cache when it has them."""
+    """Embeddings of the clips and of `variants` altered copies of each (see `variant`;
+    `labels` names the label ids, so the `_silence_` clips serve as backgrounds), from the
+    cache when it has them."""
     path = Path(cache) / f"{key}.npz" if cache else None
     if path is not None and path.is_file():
         with np.load(path) as stored:
             log(f"embeddings from the cache ({path.name})")
             return stored["e"].astype(np.float32), stored["y"]
+    log(f"embedding {len(x) * (variants + 1)} clips ({len(x)} and {variants} variants of each)")
+    embedding = SpeechEmbedding(spec, threads=threads)
+    parts = [embedding.embed_batches(x, log=log)]
+    rng = np.random.default_rng([seed, 42])
     backgrounds = backgrounds_of(x, y, labels) if labels else None
-    xs, ys = with_variants(x, y, seed, variants, backgrounds) if variants else (x, y)
-    log(f"embedding {len(xs)} clips ({len(x)} and {variants} variants of each)")
-    emb = SpeechEmbedding(spec, threads=threads).embed_batches(xs, log=log)
+    context = int(spec.pad_s * SAMPLE_RATE)
+    for _ in range(variants):
+        copies = np.stack([variant(c, rng, backgrounds, x, context) for c in x]) if len(x) else x
+        parts.append(embedding.embed_batches(copies, log=log, context=context))
+    emb, ys = np.concatenate(parts), np.concatenate([y] * (variants + 1))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")

@@ -116,11 +116,13 @@ class SpeechEmbedding:
             out = self._embed.run(None, {self._embed_input: mel[..., np.newaxis]})[0]
         return out[..., 0].transpose(0, 2, 1)[:, :WINDOWS], mel
 
-    def in_context(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    def in_context(self, audio: np.ndarray, starts: np.ndarray, offset: int = 0) -> np.ndarray:
         """Embeddings [len(starts), 16, 96] of the one-second windows of `audio` that begin at
         `starts` (16 kHz samples, multiples of FRAME_STEP), each heard in its context: the
         half second (pad_s) around it is the audio itself, not added silence. `audio` must hold
-        that context (starts >= pad and start + 1 s + pad <= its length).
+        that context (starts >= pad and start + 1 s + pad <= its length). `offset` is where
+        `audio` begins in its stream: the dither follows the stream, so a window gets the same
+        numbers whichever span it is computed in (and a clip alone, at 0, those of `__call__`).
 
         What a stream is made of: the mel frames of the whole span are computed once, and the
         embedding network (convolutional in time, stride 8 frames) runs once per phase of the
@@ -136,7 +138,8 @@ class SpeechEmbedding:
         if first < 0 or last > len(audio) or np.any(starts % FRAME_STEP):
             raise ValueError("windows need their context inside the audio, at whole frames")
         span = np.asarray(audio[first:last], np.float32)
-        noise = np.resize(dither_noise(2 * CLIP_SAMPLES), len(span))
+        cycle = dither_noise(2 * CLIP_SAMPLES)
+        noise = np.resize(np.roll(cycle, -((offset + first) % len(cycle))), len(span))
         span = ((span + self.spec.dither * noise) * self.spec.scale).astype(np.float32)
         with self._lock:
             mel = self._mel.run(None, {self._mel_input: span[np.newaxis]})[0][:, 0] / 10.0 + 2.0
@@ -151,11 +154,18 @@ class SpeechEmbedding:
             out[mine] = emb[first_out[:, np.newaxis] + np.arange(WINDOWS)]
         return out
 
-    def embed_batches(self, clips: np.ndarray, batch: int = 64, log=None) -> np.ndarray:
-        """Embeddings of many clips, `batch` at a time (training and evaluation)."""
+    def embed_batches(self, clips: np.ndarray, batch: int = 64, log=None, context: int = 0) -> np.ndarray:
+        """Embeddings of many clips, `batch` at a time (training and evaluation). With
+        `context`, each clip carries that many samples of its surroundings either side (the
+        `pad_s` of the spec), heard instead of added silence."""
         out = np.zeros((len(clips), WINDOWS, DIM), np.float32)
         for i in range(0, len(clips), batch):
-            out[i:i + batch] = self(clips[i:i + batch])[0]
+            part = clips[i:i + batch]
+            if context:
+                starts = context + np.arange(len(part)) * part.shape[1]
+                out[i:i + batch] = self.in_context(part.reshape(-1), starts)
+            else:
+                out[i:i + batch] = self(part)[0]
             if log and (i // batch) % 50 == 49:
                 log(f"embedded {i + batch} of {len(clips)} clips")
         return out

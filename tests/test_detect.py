@@ -182,7 +182,7 @@ def test_settings_are_checked_and_a_run_can_carry_its_own():
     assert DetectorConfig.for_run({"detector": {"threshold": 0.7}}).threshold == 0.7
     assert DetectorConfig.for_run({"detector": {"threshold": 0.7}}, {"threshold": 0.6}).threshold == 0.6
     assert DetectorConfig.for_run({}) == DetectorConfig()
-    for bad, match in [({"hop_s": 0.2}, "hop_s"), ({"smooth": 4}, "smooth"),
+    for bad, match in [({"hop_s": 0.2}, "hop_s"), ({"hop_s": 0.025}, "hop_s"), ({"smooth": 4}, "smooth"),
                        ({"threshold": 0}, "threshold"), ({"thresholds": {"go": 2}}, "thresholds"),
                        ({"min_windows": 0}, "min_windows"), ({"unknown_weight": -1}, "unknown_weight"),
                        ({"refractory_s": "1"}, "refractory_s"), ({"volume": 11}, "unknown detector setting")]:
@@ -262,6 +262,45 @@ def test_a_stream_in_chunks_finds_what_the_whole_recording_does(detector):
         found += detector.feed(state, wave[start:end], start)
         state = StreamState.from_dict(json.loads(json.dumps(state.to_dict())), 4, SMOOTH)
     assert [d.to_dict() for d in found + detector.finish(state)] == whole
+
+
+class _Recorder:
+    """A real classifier that keeps every window's probabilities it was asked for."""
+
+    def __init__(self, classifier):
+        self.classifier, self.rows = classifier, []
+        self.labels, self.config, self.context = classifier.labels, classifier.config, classifier.context
+
+    def predict_windows(self, audio, starts, offset=0):
+        probs = self.classifier.predict_windows(audio, starts, offset)
+        self.rows += list(probs)
+        return probs
+
+
+def test_a_model_that_hears_context_streams_in_chunks_as_it_reads_a_whole_recording():
+    """The shipped ensemble (its embedding heads hear half a second around each window): a
+    caller resending from held_from in 0.2 s chunks, its state through JSON, gets every
+    window the whole recording gets, heard the same."""
+    from ml.classifier import Classifier
+    from tests.helpers import ROOT
+
+    shipped = Classifier(ROOT / "models" / "default")
+    wave, _ = tone_recording(["yes", "down"], gap_s=1.0)
+    whole = _Recorder(shipped)
+    Detector(whole).detect(wave)
+    chunked = _Recorder(shipped)
+    detector, state, end = Detector(chunked), StreamState(), 0
+    assert detector.context == 8000
+    while end < len(wave):
+        end = min(end + 3200, len(wave))
+        start = max(detector.held_from(state), 0)
+        detector.feed(state, wave[start:end], start)
+        if end < len(wave):     # (the audio still held goes with the last state: finish needs it)
+            state = StreamState.from_dict(json.loads(json.dumps(state.to_dict())), len(shipped.labels),
+                                          detector.config.smooth)
+    detector.finish(state)
+    assert len(chunked.rows) == len(whole.rows) == round((len(wave) / SAMPLE_RATE + 0.6 - 1) / 0.05) + 1
+    assert np.allclose(chunked.rows, whole.rows, atol=1e-3)
 
 
 def test_a_gap_in_a_stream_is_skipped_over(detector):

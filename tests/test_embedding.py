@@ -113,3 +113,45 @@ def test_the_whole_sequence_graph_equals_sixteen_windows_of_the_original(clips):
     slow = original.run(None, {original.get_inputs()[0].name:
                                windows.reshape(-1, WINDOW, mel.shape[2], 1)})[0]
     assert np.allclose(fast, slow.reshape(fast.shape), atol=1e-4)
+
+
+def test_a_window_in_a_stream_hears_its_surroundings(clips):
+    """in_context: silence around a clip gives the clip's own embeddings; a clip between
+    others hears them at its edges and matches in its middle; one pass per phase of the
+    starts gives what a pass per window gives."""
+    from ml.embedding import SpeechEmbedding
+
+    emb, pad, n = SpeechEmbedding(), 8000, 16000
+    alone = np.concatenate([np.zeros(pad), clips[1], np.zeros(pad)]).astype(np.float32)
+    assert np.allclose(emb.in_context(alone, [pad])[0], emb(clips[1:2])[0][0], atol=1e-5)
+    stream = np.concatenate([np.zeros(pad), *clips[:3], np.zeros(pad)]).astype(np.float32)
+    middle = emb.in_context(stream, [pad + n])[0]
+    own = emb(clips[1:2])[0][0]
+    change = np.linalg.norm(middle - own, axis=1) / np.linalg.norm(own, axis=1)
+    assert change[0] > 0.1 and change[-1] > 0.1     # its first and last 0.76 s hear clips 0 and 2
+    assert change[6:10].max() < 0.02               # 0.76 s inside the clip: itself (the dither differs)
+    starts = pad + np.arange(0, 2 * n + 1, 800)                  # 5 frames apart: every phase
+    together = emb.in_context(stream, starts)
+    apart = np.stack([emb.in_context(stream, [s])[0] for s in starts])
+    assert np.allclose(together, apart, rtol=1e-4, atol=5e-3)
+    for bad in ([pad - 160], [pad + 80], [len(stream) - n - pad + 160]):
+        with pytest.raises(ValueError):
+            emb.in_context(stream, bad)
+
+
+def test_the_shipped_ensemble_serves_windows_of_a_stream(clips):
+    """A window with silence around it is the clip alone, to the last digit; one call for
+    many windows gives what a call per window gives."""
+    from ml.classifier import Classifier
+    from tests.helpers import ROOT
+
+    clf = Classifier(ROOT / "models" / "default")
+    pad = clf.context
+    assert pad == 8000
+    alone = [np.concatenate([np.zeros(pad), c, np.zeros(pad)]).astype(np.float32) for c in clips[:2]]
+    got = np.concatenate([clf.predict_windows(a, [pad]) for a in alone])
+    assert np.allclose(got, clf.predict_batch(clips[:2]), atol=1e-5)
+    stream = np.concatenate([np.zeros(pad), *clips[:3], np.zeros(pad)]).astype(np.float32)
+    starts = pad + np.arange(0, 2 * 16000 + 1, 1600)
+    one_by_one = np.concatenate([clf.predict_windows(stream, [s]) for s in starts])
+    assert np.allclose(clf.predict_windows(stream, starts), one_by_one, atol=1e-4)

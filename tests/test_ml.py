@@ -179,6 +179,20 @@ def test_served_graphs_match_the_keras_model(tiny_run, tone_data):
     assert "tensorflow" not in __import__("ml.classifier").classifier.__dict__
 
 
+def test_windows_of_a_span_are_its_clips_one_at_a_time(tiny_run):
+    """predict_windows runs the feature graph once over the span: the same numbers as a clip
+    at a time, on frame boundaries or not."""
+    from ml.classifier import Classifier
+
+    clf = Classifier(tiny_run)
+    assert clf.context == 0
+    wave = np.random.default_rng(5).normal(0, 0.1, 3 * 16000).astype(np.float32)
+    view = np.lib.stride_tricks.sliding_window_view(wave, 16000)
+    for starts in (np.arange(0, 2 * 16000 + 1, 800), np.arange(7, 2 * 16000, 1111)):
+        assert np.allclose(clf.predict_windows(wave, starts), clf.predict_batch(view[starts]), atol=1e-6)
+    assert clf.predict_windows(wave, []).shape == (0, len(clf.labels))
+
+
 def test_export_command_rewrites_serving_files(tiny_run, capsys):
     from ml.classifier import Classifier
 
