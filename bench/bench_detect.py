@@ -49,9 +49,10 @@ TUNE_SEEDS, TEST_SEEDS = "0-7", "100-107"
 # Coordinate search: each setting in turn takes the value that scores best, twice over.
 # refractory_s stops at 1 s (a word said once a second is heard each time) and wait_s at
 # 0.5 s (live mode shows a word about wait_s + 0.6 s after its centre; longer waits
-# measured here gained under 0.02 of the objective). Then each command's own threshold
-# (most false alarms are one word heard as one command: "off" as "up").
-LABEL_THRESHOLDS = [0.4, 0.5, 0.6, 0.7, 0.8]
+# measured here gained under 0.02 of the objective). A threshold per label, searched the
+# same way on the tune half, does not carry over: for the shipped ensemble it reached 94.9%
+# hits there and 88.7% on the other half (one global threshold: see the README). It is
+# left to a run's config.
 SEARCH = {"hop_s": [0.05, 0.1], "smooth": [1, 3, 5, 7, 9],
           "threshold": [0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
           "min_windows": [1, 2, 3, 4, 5, 6], "refractory_s": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
@@ -200,15 +201,12 @@ def tune(clf, wavs: list[Path], start) -> object:
     cached = [(*window_probs(clf, w, round(0.05 * SAMPLE_RATE)), read_truth(w)) for w in wavs]
     served = float(clf.config.get("unknown_weight", 1.0) or 1.0)
     best, best_t = start, evaluate(start, clf.labels, served, cached)
-    commands = [label for label in clf.labels if label not in ("_silence_", "_unknown_")]
-    steps = [(name, values) for name, values in SEARCH.items()
-             if name != "unknown_weight" or "_unknown_" in clf.labels]
-    steps += [(label, LABEL_THRESHOLDS) for label in commands]
     for _ in range(2):
-        for name, values in steps:
+        for name, values in SEARCH.items():
             for v in values:
-                change = {"thresholds": {**best.thresholds, name: v}} if name in commands else {name: v}
-                trial = replace(best, **change)
+                if name == "unknown_weight" and "_unknown_" not in clf.labels and v is not None:
+                    continue
+                trial = replace(best, **{name: v})
                 t = evaluate(trial, clf.labels, served, cached)
                 if objective(t) > objective(best_t):
                     best, best_t = trial, t

@@ -185,7 +185,7 @@ class StreamState:
     windows: int = 0                               # windows computed in all
 
     def to_dict(self) -> dict:
-        """JSON for a caller to keep (floats exact; no audio: it resends from next_sample)."""
+        """JSON for a caller to keep (floats exact; no audio: it resends from `held_from`)."""
         return {"v": STATE_VERSION, "next_sample": self.next_sample,
                 "raw": [[t, [float(p) for p in row], c] for t, row, c in self.raw],
                 "fresh": self.fresh,

@@ -6,9 +6,9 @@ shift, gain, then noise: white or pink, or half the time a stretch of one of the
 data set's own `_silence_` clips, the backgrounds it was recorded in; and half
 of them heard as the detector hears a stream, with the noise and sometimes a
 neighbouring word going on around the clip instead of silence), drawn from a
-seed, so the same data gives the same arrays. Extraction is most of the cost, so the arrays are cached on disk
-under a key of the data's content hash, the clip list and the recipe: a second
-training on the same data skips it.
+seed, so the same data gives the same arrays. Extraction is most of the cost, so
+the arrays are cached on disk under a key of the data's content hash, the clip
+list and the recipe: a second training on the same data skips it.
 """
 from __future__ import annotations
 

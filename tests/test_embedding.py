@@ -155,3 +155,28 @@ def test_the_shipped_ensemble_serves_windows_of_a_stream(clips):
     starts = pad + np.arange(0, 2 * 16000 + 1, 1600)
     one_by_one = np.concatenate([clf.predict_windows(stream, [s]) for s in starts])
     assert np.allclose(clf.predict_windows(stream, starts), one_by_one, atol=1e-4)
+
+
+def test_training_copies_are_heard_alone_or_as_in_a_stream(clips):
+    """ml/embed_train.variant: a copy with silence around it embeds as the one-second clip
+    does (what a single clip gets); the others carry noise, and some a neighbouring clip,
+    in the half second either side (what a window of a stream gets)."""
+    from ml.embed_train import backgrounds_of, variant
+    from ml.embedding import SpeechEmbedding
+
+    rng, pad = np.random.default_rng(0), 8000
+    labels = ["_silence_", "down", "go", "yes"]
+    y = np.arange(len(clips)) % len(labels)
+    backgrounds = backgrounds_of(clips, y, labels)
+    assert backgrounds is not None and len(backgrounds) == 1
+    copies = np.stack([variant(clips[i % len(clips)], rng, backgrounds, clips, pad) for i in range(40)])
+    assert copies.shape == (40, 16000 + 2 * pad)
+    around = np.abs(np.concatenate([copies[:, :pad], copies[:, -pad:]], axis=1)).max(axis=1)
+    alone, streamed = copies[around == 0], copies[around > 0]
+    assert len(alone) >= 8 and len(streamed) >= 8
+    loud = (np.abs(copies[:, :pad]).max(axis=1) > 0.1) | (np.abs(copies[:, -pad:]).max(axis=1) > 0.1)
+    assert loud.sum() >= 2                         # a neighbouring clip, not just noise
+    emb = SpeechEmbedding()
+    assert np.allclose(emb.embed_batches(alone[:4], context=pad),
+                       emb.embed_batches(np.ascontiguousarray(alone[:4, pad:-pad])), atol=1e-5)
+    assert backgrounds_of(clips, y, ["down", "go", "yes", "up"]) is None
