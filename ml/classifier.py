@@ -57,6 +57,7 @@ class _Graph:
 
 class _SpectrogramModel:
     """features.tflite (waveform -> image) then body.tflite (image -> probabilities)."""
+    context = 0      # samples a window needs around it (none: a spectrogram is local)
 
     def __init__(self, run_dir: Path, config: dict, threads: int):
         self.spec = FeatureSpec.of(config.get("feature_params"), config["features"])
@@ -64,8 +65,6 @@ class _SpectrogramModel:
         self._features = _Graph(run_dir / FEATURES_FILE, threads)
         self._span_features = _Graph(run_dir / FEATURES_FILE, threads)   # resized to each span
         self._body = _Graph(run_dir / BODY_FILE, threads)
-
-    context = 0      # samples a window needs around it
 
     def features(self, clips: np.ndarray) -> np.ndarray:
         return self._features(clips)

@@ -111,7 +111,7 @@ def embed_cached(x: np.ndarray, y: np.ndarray, key: str, cache: Path | None, spe
     context = int(spec.pad_s * SAMPLE_RATE)
     for _ in range(variants):
         copies = np.stack([variant(c, rng, backgrounds, x, context) for c in x]) if len(x) else x
-        parts.append(embedding.embed_batches(copies, log=log, context=context))
+        parts.append(embedding.embed_batches(copies, log=log))
     emb, ys = np.concatenate(parts), np.concatenate([y] * (variants + 1))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

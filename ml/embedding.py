@@ -154,15 +154,18 @@ class SpeechEmbedding:
             out[mine] = emb[first_out[:, np.newaxis] + np.arange(WINDOWS)]
         return out
 
-    def embed_batches(self, clips: np.ndarray, batch: int = 64, log=None, context: int = 0) -> np.ndarray:
-        """Embeddings of many clips, `batch` at a time (training and evaluation). With
-        `context`, each clip carries that many samples of its surroundings either side (the
-        `pad_s` of the spec), heard instead of added silence."""
+    def embed_batches(self, clips: np.ndarray, batch: int = 64, log=None) -> np.ndarray:
+        """Embeddings of many clips, `batch` at a time (training and evaluation). Clips longer
+        than a second carry their surroundings (the spec's `pad_s` either side), heard instead
+        of added silence."""
+        pad = int(self.spec.pad_s * SAMPLE_RATE)
+        if clips.shape[1] not in (CLIP_SAMPLES, CLIP_SAMPLES + 2 * pad):
+            raise ValueError(f"clips of {clips.shape[1]} samples: one second, or with {pad} either side")
         out = np.zeros((len(clips), WINDOWS, DIM), np.float32)
         for i in range(0, len(clips), batch):
             part = clips[i:i + batch]
-            if context:
-                starts = context + np.arange(len(part)) * part.shape[1]
+            if part.shape[1] > CLIP_SAMPLES:
+                starts = pad + np.arange(len(part)) * part.shape[1]
                 out[i:i + batch] = self.in_context(part.reshape(-1), starts)
             else:
                 out[i:i + batch] = self(part)[0]
