@@ -29,11 +29,12 @@ def site(tmp_path, tiny_run):
 
 
 def epoch(app, job_id, n, of):
+    """Epoch n's log line, then its record: a poll that sees the epoch sees its line too."""
     with app.app_context():
+        jobs.LogTail(job_id)(f"epoch {n}/{of}: loss {1.5 / n:.4f}")
         jobs.record_epoch(job_id, {"epoch": n, "epochs": of, "loss": 1.5 / n, "accuracy": 0.2 * n,
                                    "val_loss": 1.7 / n, "val_accuracy": 0.18 * n,
                                    "elapsed_s": 3.0 * n, "eta_s": 3.0 * (of - n)})
-        jobs.LogTail(job_id)(f"epoch {n}/{of}: loss {1.5 / n:.4f}")
 
 
 def trace_points(page, div: str) -> int:

@@ -123,11 +123,12 @@ def log_in(page, url):
 
 
 def record_epoch(app, job_id, n, of):
+    """Epoch n's log line, then its record: a poll that sees the epoch sees its line too."""
     with app.app_context():
+        jobs.LogTail(job_id)(f"epoch {n}/{of}")
         jobs.record_epoch(job_id, {"epoch": n, "epochs": of, "loss": 1.2 / n, "accuracy": 0.3 * n,
                                    "val_loss": 1.3 / n, "val_accuracy": 0.3 * n,
                                    "elapsed_s": 30.0 * n, "eta_s": 30.0 * (of - n)})
-        jobs.LogTail(job_id)(f"epoch {n}/{of}")
 
 
 # ---- 1, 4: accuracy in context; the Training page and a page per job ------------------------------
