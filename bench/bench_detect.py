@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,12 +38,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from ml.speakers import link_half  # noqa: E402  (no TensorFlow: cheap)
 SHARED = ROOT.parent / "shared"
 SPEECH = SHARED / "speech"
 MAKE_STREAM = SHARED / "tools" / "make_stream.py"
 TOLERANCE_S = 0.75
 FLOORS = "floors (default model, noisy): hits >= 92%, wrong labels <= 3%, false alarms <= 1/min"
-TUNE_HALF, TEST_HALF = 0, 1
 TUNE_SEEDS, TEST_SEEDS = "0-7", "100-107"
 # Coordinate search: each setting in turn takes the value that scores best, twice over.
 # refractory_s stops at 1 s (a word said once a second is heard each time) and wait_s at
@@ -60,26 +59,16 @@ SEARCH = {"hop_s": [0.05, 0.1], "smooth": [1, 3, 5, 7, 9],
           "edge_ratio": [0.0, 0.1, 0.15, 0.2, 0.3, 0.5], "edge_s": [0.03, 0.05, 0.08]}
 
 
-def speaker_half(name: str) -> int:
-    """0 or 1 by the speaker's hash (the 8 hex digits before _nohash_)."""
-    match = re.search(r"([0-9a-f]{8})_nohash_", name, re.IGNORECASE)
-    key = match.group(1).lower() if match else name
-    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 2
-
-
 def half_dir(part: int | None, cache: Path) -> Path:
-    """../shared/speech, or a folder of links to one half of its speakers' clips."""
+    """../shared/speech, or a folder of links to one half of its speakers' clips
+    (`python -m ml data speakers`), in its layout: words/<word>/ and extra/."""
     if part is None:
         return SPEECH
     dest = cache / f"speech-half{part}"
     if not (dest / "done").is_file():
-        for sub in [Path("words") / w.name for w in sorted((SPEECH / "words").iterdir())] + \
-                   [Path("extra") / "_unknown_"]:
-            (dest / sub).mkdir(parents=True, exist_ok=True)
-            for clip in sorted((SPEECH / sub).glob("*.wav")):
-                link = dest / sub / clip.name
-                if speaker_half(clip.name) == part and not link.exists():
-                    link.symlink_to(clip)
+        shutil.rmtree(dest, ignore_errors=True)
+        for sub in ("words", "extra"):
+            link_half([SPEECH / sub], part, dest / sub)
         (dest / "done").write_text("")
     return dest
 
@@ -290,6 +279,9 @@ def main() -> int:
     ap.add_argument("--tune", action="store_true",
                     help=f"first choose settings on the tune half (seeds {TUNE_SEEDS}, noisy and clean)")
     ap.add_argument("--tune-seeds", default=TUNE_SEEDS)
+    ap.add_argument("--tune-half", type=int, choices=(0, 1), default=0,
+                    help="the speakers' half settings are chosen on (default 0); the other is "
+                         "the test half")
     ap.add_argument("--no-live", action="store_true", help="skip timing live mode's requests")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "hark-detect-streams"),
                     help="where recordings are made and kept")
@@ -308,7 +300,7 @@ def main() -> int:
     config = DetectorConfig.for_run(clf.config, overrides)
     print(f"model {clf.version} ({args.model}), {len(clf.labels)} labels")
     if args.tune:
-        wavs = [recording(cache, TUNE_HALF, s, noise, args.words)
+        wavs = [recording(cache, args.tune_half, s, noise, args.words)
                 for s in seeds(args.tune_seeds) for noise in (True, False)]
         print(f"tuning on {len(wavs)} recordings of the tune half (seeds {args.tune_seeds}, noise on and off)")
         print(HEADER)
@@ -317,7 +309,7 @@ def main() -> int:
                   if v != getattr(DetectorConfig(), k)}
         print("chosen (config.json \"detector\"):", json.dumps(chosen))
     print(f"detector: {json.dumps(config.to_dict())}")
-    part = {"tune": TUNE_HALF, "test": TEST_HALF, "all": None}[args.half]
+    part = {"tune": args.tune_half, "test": 1 - args.tune_half, "all": None}[args.half]
     detector = Detector(clf, config)
     print(f"\nscored on the {args.half} half of the speakers, seeds {args.seeds}, "
           f"{args.words} clips each (20% outside the vocabulary); tolerance {TOLERANCE_S} s")

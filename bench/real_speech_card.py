@@ -5,9 +5,11 @@ it hears synthetic voices; pages show this file's figures beside it, labelled
 "real speech" (webapp/gallery/accuracy.py). The file holds the reports of
 `python -m ml evaluate --model RUN --data FOLDER --json` for ../shared/speech/words
 (the 8 commands) and ../shared/speech/extra (silence and other words), and how
-they were measured (commands, date, clips, speakers, library versions).
+they were measured (commands, date, clips, speakers, library versions). A run trained
+on one half of those speakers (`python -m ml data speakers ... --half 0`) is evaluated
+on the other half only: `--half 1`.
 
-Run: PYTHONPATH=. .venv/bin/python bench/real_speech_card.py --model RUN
+Run: PYTHONPATH=. .venv/bin/python bench/real_speech_card.py --model RUN [--half 1]
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import argparse
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,23 +42,32 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def card(run_dir: Path, folders: dict[str, Path]) -> dict:
+def card(run_dir: Path, folders: dict[str, Path], half: int | None = None) -> dict:
     from ml import runs
     from ml.classifier import Classifier
     from ml.evaluate import evaluate_folder
+    from ml.speakers import link_half
 
     classifier = Classifier(run_dir)
     config = runs.read_json(run_dir / "config.json")
     sets = []
     for name, title in SETS:
-        folder = folders[name]
-        started = time.perf_counter()
-        report, _ = evaluate_folder(classifier, folder)
-        sets.append({"name": name, "title": title, "folder": shown(folder),
-                     "speakers": speakers(folder), "seconds": round(time.perf_counter() - started, 1),
-                     "command": f"python -m ml evaluate --model {shown(run_dir)} "
-                                f"--data {shown(folder)} --json",
-                     "report": report})
+        folder = source = folders[name]
+        command = ""
+        with tempfile.TemporaryDirectory() as tmp:
+            if half is not None:
+                folder = Path(tmp) / f"{name}-half{half}"
+                link_half([source], half, folder)
+                command = (f"python -m ml data speakers {shown(source)} --half {half} "
+                           f"--dest {folder.name} && ")
+            started = time.perf_counter()
+            report, _ = evaluate_folder(classifier, folder)
+            sets.append({"name": name, "title": title, "folder": shown(source), "half": half,
+                         "speakers": speakers(folder),
+                         "seconds": round(time.perf_counter() - started, 1),
+                         "command": command + f"python -m ml evaluate --model {shown(run_dir)} "
+                                              f"--data {folder.name if half is not None else shown(folder)} --json",
+                         "report": report})
     return {
         "about": "How this model hears real people: recordings of human speakers from Google's "
                  "Speech Commands (CC BY 4.0), none of them in its training data. Each report is "
@@ -75,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True, help="the run directory (e.g. models/default)")
     ap.add_argument("--words", default=str(SHARED / "words"), help="folder of the 8 command words")
     ap.add_argument("--extra", default=str(SHARED / "extra"), help="folder of _silence_ and _unknown_")
+    ap.add_argument("--half", type=int, choices=(0, 1),
+                    help="only this half of the speakers (ml/speakers.py): the run trained on the other")
     args = ap.parse_args(argv)
     folders = {"words": Path(args.words), "extra": Path(args.extra)}
     missing = [str(p) for p in folders.values() if not p.is_dir()]
@@ -82,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: real speech not found at {', '.join(missing)}")
         return 0
     run_dir = Path(args.model)
-    result = card(run_dir, folders)
+    result = card(run_dir, folders, args.half)
     from ml import runs
 
     runs.write_json(run_dir / "real_speech.json", result)

@@ -13,7 +13,6 @@ set, UNKNOWN_WEIGHTS in ml/synth/generate.py, which its dataset.json hands to tr
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -28,14 +27,14 @@ WEIGHTS = (1.0, 0.7, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05)
 def load(clf, folder: Path):
     from ml import dataset
     from ml.export import label_weights
+    from ml.speakers import speaker_half
 
     _, clips = dataset.list_clips(folder)
     x, y, kept = dataset.load_arrays(clips, clf.labels, lambda m: None)
     probs = clf.predict_batch(x)
     raw = probs / np.array(label_weights(clf.labels, clf.config.get("unknown_weight", 1.0)))
     raw /= raw.sum(axis=1, keepdims=True)   # undo the run's own weight
-    half = np.array([int(hashlib.sha1((c.speaker or c.path.name).encode()).hexdigest(), 16) % 2
-                     for c in kept])
+    half = np.array([speaker_half(c.path.name) for c in kept])
     return raw, y, half
 
 

@@ -28,6 +28,13 @@ def _data_default(args):
     print(json.dumps(summary, indent=1))
 
 
+def _data_speakers(args):
+    from ml.speakers import link_half
+
+    counts = link_half(args.sources, args.half, args.dest)
+    print(json.dumps({"dest": str(args.dest), "half": args.half, "clips": counts}, indent=1))
+
+
 def _train(args):
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     if len(values["data"]) == 1:     # one --data: a folder, as in a run made before several were possible
@@ -198,6 +205,13 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=DEFAULT_SEED)
     d.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     d.set_defaults(func=_data_default)
+    d = data.add_parser("speakers", help="link one half of real speakers' clips (split by speaker) "
+                                         "into a data folder, to train on it and check on the other")
+    d.add_argument("sources", nargs="+", help="folders in the one-folder-per-label layout, "
+                                              "e.g. ../shared/speech/words ../shared/speech/extra")
+    d.add_argument("--half", type=int, choices=(0, 1), required=True)
+    d.add_argument("--dest", required=True, help="a new folder for the links")
+    d.set_defaults(func=_data_speakers)
 
     t = sub.add_parser("train", help="train a model on a data folder; prints the run directory",
                        epilog="architectures: " + "; ".join(

@@ -23,24 +23,42 @@ def test_default_model_ships_complete_and_small():
     assert config["members"] == ["members/kws", "members/embed-mlp", "members/embed-conv"]
 
 
-def _evaluate(folder: Path) -> dict:
+# The default model trained on the synthetic set and on half 0 of the real speakers
+# (`python -m ml data speakers ... --half 0`): it is checked on the other half only.
+HELD_OUT_HALF = 1
+
+
+def _evaluate(folder: Path, tmp: Path) -> dict:
     from ml.classifier import Classifier
     from ml.evaluate import evaluate_folder
+    from ml.speakers import link_half
 
-    return evaluate_folder(Classifier(DEFAULT), folder, log=lambda m: None)[0]
+    link_half([folder], HELD_OUT_HALF, tmp / folder.name)
+    return evaluate_folder(Classifier(DEFAULT), tmp / folder.name, log=lambda m: None)[0]
 
 
-# The floors of the default model on real speakers (issue 12); the shipped ensemble reaches
-# 94.8% on the words, 100% _silence_ and 85.8% _unknown_ recall.
+def test_default_model_trained_on_the_other_half_of_the_real_speakers():
+    from ml.speakers import speaker_half
+
+    datasets = json.loads((DEFAULT / "config.json").read_text())["datasets"]
+    real = [d for d in datasets if d["path"] != "data/default"]
+    assert [d["path"] for d in real] == [f"data/real-half{1 - HELD_OUT_HALF}"]
+    split = json.loads((DEFAULT / "split.json").read_text())
+    heard = [Path(p).name for part in split.values() for p in part if p.startswith("real-half")]
+    assert len(heard) > 1000 and {speaker_half(name) for name in heard} == {1 - HELD_OUT_HALF}
+
+
+# The floors of the default model on the real speakers it never heard (issue 12); the shipped
+# ensemble reaches 94.8% on the words, 99.2% _silence_ and 91.0% _unknown_ recall.
 WORDS_FLOOR = 0.94
 
 
-def test_default_model_understands_real_speakers():
-    report = _evaluate(require_shared_speech() / "words")
-    assert report["n"] > 1000 and report["accuracy"] >= WORDS_FLOOR
+def test_default_model_understands_real_speakers(tmp_path):
+    report = _evaluate(require_shared_speech() / "words", tmp_path)
+    assert report["n"] > 800 and report["accuracy"] >= WORDS_FLOOR
 
 
-def test_default_model_knows_silence_and_other_words():
-    per_class = _evaluate(require_shared_speech() / "extra")["per_class"]
+def test_default_model_knows_silence_and_other_words(tmp_path):
+    per_class = _evaluate(require_shared_speech() / "extra", tmp_path)["per_class"]
     assert per_class["_silence_"]["recall"] >= 0.95
     assert per_class["_unknown_"]["recall"] >= 0.75

@@ -144,6 +144,13 @@ def test_real_speech_card_script_writes_what_the_pages_read(app, runs, tone_data
     assert [m["kind"] for m in found] == ["test", "real", "real"]
     assert found[1]["accuracy"] == words["report"]["accuracy"] and found[1]["n"] == 80
 
+    # A run trained on half of the speakers is carded on the other half only.
+    assert script.main(["--model", str(run), "--words", str(tone_data), "--extra", str(tone_data),
+                        "--half", "1"]) == 0
+    half = json.loads((run / "real_speech.json").read_text())["sets"][0]
+    assert half["half"] == 1 and 0 < half["speakers"] < 10 and 0 < half["report"]["n"] < 80
+    assert half["command"].startswith("python -m ml data speakers ") and " --half 1 " in half["command"]
+
 
 # ---- 3. activation says what changes -----------------------------------------------------------
 

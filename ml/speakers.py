@@ -1,0 +1,52 @@
+"""Halves of a folder of real speakers, split by speaker: to train on one and check on the other.
+
+Speech Commands names every clip `<speaker>_nohash_<n>.wav` (words outside the
+vocabulary put the word first: `on_<speaker>_nohash_0.wav`), so a stable hash of
+the 8 hex digits puts each person in half 0 or 1 for good. Training on one half and
+scoring on the other never scores a voice the model has heard. Clips without a
+speaker (`_silence_`) are placed by their own name. `python -m ml data speakers`
+links one half into a data folder; the benches score the other half the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from ml.dataset import DataError, list_clips
+
+SPEAKER_IN_NAME = re.compile(r"([0-9a-f]{8})_nohash_", re.IGNORECASE)
+
+
+def speaker_half(name: str) -> int:
+    """0 or 1 by the speaker's hash in a file name (by the whole name where there is none)."""
+    match = SPEAKER_IN_NAME.search(name)
+    key = match.group(1).lower() if match else name
+    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 2
+
+
+def link_half(sources: list[str | Path], half: int, dest: str | Path) -> dict[str, int]:
+    """Link the clips of `half`'s speakers from label folders `sources` into `dest`, keeping
+    their labels and names; returns clips per label. Links, not copies: the clips stay
+    where their licence and owner keep them."""
+    if half not in (0, 1):
+        raise DataError(f"half must be 0 or 1, not {half}")
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise DataError(f"{dest}: already exists and is not empty (choose another --dest)")
+    counts: dict[str, int] = {}
+    for source in sources:
+        _, clips = list_clips(Path(source))
+        for clip in clips:
+            if speaker_half(clip.path.name) != half:
+                continue
+            target = dest / clip.label / clip.path.name
+            if target.exists():
+                raise DataError(f"{clip.path.name} is in more than one source under {clip.label}/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(clip.path.resolve(), target)
+            counts[clip.label] = counts.get(clip.label, 0) + 1
+    if not counts:
+        raise DataError(f"no clips of half {half} in {', '.join(map(str, sources))}")
+    return dict(sorted(counts.items()))
