@@ -52,21 +52,22 @@ def card(run_dir: Path, folders: dict[str, Path], half: int | None = None) -> di
     config = runs.read_json(run_dir / "config.json")
     sets = []
     for name, title in SETS:
-        folder = source = folders[name]
-        command = ""
+        source = folders[name]
         with tempfile.TemporaryDirectory() as tmp:
-            if half is not None:
-                folder = Path(tmp) / f"{name}-half{half}"
+            folder, data, command = source, shown(source), ""
+            if half is not None:    # only the speakers of that half, linked
+                folder = data = Path(tmp) / f"{name}-half{half}"
                 link_half([source], half, folder)
-                command = (f"python -m ml data speakers {shown(source)} --half {half} "
-                           f"--dest {folder.name} && ")
+                data = folder.name
+                command = f"python -m ml data speakers {shown(source)} --half {half} --dest {data} && "
+                title += f", the half of the speakers it never heard (half {half})"
             started = time.perf_counter()
             report, _ = evaluate_folder(classifier, folder)
             sets.append({"name": name, "title": title, "folder": shown(source), "half": half,
                          "speakers": speakers(folder),
                          "seconds": round(time.perf_counter() - started, 1),
                          "command": command + f"python -m ml evaluate --model {shown(run_dir)} "
-                                              f"--data {folder.name if half is not None else shown(folder)} --json",
+                                              f"--data {data} --json",
                          "report": report})
     return {
         "about": "How this model hears real people: recordings of human speakers from Google's "

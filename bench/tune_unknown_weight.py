@@ -4,7 +4,9 @@ The synthetic training set makes `_unknown_` a catch-all for voices unlike the
 synthetic ones; a weight below 1 (ml/export.py LabelWeights) trades a little
 `_unknown_` recall for command accuracy. This picks the weight on the speakers
 of one half of ../shared/speech (split by speaker hash) and prints the figures
-for the other half and for all speakers, for every weight tried.
+for the other half and for all speakers, for every weight tried. Never tune on a half the
+run trained on: for the default (trained on half 0) that is done with a run of the same
+recipe on half 1 and `--tune-half 0`.
 
 Run: PYTHONPATH=. .venv/bin/python bench/tune_unknown_weight.py --model RUN_DIR
 Then: python -m ml export --model RUN_DIR --unknown-weight W (and, for the default
@@ -58,6 +60,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--min-unknown", type=float, default=0.65, help="keep _unknown_ recall above this")
+    ap.add_argument("--tune-half", type=int, choices=(0, 1), default=0,
+                    help="the speakers' half the weight is chosen on (default 0): never one the run "
+                         "trained on")
     args = ap.parse_args()
     if not (SHARED / "words").is_dir():
         print(f"skipped: real speech not found at {SHARED}")
@@ -70,7 +75,7 @@ def main():
           f" | all: words silence unknown")
     best = None
     for w in WEIGHTS:
-        t, o, a = (figures(data, clf.labels, w, part) for part in (0, 1, None))
+        t, o, a = (figures(data, clf.labels, w, part) for part in (args.tune_half, 1 - args.tune_half, None))
         print(f"{w:>6} | " + " | ".join(f"{f['words']:.3f} {f['silence']:.3f} {f['unknown']:.3f}"
                                         for f in (t, o, a)))
         if t["unknown"] >= args.min_unknown and (

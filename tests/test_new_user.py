@@ -111,6 +111,15 @@ def test_every_accuracy_says_what_it_was_measured_on(app, runs):
     assert f"on the test split of folder {folder}" in tables
 
 
+def test_a_run_on_several_data_sets_names_them_all():
+    from webapp.gallery.accuracy import test_split_name
+
+    config = {"data": "data", "datasets": [{"path": "data/default"}, {"path": "data/real-half0"}]}
+    assert test_split_name(config) == "the test split of the synthetic set and folder real-half0"
+    assert test_split_name({"data": "data/default", "datasets": [{"path": "data/default"}]}) == \
+        "the synthetic test split"
+
+
 def test_a_stored_gallery_evaluation_is_a_measure_of_its_version(app, runs, tone_data):
     store = Path(app.config["HARK_INSTANCE"]) / "evaluations"
     store.mkdir(parents=True, exist_ok=True)

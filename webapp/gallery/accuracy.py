@@ -37,8 +37,16 @@ def _figure(kind: str, on: str, report: dict | None, key: str, url: str | None =
             "key": key, "url": url, "note": note}
 
 
+SET_NAMES = {"default": "the synthetic set", "mini_speech_commands": "mini Speech Commands"}
+
+
 def test_split_name(config: dict) -> str:
-    """How people read a run's test split: synthetic, mini Speech Commands, or a named folder."""
+    """How people read a run's test split: synthetic, mini Speech Commands, a named folder, or
+    several of them (a run trained on more than one data set)."""
+    datasets = config.get("datasets")
+    if isinstance(datasets, list) and len(datasets) > 1 and all(isinstance(d, dict) for d in datasets):
+        names = [Path(str(d.get("path") or "?")).name for d in datasets]
+        return "the test split of " + " and ".join(SET_NAMES.get(n, f"folder {n}") for n in names)
     name = Path(str(config.get("data") or "")).name
     if name in DATASET_NAMES:
         return DATASET_NAMES[name]
@@ -106,7 +114,8 @@ def measures(run_dir: str | Path | None) -> list[dict]:
     out += real
     card = gallery_data.read_cached(run_dir / REAL_SPEECH_FILE) or {}
     measured = {str((ROOT / s["folder"]).resolve()) for s in card.get("sets", [])
-                if isinstance(s, dict) and isinstance(s.get("folder"), str)} if real else set()
+                if isinstance(s, dict) and isinstance(s.get("folder"), str)
+                and s.get("half") is None} if real else set()   # half a folder is not the folder
     out += _evaluations(run_dir, measured)
     return out
 
