@@ -207,7 +207,7 @@ def test_int8_costs_at_most_one_and_a_half_points_on_real_speech(tmp_path):
     default, config = _shipped_network()
     if not (ROOT / config["data"]).is_dir():
         pytest.skip(f"{config['data']} (the shipped model's training data, for calibration) is missing: "
-                    "make it with python -m ml data default")
+                    "make it as the README's command line section says")
     from ml.exporters import export
 
     lines = []
