@@ -70,12 +70,40 @@ class Facts:
     def run_id(self) -> str:
         return self.config.get("run_id") or self.run_dir.name
 
-    def data_json(self, name: str):
-        path = self.data_root / name
+    def folders(self) -> list[TrainingFolder]:
+        """Each data folder the run trained on (one, or those of config.json's `datasets`)."""
+        records = self.config.get("datasets")
+        if not isinstance(records, list) or len(records) < 2:
+            return [TrainingFolder(Path(str(self.config.get("data", ""))).name, self.data_root, None)]
+        out = []
+        for record in records:
+            path = Path(str(record.get("path", "")))
+            try:
+                root = self.data_root / path.relative_to(str(self.config.get("data", "")))
+            except ValueError:
+                root = path
+            out.append(TrainingFolder(path.name, root, record.get("clips")))
+        return out
+
+
+@dataclass(frozen=True)
+class TrainingFolder:
+    """One folder of training clips, described by what its dataset.json says."""
+    name: str
+    root: Path
+    clips: int | None
+
+    def info(self) -> dict:
         try:
-            return json.loads(path.read_text()) if path.is_file() else None
+            info = json.loads((self.root / "dataset.json").read_text())
         except (OSError, ValueError):
-            return None
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    @property
+    def synthetic(self) -> bool:
+        info = self.info()
+        return "engines" in info or (self.name == "default" and not info)
 
 
 def write_bundle(out: Path, facts: Facts) -> None:
@@ -228,24 +256,28 @@ def _card_data(facts: Facts) -> str:
              f"- Training data: `{c.get('data', '?')}` (content SHA-256 `{str(c.get('data_hash', '?'))[:16]}…`)",
              f"- Split 80/10/10 {split.get(c.get('split'), c.get('split', '?'))}: "
              + ", ".join(f"{sizes[k]:,} {k}" for k in ("train", "val", "test") if k in sizes) + " clips"]
-    info = facts.data_json("dataset.json")
-    if info:
-        engines = ", ".join(f"{e} ({(info.get('speakers') or {}).get(e, '?')} synthetic speakers)"
-                            for e in info.get("engines", []))
-        lines.append(f"- The synthetic default set (`python -m ml data default`, "
-                     f"{info.get('clips', '?'):,} clips): text-to-speech voices only, no human "
-                     f"recordings. Engines: {engines}. Each voice is varied (pitch, rate, formants) and "
-                     "each clip placed, scaled, reverberated, filtered and mixed with procedural noise.")
-    elif _is_default_set(facts):
-        lines.append("- The synthetic default set (`python -m ml data default`): text-to-speech voices "
-                     "only, no human recordings (its folder is not on the machine that exported this).")
-    elif Path(c.get("data", "")).name == MINI_SPEECH_COMMANDS:
-        lines.append("- The mini Speech Commands set: human recordings of the eight words.")
+    lines += [_folder_line(folder) for folder in facts.folders()]
     return "\n".join(lines)
 
 
-def _is_default_set(facts: Facts) -> bool:
-    return Path(facts.config.get("data", "")).name == "default"
+def _folder_line(folder: TrainingFolder) -> str:
+    info, clips = folder.info(), folder.clips or folder.info().get("clips")
+    count = f", {clips:,} clips" if isinstance(clips, int) else ""
+    if folder.synthetic:
+        engines = ", ".join(f"{e} ({(info.get('speakers') or {}).get(e, '?')} synthetic speakers)"
+                            for e in info.get("engines", []))
+        return (f"- `{folder.name}`: the synthetic default set (`python -m ml data default`{count}): "
+                "text-to-speech voices only, no human recordings. "
+                + (f"Engines: {engines}. Each voice is varied (pitch, rate, formants) and each clip "
+                   "placed, scaled, reverberated, filtered and mixed with procedural noise."
+                   if info else "(Its folder is not on the machine that exported this.)"))
+    if "speakers_of" in info:
+        return (f"- `{folder.name}`: human recordings{count}, half {info.get('half', '?')} of the "
+                f"speakers of {', '.join(map(str, info['speakers_of']))} (split by speaker, "
+                "`python -m ml data speakers`; the other half was never trained on).")
+    if folder.name == MINI_SPEECH_COMMANDS:
+        return f"- `{folder.name}`: the mini Speech Commands set{count}: human recordings of the eight words."
+    return f"- `{folder.name}`{count}: clips not made by Hark."
 
 
 def _card_recipe(facts: Facts) -> str:
@@ -351,7 +383,7 @@ def _card_speed(facts: Facts) -> str:
 
 
 def _card_use(facts: Facts) -> str:
-    synthetic = facts.data_json("dataset.json") is not None or _is_default_set(facts)
+    synthetic = all(folder.synthetic for folder in facts.folders())
     voices = ("- It learnt from synthetic voices only: it hears real people less well than its "
               "test-split figure says (see the other folders above), and some accents, children's "
               "and older voices, and far-field or noisy recordings least of all.\n" if synthetic else "")
@@ -368,25 +400,32 @@ Limits:
   someone: check its errors on your own recordings first."""
 
 
-def _card_licences(facts: Facts) -> str:
-    lines = ["## Licences", ""]
-    readme = facts.data_root / "README.md"
+def _folder_licences(folder: TrainingFolder) -> list[str]:
+    readme = folder.root / "README.md"
     text = readme.read_text() if readme.is_file() else ""
     if LICENCE_HEADING in text:
         section = text.split(LICENCE_HEADING, 1)[1].split("\n## ", 1)[0]
-        lines += ["The training voices (from the data set's README.md):",
-                  *[line for line in section.strip().splitlines() if line.startswith("- ")]]
-    elif _is_default_set(facts) or facts.data_json("dataset.json"):
+        return [f"The training voices of `{folder.name}` (from its README.md):",
+                *[line for line in section.strip().splitlines() if line.startswith("- ")]]
+    if folder.synthetic:
         from ml.synth.engines import ORDER
         from ml.synth.generate import LICENCES
 
-        used = (facts.data_json("dataset.json") or {}).get("engines") or ORDER
-        lines += ["The training voices (the synthetic default set draws on these engines where installed):",
-                  *[f"- **{name}**: {LICENCES[name]}" for name in used if name in LICENCES]]
-    elif Path(facts.config.get("data", "")).name == MINI_SPEECH_COMMANDS:
-        lines.append(f"The training clips: {SPEECH_COMMANDS_LICENCE}")
-    else:
-        lines.append("The training clips: not recorded by Hark; the licence of the folder's own clips applies.")
+        used = folder.info().get("engines") or ORDER
+        return [f"The training voices of `{folder.name}` (the synthetic default set draws on these "
+                "engines where installed):",
+                *[f"- **{name}**: {LICENCES[name]}" for name in used if name in LICENCES]]
+    if folder.name == MINI_SPEECH_COMMANDS:
+        return [f"The training clips of `{folder.name}`: {SPEECH_COMMANDS_LICENCE}"]
+    where = f" (from {', '.join(map(str, folder.info()['speakers_of']))})" if "speakers_of" in folder.info() else ""
+    return [f"The training clips of `{folder.name}`{where}: not recorded by Hark; the licence of "
+            "its own clips applies."]
+
+
+def _card_licences(facts: Facts) -> str:
+    lines = ["## Licences", ""]
+    for folder in facts.folders():
+        lines += _folder_licences(folder)
     if facts.uses_embedding:
         inputs = [p["input"] for p in facts.manifest["parts"]]
         heads = "the head" if inputs.count("embedding") == 1 else "the heads"

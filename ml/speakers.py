@@ -10,6 +10,7 @@ links one half into a data folder; the benches score the other half the same way
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -28,8 +29,8 @@ def speaker_half(name: str) -> int:
 
 def link_half(sources: list[str | Path], half: int, dest: str | Path) -> dict[str, int]:
     """Link the clips of `half`'s speakers from label folders `sources` into `dest`, keeping
-    their labels and names; returns clips per label. Links, not copies: the clips stay
-    where their licence and owner keep them."""
+    their labels and names, and a dataset.json saying where they come from; returns clips per
+    label. Links, not copies: the clips stay where their licence and owner keep them."""
     if half not in (0, 1):
         raise DataError(f"half must be 0 or 1, not {half}")
     dest = Path(dest)
@@ -49,4 +50,8 @@ def link_half(sources: list[str | Path], half: int, dest: str | Path) -> dict[st
             counts[clip.label] = counts.get(clip.label, 0) + 1
     if not counts:
         raise DataError(f"no clips of half {half} in {', '.join(map(str, sources))}")
-    return dict(sorted(counts.items()))
+    counts = dict(sorted(counts.items()))
+    about = {"speakers_of": [str(s) for s in sources], "half": half, "clips": sum(counts.values()),
+             "labels": counts}       # what a model card says of these clips (ml/bundle.py)
+    (dest / "dataset.json").write_text(json.dumps(about, indent=1) + "\n")
+    return counts

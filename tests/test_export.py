@@ -306,6 +306,31 @@ def test_model_card_names_the_voices_licences_without_the_data_folder(tmp_path):
     assert "Not measured for this export" in card
 
 
+def test_model_card_describes_each_data_folder_of_a_run(tmp_path):
+    """A run on the synthetic set and half of some real speakers: the card says both."""
+    from ml import bundle as bundle_module
+    from ml.speakers import link_half
+
+    speech = tmp_path / "speech" / "go"
+    speech.mkdir(parents=True)
+    for n in range(40):
+        sf.write(speech / f"{n:08x}_nohash_0.wav", np.zeros(160, np.float32), 16000)
+    link_half([speech.parent], 0, tmp_path / "data" / "real-half0")
+    (tmp_path / "data" / "default").mkdir()
+    (tmp_path / "data" / "default" / "dataset.json").write_text(json.dumps({"engines": ["espeak"]}))
+    config = {"data": "data", "datasets": [{"path": "data/default", "clips": 100},
+                                           {"path": "data/real-half0", "clips": 21}]}
+    facts = bundle_module.Facts(
+        run_dir=tmp_path, config=config, labels=["go"], metrics=None, evaluations=[],
+        latency={}, model_files={}, data_root=tmp_path / "data")
+    data, licences = bundle_module._card_data(facts), bundle_module._card_licences(facts)
+    assert "`default`: the synthetic default set (`python -m ml data default`, 100 clips)" in data
+    assert f"`real-half0`: human recordings, 21 clips, half 0 of the speakers of {speech.parent}" in data
+    assert "The training voices of `default`" in licences and "**espeak**" in licences
+    assert f"The training clips of `real-half0` (from {speech.parent})" in licences
+    assert "synthetic voices only" not in bundle_module._card_use(facts)
+
+
 def _wav_files(folder: Path) -> list[Path]:
     """Tone words at several rates, channel counts and lengths (what Hark's decode accepts)."""
     folder.mkdir()
