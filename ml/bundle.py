@@ -74,7 +74,7 @@ class Facts:
         """Each data folder the run trained on (one, or those of config.json's `datasets`)."""
         records = self.config.get("datasets")
         if not isinstance(records, list) or len(records) < 2:
-            return [TrainingFolder(Path(str(self.config.get("data", ""))).name, self.data_root, None)]
+            return [TrainingFolder.at(self.data_root, Path(str(self.config.get("data", ""))).name)]
         out = []
         for record in records:
             path = Path(str(record.get("path", "")))
@@ -82,28 +82,31 @@ class Facts:
                 root = self.data_root / path.relative_to(str(self.config.get("data", "")))
             except ValueError:
                 root = path
-            out.append(TrainingFolder(path.name, root, record.get("clips")))
+            out.append(TrainingFolder.at(root, path.name, record.get("clips")))
         return out
 
 
 @dataclass(frozen=True)
 class TrainingFolder:
-    """One folder of training clips, described by what its dataset.json says."""
+    """One folder of training clips, described by what its dataset.json says (`info`: empty
+    where the folder is not on this machine)."""
     name: str
     root: Path
     clips: int | None
+    info: dict
 
-    def info(self) -> dict:
+    @classmethod
+    def at(cls, root: Path, name: str, clips: int | None = None) -> TrainingFolder:
         try:
-            info = json.loads((self.root / "dataset.json").read_text())
+            info = json.loads((root / "dataset.json").read_text())
         except (OSError, ValueError):
-            return {}
-        return info if isinstance(info, dict) else {}
+            info = {}
+        info = info if isinstance(info, dict) else {}
+        return cls(name, root, clips if clips is not None else info.get("clips"), info)
 
     @property
     def synthetic(self) -> bool:
-        info = self.info()
-        return "engines" in info or (self.name == "default" and not info)
+        return "engines" in self.info or (self.name == "default" and not self.info)
 
 
 def write_bundle(out: Path, facts: Facts) -> None:
@@ -261,8 +264,8 @@ def _card_data(facts: Facts) -> str:
 
 
 def _folder_line(folder: TrainingFolder) -> str:
-    info, clips = folder.info(), folder.clips or folder.info().get("clips")
-    count = f", {clips:,} clips" if isinstance(clips, int) else ""
+    info = folder.info
+    count = f", {folder.clips:,} clips" if isinstance(folder.clips, int) else ""
     if folder.synthetic:
         engines = ", ".join(f"{e} ({(info.get('speakers') or {}).get(e, '?')} synthetic speakers)"
                             for e in info.get("engines", []))
@@ -271,7 +274,7 @@ def _folder_line(folder: TrainingFolder) -> str:
                 + (f"Engines: {engines}. Each voice is varied (pitch, rate, formants) and each clip "
                    "placed, scaled, reverberated, filtered and mixed with procedural noise."
                    if info else "(Its folder is not on the machine that exported this.)"))
-    if "speakers_of" in info:
+    if isinstance(info.get("speakers_of"), list):
         return (f"- `{folder.name}`: human recordings{count}, half {info.get('half', '?')} of the "
                 f"speakers of {', '.join(map(str, info['speakers_of']))} (split by speaker, "
                 "`python -m ml data speakers`; the other half was never trained on).")
@@ -411,13 +414,14 @@ def _folder_licences(folder: TrainingFolder) -> list[str]:
         from ml.synth.engines import ORDER
         from ml.synth.generate import LICENCES
 
-        used = folder.info().get("engines") or ORDER
+        used = folder.info.get("engines") or ORDER
         return [f"The training voices of `{folder.name}` (the synthetic default set draws on these "
                 "engines where installed):",
                 *[f"- **{name}**: {LICENCES[name]}" for name in used if name in LICENCES]]
     if folder.name == MINI_SPEECH_COMMANDS:
         return [f"The training clips of `{folder.name}`: {SPEECH_COMMANDS_LICENCE}"]
-    where = f" (from {', '.join(map(str, folder.info()['speakers_of']))})" if "speakers_of" in folder.info() else ""
+    sources = folder.info.get("speakers_of")
+    where = f" (from {', '.join(map(str, sources))})" if isinstance(sources, list) else ""
     return [f"The training clips of `{folder.name}`{where}: not recorded by Hark; the licence of "
             "its own clips applies."]
 
