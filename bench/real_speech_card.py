@@ -30,8 +30,10 @@ SETS = (("words", "the 8 command words"), ("extra", "silence and words that are 
 def speakers(folder: Path) -> int:
     """People heard in a Speech Commands folder: the speaker hash before `_nohash_` in each
     file name (`extra/` puts the word first: `on_<hash>_nohash_0.wav`; `_silence_` has none)."""
-    return len({p.name.split("_nohash_")[0].rsplit("_", 1)[-1] for p in folder.glob("*/*.wav")
-                if "_nohash_" in p.name and p.parent.name != "_silence_"})
+    from ml.speakers import SPEAKER_IN_NAME
+
+    found = (SPEAKER_IN_NAME.search(p.name) for p in folder.glob("*/*.wav") if p.parent.name != "_silence_")
+    return len({m.group(1).lower() for m in found if m})
 
 
 def shown(path: Path) -> str:
@@ -56,7 +58,7 @@ def card(run_dir: Path, folders: dict[str, Path], half: int | None = None) -> di
         with tempfile.TemporaryDirectory() as tmp:
             folder, data, command = source, shown(source), ""
             if half is not None:    # only the speakers of that half, linked
-                folder = data = Path(tmp) / f"{name}-half{half}"
+                folder = Path(tmp) / f"{name}-half{half}"
                 link_half([source], half, folder)
                 data = folder.name
                 command = f"python -m ml data speakers {shown(source)} --half {half} --dest {data} && "

@@ -23,6 +23,7 @@ import platform
 import time
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
@@ -70,8 +71,10 @@ class Facts:
     def run_id(self) -> str:
         return self.config.get("run_id") or self.run_dir.name
 
+    @cached_property
     def folders(self) -> list[TrainingFolder]:
-        """Each data folder the run trained on (one, or those of config.json's `datasets`)."""
+        """Each data folder the run trained on (one, or those of config.json's `datasets`);
+        read once, though three sections of the card describe them."""
         records = self.config.get("datasets")
         if not isinstance(records, list) or len(records) < 2:
             return [TrainingFolder.at(self.data_root, Path(str(self.config.get("data", ""))).name)]
@@ -259,7 +262,7 @@ def _card_data(facts: Facts) -> str:
              f"- Training data: `{c.get('data', '?')}` (content SHA-256 `{str(c.get('data_hash', '?'))[:16]}…`)",
              f"- Split 80/10/10 {split.get(c.get('split'), c.get('split', '?'))}: "
              + ", ".join(f"{sizes[k]:,} {k}" for k in ("train", "val", "test") if k in sizes) + " clips"]
-    lines += [_folder_line(folder) for folder in facts.folders()]
+    lines += [_folder_line(folder) for folder in facts.folders]
     return "\n".join(lines)
 
 
@@ -386,7 +389,7 @@ def _card_speed(facts: Facts) -> str:
 
 
 def _card_use(facts: Facts) -> str:
-    synthetic = all(folder.synthetic for folder in facts.folders())
+    synthetic = all(folder.synthetic for folder in facts.folders)
     voices = ("- It learnt from synthetic voices only: it hears real people less well than its "
               "test-split figure says (see the other folders above), and some accents, children's "
               "and older voices, and far-field or noisy recordings least of all.\n" if synthetic else "")
@@ -428,7 +431,7 @@ def _folder_licences(folder: TrainingFolder) -> list[str]:
 
 def _card_licences(facts: Facts) -> str:
     lines = ["## Licences", ""]
-    for folder in facts.folders():
+    for folder in facts.folders:
         lines += _folder_licences(folder)
     if facts.uses_embedding:
         inputs = [p["input"] for p in facts.manifest["parts"]]
