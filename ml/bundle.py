@@ -280,7 +280,9 @@ def _folder_line(folder: TrainingFolder) -> str:
     if isinstance(info.get("speakers_of"), list):
         return (f"- `{folder.name}`: human recordings{count}, half {info.get('half', '?')} of the "
                 f"speakers of {', '.join(map(str, info['speakers_of']))} (split by speaker, "
-                "`python -m ml data speakers`; the other half was never trained on).")
+                "`python -m ml data speakers`; the other half was never trained on)"
+                + (f"; each training epoch heard its clips {info['train_repeat']} times."
+                   if isinstance(info.get("train_repeat"), int) else "."))
     if folder.name == MINI_SPEECH_COMMANDS:
         return f"- `{folder.name}`: the mini Speech Commands set{count}: human recordings of the eight words."
     return f"- `{folder.name}`{count}: clips not made by Hark."

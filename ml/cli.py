@@ -31,7 +31,7 @@ def _data_default(args):
 def _data_speakers(args):
     from ml.speakers import link_half
 
-    counts = link_half(args.sources, args.half, args.dest)
+    counts = link_half(args.sources, args.half, args.dest, args.repeat)
     print(json.dumps({"dest": str(args.dest), "half": args.half, "clips": counts}, indent=1))
 
 
@@ -211,6 +211,9 @@ def parser() -> argparse.ArgumentParser:
                                               "e.g. ../shared/speech/words ../shared/speech/extra")
     d.add_argument("--half", type=int, choices=(0, 1), required=True)
     d.add_argument("--dest", required=True, help="a new folder for the links")
+    d.add_argument("--repeat", type=int, default=1,
+                   help="how many times each training epoch hears these clips (oversampling a few "
+                        "real voices beside a large synthetic set; default 1)")
     d.set_defaults(func=_data_speakers)
 
     t = sub.add_parser("train", help="train a model on a data folder; prints the run directory",

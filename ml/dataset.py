@@ -24,6 +24,7 @@ SPEAKER = re.compile(r"^([0-9a-f]{8})_nohash_", re.IGNORECASE)
 SPLITS = ("train", "val", "test")
 SPLIT_SHARES = (0.8, 0.1, 0.1)
 MIN_SPEAKERS = 3     # fewer named speakers in a data set: it is split by clip (gather)
+MAX_REPEAT = 20      # train_repeat's ceiling: more only makes an epoch longer
 
 
 class DataError(ValueError):
@@ -110,6 +111,21 @@ def load_arrays(clips: list[Clip], labels: list[str], log=None) -> tuple[np.ndar
     return x, y, [c for c, _ in kept]
 
 
+def train_repeat(root: Path) -> int:
+    """How many times a data set's training clips go into each epoch (dataset.json's
+    `train_repeat`, 1 where absent): a few hundred real voices beside thousands of synthetic
+    ones weigh as much as the data set asks. Their val and test clips count once."""
+    try:
+        about = json.loads((Path(root) / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return 1
+    repeat = about.get("train_repeat", 1) if isinstance(about, dict) else 1
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
+        raise DataError(f"{Path(root) / 'dataset.json'}: train_repeat must be a whole number "
+                        f"from 1 to {MAX_REPEAT}, not {repeat!r}")
+    return repeat
+
+
 def served_unknown_weight(root: Path, arch: str | None = None) -> float:
     """The `_unknown_` serving weight a data set asks for in its dataset.json (1: none): one
     number for every model, or a number per architecture ({"kws": 0.05, ...}; others get 1)."""
@@ -147,16 +163,17 @@ def gather(folders: list[str | Path], how: str = "speaker", seed: int = 0,
     for root in roots:
         found, listed = list_clips(root)
         speakers = {c.speaker for c in listed if c.speaker}
-        split = how
+        split, repeat = how, train_repeat(root)
         if how == "speaker" and 0 < len(speakers) < MIN_SPEAKERS:
             split = "random"
             log(f"{root}: {len(speakers)} speaker(s) only, so its clips are split at random")
         for name, part in split_clips(listed, split, seed).items():
-            parts[name] += part
+            parts[name] += part * (repeat if name == "train" else 1)
         digest = content_hash(root, listed)
         counts = {label: sum(c.label == label for c in listed) for label in found}
         records.append({"path": str(root), "data_hash": digest, "clips": len(listed),
-                        "labels": counts, "split": split})
+                        "labels": counts, "split": split,
+                        **({"train_repeat": repeat} if repeat > 1 else {})})
         hashes.append((os.path.relpath(root, base), digest))
         labels |= set(found)
         clips += listed

@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from ml.dataset import DataError, list_clips
+from ml.dataset import MAX_REPEAT, DataError, list_clips
 
 SPEAKER_IN_NAME = re.compile(r"([0-9a-f]{8})_nohash_", re.IGNORECASE)
 
@@ -27,12 +27,15 @@ def speaker_half(name: str) -> int:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 2
 
 
-def link_half(sources: list[str | Path], half: int, dest: str | Path) -> dict[str, int]:
+def link_half(sources: list[str | Path], half: int, dest: str | Path, repeat: int = 1) -> dict[str, int]:
     """Link the clips of `half`'s speakers from label folders `sources` into `dest`, keeping
-    their labels and names, and a dataset.json saying where they come from; returns clips per
+    their labels and names, and a dataset.json saying where they come from (and `repeat`:
+    how often a training epoch hears each, see ml.dataset.train_repeat); returns clips per
     label. Links, not copies: the clips stay where their licence and owner keep them."""
     if half not in (0, 1):
         raise DataError(f"half must be 0 or 1, not {half}")
+    if not 1 <= repeat <= MAX_REPEAT:
+        raise DataError(f"repeat must be from 1 to {MAX_REPEAT}, not {repeat}")
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise DataError(f"{dest}: already exists and is not empty (choose another --dest)")
@@ -52,6 +55,7 @@ def link_half(sources: list[str | Path], half: int, dest: str | Path) -> dict[st
         raise DataError(f"no clips of half {half} in {', '.join(map(str, sources))}")
     counts = dict(sorted(counts.items()))
     about = {"speakers_of": [str(s) for s in sources], "half": half, "clips": sum(counts.values()),
-             "labels": counts}       # what a model card says of these clips (ml/bundle.py)
+             "labels": counts,       # what a model card says of these clips (ml/bundle.py)
+             **({"train_repeat": repeat} if repeat > 1 else {})}
     (dest / "dataset.json").write_text(json.dumps(about, indent=1) + "\n")
     return counts

@@ -324,8 +324,9 @@ def _write_run(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, histor
     """Everything but the model files: labels, split, config, history, test-split evaluation."""
     runs.write_json(run_dir / "labels.json", data.labels)
     runs.write_json(run_dir / "history.json", history)
-    runs.write_json(run_dir / "split.json", {
-        name: [str(c.path.relative_to(data.root)) for c in part] for name, part in data.parts.items()})
+    runs.write_json(run_dir / "split.json", {   # each clip once, however often it was repeated
+        name: list(dict.fromkeys(str(c.path.relative_to(data.root)) for c in part))
+        for name, part in data.parts.items()})
     runs.write_json(run_dir / "config.json", {
         "run_id": run_id,
         **asdict(cfg),

@@ -315,7 +315,7 @@ def test_model_card_describes_each_data_folder_of_a_run(tmp_path):
     speech.mkdir(parents=True)
     for n in range(40):
         sf.write(speech / f"{n:08x}_nohash_0.wav", np.zeros(160, np.float32), 16000)
-    link_half([speech.parent], 0, tmp_path / "data" / "real-half0")
+    link_half([speech.parent], 0, tmp_path / "data" / "real-half0", repeat=3)
     (tmp_path / "data" / "default").mkdir()
     (tmp_path / "data" / "default" / "dataset.json").write_text(json.dumps({"engines": ["espeak"]}))
     config = {"data": "data", "datasets": [{"path": "data/default", "clips": 100},
@@ -326,6 +326,7 @@ def test_model_card_describes_each_data_folder_of_a_run(tmp_path):
     data, licences = bundle_module._card_data(facts), bundle_module._card_licences(facts)
     assert "`default`: the synthetic default set (`python -m ml data default`, 100 clips)" in data
     assert f"`real-half0`: human recordings, 21 clips, half 0 of the speakers of {speech.parent}" in data
+    assert "each training epoch heard its clips 3 times." in data
     assert "The training voices of `default`" in licences and "**espeak**" in licences
     assert f"The training clips of `real-half0` (from {speech.parent})" in licences
     assert "synthetic voices only" not in bundle_module._card_use(facts)

@@ -72,3 +72,31 @@ def test_the_command_links_a_half_and_refuses_what_it_cannot_do(speech, tmp_path
     assert "no such data folder" in capsys.readouterr().err
     with pytest.raises(DataError, match="more than one source"):
         link_half([speech / "words", speech / "words"], 0, tmp_path / "twice")
+
+
+def test_a_repeated_half_is_heard_repeat_times_in_training_and_once_in_val_and_test(speech, tmp_path):
+    once, thrice = tmp_path / "once", tmp_path / "thrice"
+    link_half([speech / "words", speech / "extra"], 0, once)
+    assert main(["data", "speakers", str(speech / "words"), str(speech / "extra"), "--half", "0",
+                 "--repeat", "3", "--dest", str(thrice)]) == 0
+    assert json.loads((thrice / "dataset.json").read_text())["train_repeat"] == 3
+    plain, repeated = gather([once]), gather([thrice])
+    names = {name: Counter(f"{c.label}/{c.path.name}" for c in part)
+             for name, part in repeated.parts.items()}
+    assert set(names["train"].values()) == {3}
+    assert sorted(names["train"]) == sorted(f"{c.label}/{c.path.name}" for c in plain.parts["train"])
+    for name in ("val", "test"):
+        assert names[name] == Counter(f"{c.label}/{c.path.name}" for c in plain.parts[name])
+    assert repeated.records[0]["train_repeat"] == 3 and "train_repeat" not in plain.records[0]
+    assert repeated.data_hash == plain.data_hash      # the same clips
+
+
+@pytest.mark.parametrize("bad", ["0", "21", "2.5", '"3"', "true"])
+def test_a_bad_train_repeat_is_refused_with_its_file_named(speech, tmp_path, bad):
+    dest = tmp_path / "half"
+    link_half([speech / "words"], 1, dest)
+    (dest / "dataset.json").write_text('{"train_repeat": %s}' % bad)
+    with pytest.raises(DataError, match=r"dataset.json: train_repeat must be a whole number from 1 to 20"):
+        gather([dest])
+    with pytest.raises(DataError, match="repeat must be from 1 to 20"):
+        link_half([speech / "words"], 1, tmp_path / "other", repeat=0)
