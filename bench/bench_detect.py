@@ -179,9 +179,15 @@ def evaluate(config, labels, served_weight, cached) -> dict:
                   for t, p, e, secs, truth in cached])
 
 
+FALSE_ALARM_COST = 0.5
+
+
 def objective(t: dict) -> float:
-    """Errors of every kind count alike: a miss, a wrong label, a false alarm."""
-    return (t["hits"] - t["wrong"] - t["false_alarms"]) / max(t["commands"], 1)
+    """A miss and a wrong label cost one, a false alarm half: the floors allow about 1.8
+    false alarms per 32 commands (1 a minute) but only 2.6 misses. Tuned on half 0 with a
+    run that never heard it and scored on its other recordings, this chose a refractory time
+    of 0.8 s over 1 s: 93.0% hits against 92.6% (noisy), 0.31 false alarms a minute against 0.27."""
+    return (t["hits"] - t["wrong"] - FALSE_ALARM_COST * t["false_alarms"]) / max(t["commands"], 1)
 
 
 def tune(clf, wavs: list[Path], start) -> object:

@@ -2,7 +2,7 @@
 
 The embedding cannot learn, so training-time augmentation happens before it:
 each training clip is embedded as it is and as `VARIANTS` altered copies (time
-shift, gain, then noise: white or pink, or half the time a stretch of one of the
+shift, gain, then noise: white or pink, or 70% of the time a stretch of one of the
 data set's own `_silence_` clips, the backgrounds it was recorded in; and half
 of them heard as the detector hears a stream, with the noise and sometimes a
 neighbouring word going on around the clip instead of silence), drawn from a
@@ -22,11 +22,11 @@ from ml.audio import SAMPLE_RATE
 from ml.config import SILENCE
 from ml.embedding import EmbeddingSpec, SpeechEmbedding
 
-VARIANTS = 3
+VARIANTS = 5
 SHIFT_S, GAIN_DB, SNR_DB = 0.2, (-12.0, 6.0), (5.0, 30.0)
-BACKGROUND_SHARE, BACKGROUND_SNR_DB = 0.5, (0.0, 25.0)
+BACKGROUND_SHARE, BACKGROUND_SNR_DB = 0.7, (0.0, 25.0)
 CONTEXT_SHARE, NEIGHBOUR_SHARE, NEIGHBOUR_GAP_S = 0.5, 0.4, (0.0, 0.6)
-RECIPE = 3      # bump when the variants or the extraction change: old cache entries are not reused
+RECIPE = 4      # bump when the variants or the extraction change: old cache entries are not reused
 HEAD_LABEL_SMOOTHING = 0.1   # the heads fit synthetic voices less tightly: better on real ones
 
 
