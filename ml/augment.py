@@ -1,7 +1,9 @@
-"""Training-time augmentation as Keras layers that are identity at inference.
+"""Training-time augmentation: Keras layers that are identity at inference, and one
+input-pipeline step.
 
 Living inside the model keeps the input pipeline a plain cache of waveforms and
-makes every epoch see freshly shifted, noised and masked clips.
+makes every epoch see freshly shifted, noised and masked clips. Real backgrounds
+are data, not weights, so they are mixed in by the pipeline (`background_mixer`).
 """
 from __future__ import annotations
 
@@ -65,6 +67,27 @@ class NoiseMix(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "probability": self.probability,
                 "snr_db": self.snr_db, "gain_db": self.gain_db}
+
+
+def background_mixer(backgrounds, share: float = 0.5, snr_db=(5.0, 25.0)):
+    """A tf.data map over batches of (waves, labels): a share of the clips gets a random
+    stretch of one of `backgrounds` (the data set's own `_silence_` clips: taps, fans,
+    street) at a random SNR below the clip's level. Coloured noise (NoiseMix) is never
+    the running tap or the dishes a microphone hears; digital silence stays silent."""
+    bank = tf.constant(backgrounds, tf.float32)
+    length = bank.shape[1]
+    bank /= tf.sqrt(tf.reduce_mean(bank ** 2, axis=1, keepdims=True)) + 1e-9
+
+    def mix(wave, label):
+        n = tf.shape(wave)[0]
+        pick = tf.gather(bank, tf.random.uniform([n], 0, tf.shape(bank)[0], tf.int32))
+        roll = tf.random.uniform([n, 1], 0, length, tf.int32)
+        noise = tf.gather(pick, (tf.range(length)[tf.newaxis, :] + roll) % length, batch_dims=1)
+        level = tf.sqrt(tf.reduce_mean(wave ** 2, axis=1, keepdims=True))
+        snr = tf.random.uniform([n, 1], *snr_db)
+        on = tf.cast((tf.random.uniform([n, 1]) < share) & (level > 1e-5), tf.float32)
+        return tf.clip_by_value(wave + on * level * 10.0 ** (-snr / 20.0) * noise, -1.0, 1.0), label
+    return mix
 
 
 @keras.saving.register_keras_serializable("hark")

@@ -22,7 +22,8 @@ import tensorflow as tf
 from ml import dataset, runs, warm_start
 from ml.classifier import Classifier
 from ml.config import ARCHS, TrainConfig, check_unknown_weight
-from ml.embed_train import HEAD_LABEL_SMOOTHING, VARIANTS, class_weights
+from ml.augment import background_mixer
+from ml.embed_train import HEAD_LABEL_SMOOTHING, VARIANTS, backgrounds_of, class_weights
 from ml.evaluate import evaluate_arrays
 from ml.export import export_serving, label_weights
 from ml.models import build_head, build_model
@@ -180,7 +181,9 @@ def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, pro
             warm_start.load_into(model.get_layer("body"), init, data.labels)
         else:
             _adapt_normalization(model, data.arrays["train"][0])
-        _fit(model, data.arrays["train"][:2], data.arrays["val"][:2], cfg, progress, verbose)
+        backgrounds = backgrounds_of(*data.arrays["train"][:2], data.labels) if augment else None
+        _fit(model, data.arrays["train"][:2], data.arrays["val"][:2], cfg, progress, verbose,
+             mix=None if backgrounds is None else background_mixer(backgrounds))
         model = _serving_copy(model, cfg, n)
         extra = {"feature_params": model.get_layer("features").feature_spec.params()}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -212,8 +215,9 @@ def _smoothed_loss(n_labels: int, smoothing: float):
 
 
 def _fit(model, train_xy, val_xy, cfg: TrainConfig, progress: _Progress, verbose: int,
-         class_weight: dict | None = None, loss="sparse_categorical_crossentropy") -> None:
-    """Adam with cosine decay and an averaged copy of the weights; early stopping."""
+         class_weight: dict | None = None, loss="sparse_categorical_crossentropy", mix=None) -> None:
+    """Adam with cosine decay and an averaged copy of the weights; early stopping. `mix`:
+    a map over training batches (see ml.augment.background_mixer)."""
     steps = max(1, -(-len(train_xy[0]) // cfg.batch_size)) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.02)
     optimizer = keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=_ema_momentum(steps))
@@ -222,7 +226,7 @@ def _fit(model, train_xy, val_xy, cfg: TrainConfig, progress: _Progress, verbose
     has_val = len(val_xy[0]) > 0
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
                                             patience=cfg.patience, restore_best_weights=True)
-    model.fit(_pipeline(*train_xy, cfg.batch_size, cfg.seed, shuffle=True),
+    model.fit(_pipeline(*train_xy, cfg.batch_size, cfg.seed, shuffle=True, mix=mix),
               validation_data=_pipeline(*val_xy, cfg.batch_size) if has_val else None,
               epochs=cfg.epochs, verbose=verbose, shuffle=False, class_weight=class_weight,
               # validation, progress rows and early stopping all see the averaged weights
@@ -293,11 +297,14 @@ def _ema_momentum(steps: int) -> float:
     return 1.0 - 1.0 / max(1.0, min(200.0, steps / 10))
 
 
-def _pipeline(x, y, batch_size, seed=0, shuffle=False):
+def _pipeline(x, y, batch_size, seed=0, shuffle=False, mix=None):
     ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if mix is not None:
+        ds = ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _adapt_normalization(model, train_x):

@@ -92,6 +92,26 @@ def test_every_architecture_maps_a_waveform_to_probabilities(arch, shape):
     assert probs.shape == (2, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
+def test_background_mixer_adds_real_backgrounds_to_a_share_of_clips_within_its_snr():
+    import tensorflow as tf
+
+    from ml.augment import background_mixer
+
+    rng = np.random.default_rng(0)
+    backgrounds = rng.normal(0.0, 0.05, (20, 16000)).astype(np.float32)
+    waves = np.zeros((400, 16000), np.float32)
+    waves[:300] = 0.3 * np.sin(np.arange(16000) / 5.0)     # 100 digitally silent clips after them
+    mix = background_mixer(backgrounds, share=0.5, snr_db=(5.0, 25.0))
+    out = np.concatenate([w.numpy() for w, _ in tf.data.Dataset.from_tensor_slices(
+        (waves, np.zeros(400, np.int32))).batch(50).map(mix)])
+    added = out - waves
+    mixed = np.abs(added[:300]).max(axis=1) > 1e-6
+    assert 0.35 < mixed.mean() < 0.65 and not added[300:].any()
+    snr = 20 * np.log10(np.sqrt((waves[:300][mixed] ** 2).mean(axis=1))
+                        / np.sqrt((added[:300][mixed] ** 2).mean(axis=1)))
+    assert snr.min() > 4.9 and snr.max() < 25.1
+
+
 def test_default_model_is_small():
     from ml.config import ARCHS, DEFAULT_ARCH
     from ml.models import build_head, build_model
