@@ -28,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ml.config import ARCHS, SILENCE, UNKNOWN
+from ml.dataset import about
 from ml.download import NAME as MINI_SPEECH_COMMANDS
 
 MODEL_FILE = "model.tflite"
@@ -100,11 +101,7 @@ class TrainingFolder:
 
     @classmethod
     def at(cls, root: Path, name: str, clips: int | None = None) -> TrainingFolder:
-        try:
-            info = json.loads((root / "dataset.json").read_text())
-        except (OSError, ValueError):
-            info = {}
-        info = info if isinstance(info, dict) else {}
+        info = about(root)
         return cls(name, root, clips if clips is not None else info.get("clips"), info)
 
     @property

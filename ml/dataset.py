@@ -111,15 +111,20 @@ def load_arrays(clips: list[Clip], labels: list[str], log=None) -> tuple[np.ndar
     return x, y, [c for c, _ in kept]
 
 
+def about(root: Path) -> dict:
+    """What a data folder's dataset.json says ({} where it has none or it cannot be read)."""
+    try:
+        info = json.loads((Path(root) / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def train_repeat(root: Path) -> int:
     """How many times a data set's training clips go into each epoch (dataset.json's
     `train_repeat`, 1 where absent): a few hundred real voices beside thousands of synthetic
     ones weigh as much as the data set asks. Their val and test clips count once."""
-    try:
-        about = json.loads((Path(root) / "dataset.json").read_text())
-    except (OSError, ValueError):
-        return 1
-    repeat = about.get("train_repeat", 1) if isinstance(about, dict) else 1
+    repeat = about(root).get("train_repeat", 1)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
         raise DataError(f"{Path(root) / 'dataset.json'}: train_repeat must be a whole number "
                         f"from 1 to {MAX_REPEAT}, not {repeat!r}")
@@ -129,10 +134,10 @@ def train_repeat(root: Path) -> int:
 def served_unknown_weight(root: Path, arch: str | None = None) -> float:
     """The `_unknown_` serving weight a data set asks for in its dataset.json (1: none): one
     number for every model, or a number per architecture ({"kws": 0.05, ...}; others get 1)."""
+    weight = about(root).get("unknown_weight", 1.0)
     try:
-        weight = json.loads((Path(root) / "dataset.json").read_text())["unknown_weight"]
         return float(weight.get(arch, 1.0) if isinstance(weight, dict) else weight)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, TypeError):
         return 1.0
 
 
