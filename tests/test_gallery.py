@@ -267,7 +267,8 @@ def test_evaluation_panel_figures_and_latency(client, app):
     again = client.get(f"/api/gallery/run:{A_ID}/evaluation").get_json()
     assert again["latency"] == latency                   # measured once, then read back
     loss = body["figures"]["loss"]
-    assert loss["data"][0]["x"] == [1, 2] and len(loss["data"][0]["y"]) == 2
+    epochs = json.loads((Path(app.config["HARK_RUNS"]) / A_ID / "history.json").read_text())
+    assert loss["data"][0]["x"] == [row["epoch"] for row in epochs] and len(loss["data"][0]["y"]) == len(epochs)
 
 
 def test_every_confusion_cell_filters_to_its_clips(client, runs):

@@ -14,12 +14,15 @@ import soundfile as sf
 from ml.config import SILENCE
 
 TONES = {"down": 300.0, "go": 700.0, "yes": 1500.0, SILENCE: None}
+SILENCE_FLOORS = (0.01, 0.0, 0.03, 0.001)
 
 
-def tone_clip(freq: float | None, rng: np.random.Generator, seconds: float = 1.0, rate: int = 16000):
-    """A labelled stand-in for a word: a tone burst at a label's pitch, or noise alone."""
+def tone_clip(freq: float | None, rng: np.random.Generator, seconds: float = 1.0, rate: int = 16000,
+              floor: float = 0.01):
+    """A labelled stand-in for a word: a tone burst at a label's pitch over noise of std
+    `floor`, or that noise alone."""
     t = np.arange(int(seconds * rate)) / rate
-    wave = rng.normal(0, 0.01, t.size)
+    wave = rng.normal(0, floor, t.size)
     if freq is not None:
         start = rng.uniform(0.1, 0.4)
         burst = (t > start) & (t < start + 0.4)
@@ -28,13 +31,16 @@ def tone_clip(freq: float | None, rng: np.random.Generator, seconds: float = 1.0
 
 
 def make_tone_set(root: Path, speakers: int = 10, per_speaker: int = 2, seed: int = 0) -> Path:
-    """A folder in the Speech Commands layout with `<speaker>_nohash_<n>.wav` names."""
+    """A folder in the Speech Commands layout with `<speaker>_nohash_<n>.wav` names.
+    `_silence_` comes at several levels, digital silence included, as real rooms and
+    microphones do: a model that only heard one level of hiss calls a silent file anything."""
     rng = np.random.default_rng(seed)
     for label, freq in TONES.items():
         (root / label).mkdir(parents=True, exist_ok=True)
         for s in range(speakers):
             for n in range(per_speaker):
-                sf.write(root / label / f"{s:08x}_nohash_{n}.wav", tone_clip(freq, rng), 16000,
+                floor = SILENCE_FLOORS[(s * per_speaker + n) % len(SILENCE_FLOORS)] if freq is None else 0.01
+                sf.write(root / label / f"{s:08x}_nohash_{n}.wav", tone_clip(freq, rng, floor=floor), 16000,
                          subtype="PCM_16")
     (root / "README.md").write_text("not a label")
     return root
