@@ -124,10 +124,13 @@ def train_repeat(root: Path) -> int:
     """How many times a data set's training clips go into each epoch (dataset.json's
     `train_repeat`, 1 where absent): a few hundred real voices beside thousands of synthetic
     ones weigh as much as the data set asks. Their val and test clips count once."""
-    repeat = about(root).get("train_repeat", 1)
+    return check_repeat(about(root).get("train_repeat", 1), f"{Path(root) / 'dataset.json'}: train_repeat")
+
+
+def check_repeat(repeat, name: str = "repeat") -> int:
+    """`repeat` if it is a whole number from 1 to MAX_REPEAT; else a DataError naming it."""
     if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
-        raise DataError(f"{Path(root) / 'dataset.json'}: train_repeat must be a whole number "
-                        f"from 1 to {MAX_REPEAT}, not {repeat!r}")
+        raise DataError(f"{name} must be a whole number from 1 to {MAX_REPEAT}, not {repeat!r}")
     return repeat
 
 
@@ -217,3 +220,4 @@ def content_hash(root: Path, clips: list[Clip]) -> str:
         digest.update(str(clip.path.relative_to(root)).encode())
         digest.update(clip.path.read_bytes())
     return digest.hexdigest()
+

@@ -27,6 +27,7 @@ SHIFT_S, GAIN_DB, SNR_DB = 0.2, (-12.0, 6.0), (5.0, 30.0)
 BACKGROUND_SHARE, BACKGROUND_SNR_DB = 0.7, (0.0, 25.0)
 CONTEXT_SHARE, NEIGHBOUR_SHARE, NEIGHBOUR_GAP_S = 0.5, 0.4, (0.0, 0.6)
 RECIPE = 4      # bump when the variants or the extraction change: old cache entries are not reused
+MAX_BACKGROUNDS = 2000   # 128 MB as one float32 array
 HEAD_LABEL_SMOOTHING = 0.1   # the heads fit synthetic voices less tightly: better on real ones
 
 
@@ -79,11 +80,15 @@ def variant(clip: np.ndarray, rng: np.random.Generator, backgrounds: np.ndarray 
 
 
 def backgrounds_of(x: np.ndarray, y: np.ndarray, labels: list[str]) -> np.ndarray | None:
-    """The audible `_silence_` clips among the training clips (None: the data has none)."""
+    """The audible `_silence_` clips among the training clips (None: the data has none), for
+    the heads' variants and kws's background_mixer; an evenly spaced MAX_BACKGROUNDS of them
+    where there are more (the mixer holds them as one array)."""
     if SILENCE not in labels:
         return None
     quiet = x[y == labels.index(SILENCE)]
     audible = quiet[np.sqrt(np.mean(quiet.astype(np.float64) ** 2, axis=1)) > 1e-4] if len(quiet) else quiet
+    if len(audible) > MAX_BACKGROUNDS:
+        audible = audible[np.linspace(0, len(audible) - 1, MAX_BACKGROUNDS).astype(int)]
     return audible if len(audible) else None
 
 

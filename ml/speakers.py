@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from ml.dataset import MAX_REPEAT, DataError, list_clips
+from ml.dataset import DataError, check_repeat, list_clips
 
 SPEAKER_IN_NAME = re.compile(r"([0-9a-f]{8})_nohash_", re.IGNORECASE)
 
@@ -34,8 +34,7 @@ def link_half(sources: list[str | Path], half: int, dest: str | Path, repeat: in
     label. Links, not copies: the clips stay where their licence and owner keep them."""
     if half not in (0, 1):
         raise DataError(f"half must be 0 or 1, not {half}")
-    if not 1 <= repeat <= MAX_REPEAT:
-        raise DataError(f"repeat must be from 1 to {MAX_REPEAT}, not {repeat}")
+    check_repeat(repeat)
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise DataError(f"{dest}: already exists and is not empty (choose another --dest)")

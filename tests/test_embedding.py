@@ -180,3 +180,20 @@ def test_training_copies_are_heard_alone_or_as_in_a_stream(clips):
     assert np.allclose(emb.embed_batches(alone[:4]),
                        emb.embed_batches(np.ascontiguousarray(alone[:4, pad:-pad])), atol=1e-5)
     assert backgrounds_of(clips, y, ["down", "go", "yes", "up"]) is None
+
+
+def test_backgrounds_are_the_audible_silence_clips_and_a_bounded_number_of_them(monkeypatch):
+    from ml import embed_train
+
+    x = np.zeros((12, 16000), np.float32)
+    x[:10] = np.arange(1, 11)[:, None] * 0.01         # ten audible clips, then two digitally silent
+    y = np.zeros(12, int)
+    y[5] = 1                                           # one of them is a word, not a background
+    labels = ["_silence_", "go"]
+
+    def levels(backgrounds):
+        return sorted(np.round(backgrounds[:, 0] * 100).astype(int).tolist())
+
+    assert levels(embed_train.backgrounds_of(x, y, labels)) == [1, 2, 3, 4, 5, 7, 8, 9, 10]
+    monkeypatch.setattr(embed_train, "MAX_BACKGROUNDS", 3)
+    assert levels(embed_train.backgrounds_of(x, y, labels)) == [1, 5, 10]   # first, middle, last

@@ -98,5 +98,5 @@ def test_a_bad_train_repeat_is_refused_with_its_file_named(speech, tmp_path, bad
     (dest / "dataset.json").write_text('{"train_repeat": %s}' % bad)
     with pytest.raises(DataError, match=r"dataset.json: train_repeat must be a whole number from 1 to 20"):
         gather([dest])
-    with pytest.raises(DataError, match="repeat must be from 1 to 20"):
+    with pytest.raises(DataError, match="repeat must be a whole number from 1 to 20, not 0"):
         link_half([speech / "words"], 1, tmp_path / "other", repeat=0)
