@@ -220,4 +220,3 @@ def content_hash(root: Path, clips: list[Clip]) -> str:
         digest.update(str(clip.path.relative_to(root)).encode())
         digest.update(clip.path.read_bytes())
     return digest.hexdigest()
-
