@@ -214,7 +214,7 @@ def tone_recording(words=WORDS, rate=SAMPLE_RATE, gap_s=1.4, seed=0):
 
 @pytest.fixture(scope="module")
 def tone_run(tiny_run, tmp_path_factory):
-    """The tone model, two epochs old, is less sure than a real one and sure of a tone only
+    """The tone model, three epochs old, is less sure than a real one and sure of a tone only
     near a window's centre (two or three windows at a 0.1 s hop): its run says so."""
     return with_detector(tiny_run, tmp_path_factory.mktemp("tone") / "tone-detect", threshold=0.6,
                          smooth=3)

@@ -24,7 +24,7 @@ DEFAULT_MODEL = ROOT / "models" / "default"
 
 @pytest.fixture(scope="module")
 def tone_run(tiny_run, tmp_path_factory):
-    """The two-epoch tone model is less sure than a real one: its run says so."""
+    """The three-epoch tone model is less sure than a real one: its run says so."""
     return with_detector(tiny_run, tmp_path_factory.mktemp("tone") / "tone-detect", threshold=0.6)
 
 
