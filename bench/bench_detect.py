@@ -38,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from ml.speakers import link_half  # noqa: E402  (no TensorFlow: cheap)
+from ml.speakers import heard_speakers, link_half, speakers_in  # noqa: E402  (no TensorFlow: cheap)
 SHARED = ROOT.parent / "shared"
 SPEECH = SHARED / "speech"
 MAKE_STREAM = SHARED / "tools" / "make_stream.py"
@@ -319,6 +319,11 @@ def main() -> int:
     detector = Detector(clf, config)
     print(f"\nscored on the {args.half} half of the speakers, seeds {args.seeds}, "
           f"{args.words} clips each (20% outside the vocabulary); tolerance {TOLERANCE_S} s")
+    people = speakers_in(half_dir(part, cache))
+    heard = people & heard_speakers(args.model)
+    if heard:
+        print(f"NOT HELD OUT: the model heard {len(heard)} of these {len(people)} speakers in training "
+              "(its split.json); score a run of the same recipe trained on the other half instead")
     print(HEADER)
     everything, audio_s, busy_s = [], 0.0, 0.0
     for noise in {"both": (True, False), "on": (True,), "off": (False,)}[args.noise]:

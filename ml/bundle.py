@@ -259,11 +259,19 @@ def _card_data(facts: Facts) -> str:
              f"- Training data: `{c.get('data', '?')}` (content SHA-256 `{str(c.get('data_hash', '?'))[:16]}…`)",
              f"- Split 80/10/10 {split.get(c.get('split'), c.get('split', '?'))}: "
              + ", ".join(f"{sizes[k]:,} {k}" for k in ("train", "val", "test") if k in sizes) + " clips"]
-    lines += [_folder_line(folder) for folder in facts.folders]
+    halves = {(str(f.info.get("speakers_of")), f.info.get("half")) for f in facts.folders}
+
+    def other_half_too(f: TrainingFolder) -> bool:
+        half = f.info.get("half")
+        return half in (0, 1) and (str(f.info.get("speakers_of")), 1 - half) in halves
+
+    lines += [_folder_line(f, other_half_too(f)) for f in facts.folders]
     return "\n".join(lines)
 
 
-def _folder_line(folder: TrainingFolder) -> str:
+def _folder_line(folder: TrainingFolder, both: bool = False) -> str:
+    """One training folder as the card's data section says it; `both`: the other half of its
+    speakers is trained on too (in another folder)."""
     info = folder.info
     count = f", {folder.clips:,} clips" if isinstance(folder.clips, int) else ""
     if folder.synthetic:
@@ -277,7 +285,9 @@ def _folder_line(folder: TrainingFolder) -> str:
     if isinstance(info.get("speakers_of"), list):
         return (f"- `{folder.name}`: human recordings{count}, half {info.get('half', '?')} of the "
                 f"speakers of {', '.join(map(str, info['speakers_of']))} (split by speaker, "
-                "`python -m ml data speakers`; the other half was never trained on)"
+                "`python -m ml data speakers`; "
+                + ("the other half is in another training folder)" if both else
+                   "the other half was never trained on)")
                 + (f"; each training epoch heard its clips {info['train_repeat']} times."
                    if isinstance(info.get("train_repeat"), int) else "."))
     if folder.name == MINI_SPEECH_COMMANDS:

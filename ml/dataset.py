@@ -20,7 +20,7 @@ import numpy as np
 from ml.audio import CLIP_SAMPLES, AudioError, load_clip
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
-SPEAKER = re.compile(r"^([0-9a-f]{8})_nohash_", re.IGNORECASE)
+SPEAKER = re.compile(r"([0-9a-f]{8})_nohash_", re.IGNORECASE)   # anywhere: on_<speaker>_nohash_0.wav
 SPLITS = ("train", "val", "test")
 SPLIT_SHARES = (0.8, 0.1, 0.1)
 MIN_SPEAKERS = 3     # fewer named speakers in a data set: it is split by clip (gather)
@@ -38,8 +38,15 @@ class Clip:
 
     @property
     def speaker(self) -> str | None:
-        match = SPEAKER.match(self.path.name)
-        return match.group(1).lower() if match else None
+        return speaker_of(self.path.name)
+
+
+def speaker_of(name: str) -> str | None:
+    """The speaker's 8 hex digits in a Speech Commands file name, lower case (None where the
+    name has none). Words outside the vocabulary put the word first (`on_<speaker>_nohash_0`):
+    the same person, so the same split."""
+    match = SPEAKER.search(name)
+    return match.group(1).lower() if match else None
 
 
 def list_labels(root: Path) -> list[str]:

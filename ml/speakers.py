@@ -12,19 +12,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 
-from ml.dataset import DataError, check_repeat, list_clips
-
-SPEAKER_IN_NAME = re.compile(r"([0-9a-f]{8})_nohash_", re.IGNORECASE)
+from ml.dataset import DataError, check_repeat, list_clips, speaker_of
 
 
 def speaker_half(name: str) -> int:
     """0 or 1 by the speaker's hash in a file name (by the whole name where there is none)."""
-    match = SPEAKER_IN_NAME.search(name)
-    key = match.group(1).lower() if match else name
+    key = speaker_of(name) or name
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 2
+
+
+def speakers_in(folder: str | Path) -> set[str]:
+    """The people heard in a folder of clips, at any depth (`_silence_` clips have none)."""
+    return {s for p in Path(folder).rglob("*.wav") if (s := speaker_of(p.name))}
+
+
+def heard_speakers(run_dir: str | Path) -> set[str]:
+    """The speakers of the clips a run trained and early-stopped on (its split.json's train and
+    val): the people a bench must not score it on as if it had never heard them."""
+    split = json.loads((Path(run_dir) / "split.json").read_text())
+    return {s for part in ("train", "val") for p in split.get(part, []) if (s := speaker_of(Path(p).name))}
 
 
 def link_half(sources: list[str | Path], half: int, dest: str | Path, repeat: int = 1) -> dict[str, int]:

@@ -23,42 +23,51 @@ def test_default_model_ships_complete_and_small():
     assert config["members"] == ["members/kws", "members/embed-mlp", "members/embed-conv"]
 
 
-# The default model trained on the synthetic set and on half 0 of the real speakers
-# (`python -m ml data speakers ... --half 0`): it is checked on the other half only.
-HELD_OUT_HALF = 1
+# The default model trained on the synthetic set and on both halves of the real speakers
+# (`python -m ml data speakers ... --half 0` and `--half 1`), so no real speaker here is new to
+# it: its card's real-speech figures are those of the held-out run, the same recipe trained on
+# half 0, scored on half 1 (bench/real_speech_card.py --measured-with).
+MEASURED_HALF = 1
 
 
-def _evaluate(folder: Path, tmp: Path) -> dict:
-    from ml.classifier import Classifier
-    from ml.evaluate import evaluate_folder
-    from ml.speakers import link_half
-
-    link_half([folder], HELD_OUT_HALF, tmp / folder.name)
-    return evaluate_folder(Classifier(DEFAULT), tmp / folder.name, log=lambda m: None)[0]
-
-
-def test_default_model_trained_on_the_other_half_of_the_real_speakers():
-    from ml.speakers import speaker_half
+def test_default_model_trained_on_both_halves_of_the_real_speakers():
+    from ml.speakers import heard_speakers, speaker_half
 
     datasets = json.loads((DEFAULT / "config.json").read_text())["datasets"]
-    real = [d for d in datasets if d["path"] != "data/default"]
-    assert [d["path"] for d in real] == [f"data/real-half{1 - HELD_OUT_HALF}"]
+    assert [d["path"] for d in datasets] == ["data/default", "data/real-half0", "data/real-half1"]
+    real = [s for s in heard_speakers(DEFAULT) if s not in _synthetic_speakers()]
+    assert len(real) > 140 and {speaker_half(f"{s}_nohash_0.wav") for s in real} == {0, 1}
+
+
+def _synthetic_speakers() -> set[str]:
+    from ml.speakers import speaker_of
+
     split = json.loads((DEFAULT / "split.json").read_text())
-    heard = [Path(p).name for part in split.values() for p in part if p.startswith("real-half")]
-    assert len(heard) > 1000 and {speaker_half(name) for name in heard} == {1 - HELD_OUT_HALF}
+    return {speaker_of(Path(p).name) for part in split.values() for p in part if p.startswith("default/")}
 
 
-# The floors of the default model on the real speakers it never heard (issue 12); the shipped
-# ensemble reaches 96.3% on the words, 99.2% _silence_ and 87.1% _unknown_ recall (weight 0.4).
+# The floors of issue 12 on real speakers the recipe never heard, read from the card: the
+# held-out run reaches 96.3% on the words, 99.2% `_silence_` and 87.1% `_unknown_` recall.
 WORDS_FLOOR = 0.94
 
 
-def test_default_model_understands_real_speakers(tmp_path):
-    report = _evaluate(require_shared_speech() / "words", tmp_path)
-    assert report["n"] > 800 and report["accuracy"] >= WORDS_FLOOR
+def test_default_model_card_gives_the_held_out_figures_of_its_recipe():
+    """The pages show real_speech.json: a run that heard every speaker cannot be scored on them,
+    so the card holds the same recipe's figures on the half it never heard, and says so."""
+    card = json.loads((DEFAULT / "real_speech.json").read_text())
+    assert card["measured_with"] and "same recipe trained on one half" in card["about"]
+    words, extra = card["sets"]
+    assert all(s["half"] == MEASURED_HALF and s["speakers_heard"] == 0 for s in card["sets"])
+    assert words["speakers"] > 60 and words["report"]["accuracy"] >= WORDS_FLOOR
+    assert extra["report"]["per_class"]["_silence_"]["recall"] >= 0.95
+    assert extra["report"]["per_class"]["_unknown_"]["recall"] >= 0.75
 
 
-def test_default_model_knows_silence_and_other_words(tmp_path):
-    per_class = _evaluate(require_shared_speech() / "extra", tmp_path)["per_class"]
-    assert per_class["_silence_"]["recall"] >= 0.95
-    assert per_class["_unknown_"]["recall"] >= 0.75
+def test_default_model_hears_the_real_speakers_it_trained_on():
+    """What the shipped files do on real voices it trained on (99.5% of the words): a model
+    that lost what it learned, or serves other weights than it trained, falls far below."""
+    from ml.classifier import Classifier
+    from ml.evaluate import evaluate_folder
+
+    words = require_shared_speech() / "words"
+    assert evaluate_folder(Classifier(DEFAULT), words, log=lambda m: None)[0]["accuracy"] >= 0.98

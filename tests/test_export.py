@@ -8,6 +8,7 @@ its parts, with onnxruntime).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -333,6 +334,13 @@ def test_model_card_describes_each_data_folder_of_a_run(tmp_path):
     assert "The training voices of `default`" in licences and "**espeak**" in licences
     assert f"The training clips of `real-half0` (from {speech.parent})" in licences
     assert "synthetic voices only" not in bundle_module._card_use(facts)
+    assert "the other half was never trained on" in data and "another training folder" not in data
+
+    # Trained on both halves: neither folder claims the other half went unheard.
+    link_half([speech.parent], 1, tmp_path / "data" / "real-half1")
+    config["datasets"].append({"path": "data/real-half1", "clips": 19})
+    data = bundle_module._card_data(dataclasses.replace(facts))      # folders are read once a Facts
+    assert "never trained on" not in data and data.count("the other half is in another training folder") == 2
 
 
 def _wav_files(folder: Path) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +53,20 @@ def test_speaker_split_keeps_each_speaker_in_one_split(tone_data):
             assert owners.setdefault(clip.speaker, name) == name
     assert sum(map(len, parts.values())) == len(clips)
     assert parts == dataset.split_clips(clips, "speaker", seed=3)
+
+
+def test_a_speakers_words_outside_the_vocabulary_go_to_the_split_of_their_commands():
+    """Speech Commands' extra words put the word first (`on_<speaker>_nohash_0.wav`): the same
+    voice, so the same split, or a test split would score people the model trained on."""
+    people = [f"{i:08x}" for i in range(0xabc000, 0xabc000 + 40)]
+    clips = [dataset.Clip(Path(f"{label}/{name}"), label) for p in people
+             for label, name in (("go", f"{p}_nohash_0.wav"), ("_unknown_", f"on_{p}_nohash_1.wav"),
+                                 ("_unknown_", f"Backward_{p.upper()}_nohash_0.wav"))]
+    parts = dataset.split_clips(clips, "speaker", seed=0)
+    for part in parts.values():
+        assert {c.speaker for c in part if c.label == "go"} == {c.speaker for c in part}
+    assert all(len(part) % 3 == 0 and part for part in parts.values())
+    assert dataset.speaker_of("silence_12.wav") is None
 
 
 def test_random_split_is_80_10_10_and_seeded(tone_data):

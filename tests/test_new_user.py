@@ -160,6 +160,25 @@ def test_real_speech_card_script_writes_what_the_pages_read(app, runs, tone_data
     assert half["half"] == 1 and 0 < half["speakers"] < 10 and 0 < half["report"]["n"] < 80
     assert half["command"].startswith("python -m ml data speakers ") and " --half 1 " in half["command"]
 
+    # A run that heard every speaker carries the figures of another run on the half that one never
+    # heard, named as such; the count of speakers heard is the measured run's.
+    other = shutil.copytree(runs / A_ID, tmp_path / "half-run")
+    assert script.main(["--model", str(run), "--words", str(tone_data), "--extra", str(tone_data),
+                        "--half", "1", "--measured-with", str(other)]) == 0
+    borrowed = json.loads((run / "real_speech.json").read_text())
+    from ml.classifier import Classifier
+    from ml.speakers import heard_speakers, speaker_half, speakers_in
+
+    assert borrowed["measured_with"].endswith("half-run") and borrowed["model"] == Classifier(other).version
+    assert "same recipe trained on one half" in borrowed["about"]
+    entry = borrowed["sets"][0]
+    assert "half-run --data words-half1 --json" in entry["command"] and "never heard" in entry["title"]
+    scored = {s for s in speakers_in(tone_data) if speaker_half(f"{s}_nohash_0.wav") == 1}
+    assert entry["speakers_heard"] == len(scored & heard_speakers(other)) > 0   # A trained on them
+    with pytest.raises(SystemExit):                             # which half would it score?
+        script.main(["--model", str(run), "--measured-with", str(other),
+                     "--words", str(tone_data), "--extra", str(tone_data)])
+
 
 # ---- 3. activation says what changes -----------------------------------------------------------
 

@@ -100,3 +100,17 @@ def test_a_bad_train_repeat_is_refused_with_its_file_named(speech, tmp_path, bad
         gather([dest])
     with pytest.raises(DataError, match="repeat must be a whole number from 1 to 20, not 0"):
         link_half([speech / "words"], 1, tmp_path / "other", repeat=0)
+
+
+def test_the_speakers_a_run_heard_are_those_of_its_train_and_val_clips(speech, tmp_path):
+    from ml.speakers import heard_speakers, speakers_in
+
+    assert speakers_in(speech) == set(SPEAKERS)                 # `_silence_` names hold nobody
+    run = tmp_path / "run"
+    run.mkdir()
+    a, b, c = SPEAKERS[:3]
+    (run / "split.json").write_text(json.dumps({
+        "train": [f"real/go/{a.upper()}_nohash_0.wav", "real/_silence_/silence_3.wav"],
+        "val": [f"real/_unknown_/on_{b}_nohash_1.wav"],
+        "test": [f"real/no/{c}_nohash_0.wav"]}))                # scored, not heard
+    assert heard_speakers(run) == {a, b}

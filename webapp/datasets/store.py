@@ -5,7 +5,7 @@ with a `manifest.csv` beside the label folders (file, label, speaker, source, cr
 Every clip is stored as what training reads best: 16 kHz mono 16-bit WAV of exactly one
 second, the loudest second of what was sent (ml.audio.fit_clip, as serving cuts it).
 Names are made here, never taken from a client: `<speaker id>_nohash_<n>.wav`, the
-speaker id 8 hex digits (ml.dataset.SPEAKER) so splits by speaker keep working; a file
+speaker id 8 hex digits (ml.dataset.speaker_of) so splits by speaker keep working; a file
 is linked into place only under a name that does not exist yet, so nothing is ever
 overwritten, and a batch is converted whole before any of it is written, so a bad
 file stores nothing. Writers of one data set take turns (a lock file in it).
@@ -31,7 +31,7 @@ import soundfile as sf
 
 from ml.audio import SAMPLE_RATE, AudioError, decode, fit_clip, sniff, to_model_rate
 from ml.config import SILENCE, UNKNOWN
-from ml.dataset import AUDIO_SUFFIXES, SPEAKER
+from ml.dataset import AUDIO_SUFFIXES, speaker_of
 from ml.synth.words import COMMANDS
 from webapp.instance import file_lock
 
@@ -258,9 +258,7 @@ def list_clips(ds: DataSet, label: str | None = None, page: int = 1, per_page: i
     rows = []
     for _, name, file in files[(page - 1) * per_page: page * per_page]:
         row = known.get(f"{name}/{file}", {})
-        match = SPEAKER.match(file)
-        rows.append({"label": name, "file": file, "speaker": row.get("speaker") or
-                     (match.group(1).lower() if match else None),
+        rows.append({"label": name, "file": file, "speaker": row.get("speaker") or speaker_of(file),
                      "source": row.get("source"), "created": row.get("created")})
     return {"clips": rows, "total": len(files), "page": page, "pages": pages, "per_page": per_page}
 
@@ -284,9 +282,9 @@ def prepare(data: bytes, label: str, name: str, speaker: str, source: str) -> Ne
         raise AudioError(f"{name}: the clip is silent (no word was heard); speak closer to the "
                          f"microphone, or file it under {SILENCE}")
     pcm = np.round(np.clip(clip, -1.0, 1.0) * 32767).astype(np.int16)
-    match = SPEAKER.match(name)
-    if match:
-        return NewClip(label, pcm, match.group(1).lower(), match.group(1).lower(), source)
+    named = speaker_of(name)
+    if named:
+        return NewClip(label, pcm, named, named, source)
     return NewClip(label, pcm, speaker, speaker_id_of(speaker), source)
 
 
