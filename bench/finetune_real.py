@@ -76,6 +76,7 @@ def main(argv=None) -> int:
     from ml.classifier import Classifier
     from ml.config import TrainConfig
     from ml.dataset import gather
+    from ml.speakers import heard_speakers
     from ml.train import train
 
     work = Path(tempfile.mkdtemp(prefix="hark-finetune-"))
@@ -85,6 +86,10 @@ def main(argv=None) -> int:
     speakers = {c.speaker for c in test if c.speaker}
     print(f"{len(sets.clips):,} clips; test split: {len(test):,} clips of {len(speakers)} speakers "
           f"never trained on")
+    heard = speakers & heard_speakers(args.model)
+    if heard:
+        print(f"NOT HELD OUT: {args.model} heard {len(heard)} of these {len(speakers)} speakers before "
+              "fine-tuning (its split.json): 'before' is not a figure on new people")
     before = figures(Classifier(args.model), test)
     started = time.monotonic()
     run = train(TrainConfig(data=str(data), init=args.model, epochs=args.epochs,

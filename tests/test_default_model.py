@@ -40,7 +40,7 @@ def test_default_model_trained_on_both_halves_of_the_real_speakers():
 
 
 def _synthetic_speakers() -> set[str]:
-    from ml.speakers import speaker_of
+    from ml.dataset import speaker_of
 
     split = json.loads((DEFAULT / "split.json").read_text())
     return {speaker_of(Path(p).name) for part in split.values() for p in part if p.startswith("default/")}

@@ -116,6 +116,9 @@ def test_a_run_on_several_data_sets_names_them_all():
 
     config = {"data": "data", "datasets": [{"path": "data/default"}, {"path": "data/real-half0"}]}
     assert test_split_name(config) == "the test split of the synthetic set and folder real-half0"
+    config["datasets"].append({"path": "data/real-half1"})
+    assert test_split_name(config) == \
+        "the test split of the synthetic set, folder real-half0 and folder real-half1"
     assert test_split_name({"data": "data/default", "datasets": [{"path": "data/default"}]}) == \
         "the synthetic test split"
 

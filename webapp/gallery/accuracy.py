@@ -46,7 +46,8 @@ def test_split_name(config: dict) -> str:
     datasets = config.get("datasets")
     if isinstance(datasets, list) and len(datasets) > 1 and all(isinstance(d, dict) for d in datasets):
         names = [Path(str(d.get("path") or "?")).name for d in datasets]
-        return "the test split of " + " and ".join(SET_NAMES.get(n, f"folder {n}") for n in names)
+        sets = [SET_NAMES.get(n, f"folder {n}") for n in names]
+        return "the test split of " + ", ".join(sets[:-1]) + " and " + sets[-1]
     name = Path(str(config.get("data") or "")).name
     if name in DATASET_NAMES:
         return DATASET_NAMES[name]
