@@ -38,6 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from ml import guard  # noqa: E402
 from ml.speakers import heard_speakers, link_half, speakers_in  # noqa: E402  (no TensorFlow: cheap)
 SHARED = ROOT.parent / "shared"
 SPEECH = SHARED / "speech"
@@ -93,27 +94,9 @@ def read_truth(wav: Path) -> list[dict]:
 
 
 def score(detections: list[dict], truth: list[dict], seconds: float) -> dict:
-    """Hits, wrong labels and false alarms of one recording (each detection used once).
-
-    Right-label pairs are matched first, nearest first; then each command left takes
-    the nearest detection left within the tolerance as a wrong label; every
-    detection still unmatched is a false alarm.
-    """
+    """Hits, wrong labels and false alarms of one recording (ml.guard.score)."""
     commands = [t for t in truth if t["kind"] == "command"]
-    pairs = sorted((abs(d["time_s"] - c["centre"]), i, j) for i, d in enumerate(detections)
-                   for j, c in enumerate(commands) if abs(d["time_s"] - c["centre"]) <= TOLERANCE_S)
-    used_d, used_c, hits, wrong = set(), set(), 0, 0
-    for right in (True, False):
-        for _, i, j in pairs:
-            if i in used_d or j in used_c:
-                continue
-            if (detections[i]["label"] == commands[j]["label"]) == right:
-                used_d.add(i)
-                used_c.add(j)
-                hits += right
-                wrong += not right
-    return {"commands": len(commands), "hits": hits, "wrong": wrong,
-            "false_alarms": len(detections) - len(used_d), "seconds": seconds}
+    return {**guard.score(detections, commands, TOLERANCE_S), "seconds": seconds}
 
 
 def total(scores: list[dict]) -> dict:

@@ -125,13 +125,28 @@ class _EnsembleModel:
 
     def __init__(self, run_dir: Path, config: dict, labels: list[str], threads: int):
         self.members = [Classifier(m, threads) for m in runs.members_of(run_dir, config)]
+        base = list(config.get("base_labels") or labels)
         for member in self.members:
-            if member.labels != labels:
+            if member.labels != base:
                 raise runs.RunError(f"{member.run_dir}: its labels differ from the ensemble's")
         self.weights = np.array([config.get("unknown_weight", 1.0) if label == UNKNOWN else 1.0
-                                 for label in labels], np.float32)
+                                 for label in base], np.float32)
+        # A taught version (ml/teach.py): the gate says how much of each taught word a clip
+        # holds ([none, word...]); the members share the rest.
+        gate = runs.gate_of(run_dir, config)
+        self.gate = Classifier(gate, threads) if gate else None
+        if self.gate is not None:
+            words = self.gate.labels[1:]
+            if sorted(base + words) != labels:
+                raise runs.RunError(f"{gate}: the gate's words and the members' labels are not the version's")
+            self.base_index = np.array([labels.index(label) for label in base])
+            self.word_index = np.array([labels.index(word) for word in words])
+        self.n_labels = len(labels)
         self.spec = self.members[0].feature_spec
-        self.context = max(m.model.context for m in self.members)
+        self.context = max(m.model.context for m in self._all())
+
+    def _all(self) -> list:
+        return self.members + ([self.gate] if self.gate is not None else [])
 
     def features(self, clips: np.ndarray):
         """Each member's input, computed once per kind (two heads share one embedding)."""
@@ -143,15 +158,22 @@ class _EnsembleModel:
 
     def _shared(self, compute) -> list:
         done = {}
-        for m in self.members:
+        for m in self._all():
             if m.model.share_key not in done:
                 done[m.model.share_key] = compute(m.model)
-        return [done[m.model.share_key] for m in self.members]
+        return [done[m.model.share_key] for m in self._all()]
 
     def probabilities(self, features) -> np.ndarray:
         mean = np.mean([m.model.probabilities(f) for m, f in zip(self.members, features)], axis=0)
         weighted = mean * self.weights
-        return weighted / weighted.sum(axis=-1, keepdims=True)
+        base = weighted / weighted.sum(axis=-1, keepdims=True)
+        if self.gate is None:
+            return base
+        gate = self.gate.model.probabilities(features[-1])
+        out = np.zeros((len(base), self.n_labels), np.float32)
+        out[:, self.base_index] = base * gate[:, :1]
+        out[:, self.word_index] = gate[:, 1:]
+        return out
 
     def picture(self, features) -> np.ndarray:
         return self.members[0].model.picture(features[0])

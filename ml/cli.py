@@ -47,6 +47,14 @@ def _train(args):
     print(run_dir)
 
 
+def _rehearsal(args):
+    from ml.rehearsal import build
+
+    path = build(Path(args.model), Path(args.data), args.per_label, seed=args.seed,
+                 log=lambda m: print(m, file=sys.stderr))
+    print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 def _evaluate(args):
     from ml.classifier import Classifier
     from ml.evaluate import evaluate_folder
@@ -222,6 +230,19 @@ def parser() -> argparse.ArgumentParser:
     for f in fields(TrainConfig):
         t.add_argument(*_flags(f), **_argument(f))
     t.set_defaults(func=_train)
+
+    from ml.rehearsal import PER_LABEL
+
+    h = sub.add_parser("rehearsal", help="write a run's rehearsal pack (rehearsal.npz): compact "
+                                         "embeddings of its training clips, so new words can be "
+                                         "taught to it in seconds (train --init RUN)")
+    h.add_argument("--model", required=True, help="run directory")
+    h.add_argument("--data", required=True,
+                   help="the folder its split.json's paths are under (its config.json's data)")
+    h.add_argument("--per-label", type=int, default=PER_LABEL,
+                   help=f"clips per label and data set (default: {PER_LABEL})")
+    h.add_argument("--seed", type=int, default=0)
+    h.set_defaults(func=_rehearsal)
 
     e = sub.add_parser("evaluate", help="evaluate a saved model on every clip of a folder")
     e.add_argument("--model", required=True, help="run directory")

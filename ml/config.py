@@ -10,7 +10,7 @@ ml/features.py and ml/models.py build from them, the charts label from them.
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -114,6 +114,13 @@ ARCHS = {a.name: a for a in [
 ]}
 DEFAULT_ARCH = "ensemble"
 SPLITS = {"speaker": "by speaker", "random": "random clips"}
+MODES = {"auto": "teach when the data brings new words and the version can be taught, else "
+                 "train every member",
+         "teach": "teach the new words only (a gate head in seconds; the members keep what "
+                  "they know)",
+         "full": "train every member (from the version's weights when one is given)"}
+EPOCHS, LEARNING_RATE = 10, 3e-3
+FINE_TUNE_EPOCHS, FINE_TUNE_LR_SCALE = 3, 0.1
 
 
 # ---- the training job ---------------------------------------------------------------
@@ -141,11 +148,18 @@ class TrainConfig:
     init: str | None = _setting(None, "a run to start from (fine-tuning): its weights, its "
                                       "architecture, its labels (kept; new ones in the data "
                                       "are added)", label="Start from version")
-    epochs: int = _setting(10, "training epochs", label="Epochs", low=1, high=500)
+    mode: str = _setting("auto", "how a version is trained from --init", label="Method",
+                         choices=MODES, radio=True)
+    epochs: int | None = _setting(None, f"training epochs (default: {EPOCHS} from scratch, "
+                                  f"{FINE_TUNE_EPOCHS} fine-tuning, 30 teaching)", label="Epochs",
+                                  low=1, high=500)
     batch_size: int = _setting(64, "clips per training step", label="Batch size", low=1, high=2048,
                            what="the batch size")
-    learning_rate: float = _setting(3e-3, "peak learning rate (cosine decay)", label="Learning rate",
-                                    low=1e-6, high=0.5, flag="--lr", what="the learning rate")
+    learning_rate: float | None = _setting(
+        None, f"peak learning rate (cosine decay; default: {LEARNING_RATE:g} from scratch, "
+              f"{LEARNING_RATE * FINE_TUNE_LR_SCALE:g} fine-tuning, the heads' own recipe times "
+              f"{FINE_TUNE_LR_SCALE:g})", label="Learning rate", low=1e-6, high=0.5, flag="--lr",
+        what="the learning rate")
     patience: int = _setting(6, "early-stopping patience in epochs",
                              label="Early-stopping patience", low=1, high=500, what="the patience")
     augment: bool | None = _setting(None, "training-time augmentation (default: the "
@@ -170,6 +184,14 @@ class TrainConfig:
             raise ConfigError("a data folder is given twice")
         if self.init is not None and not (isinstance(self.init, str) and self.init.strip()):
             raise ConfigError("init must name a run directory")
+
+    def resolved(self) -> TrainConfig:
+        """The settings left to their default, decided: fine-tuning (`init`) takes fewer
+        epochs at a tenth of the learning rate, so a version keeps what it knew."""
+        tuned = self.init is not None
+        return replace(self, epochs=self.epochs or (FINE_TUNE_EPOCHS if tuned else EPOCHS),
+                       learning_rate=self.learning_rate or LEARNING_RATE * (
+                           FINE_TUNE_LR_SCALE if tuned else 1.0))
 
     def folders(self) -> list[str]:
         """The data folders: `data` is one folder or a list of them."""

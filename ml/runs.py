@@ -55,6 +55,12 @@ def members_of(run_dir: Path, config: dict | None = None) -> list[Path]:
     return [Path(run_dir) / m for m in config.get("members") or []]
 
 
+def gate_of(run_dir: Path, config: dict | None = None) -> Path | None:
+    """A taught version's gate run directory (ml/teach.py), None for others."""
+    config = config if config is not None else read_json(Path(run_dir) / "config.json")
+    return Path(run_dir) / config["gate"] if config.get("gate") else None
+
+
 def serving_files(run_dir: Path) -> list[Path]:
     """Every file that makes up the served model: what must exist, and what a change of means
     a new model. Raises OSError or ValueError when the run's config cannot be read."""
@@ -63,7 +69,8 @@ def serving_files(run_dir: Path) -> list[Path]:
     files = [run_dir / "config.json", run_dir / "labels.json"]
     members = members_of(run_dir, config)
     if members:
-        return files + [f for m in members for f in serving_files(m)]
+        gate = gate_of(run_dir, config)
+        return files + [f for m in members + ([gate] if gate else []) for f in serving_files(m)]
     files.append(run_dir / BODY_FILE)
     if config.get("features") != "embedding":
         files.append(run_dir / FEATURES_FILE)

@@ -19,9 +19,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ml import dataset, runs, warm_start
+from ml import dataset, runs, teach, warm_start
 from ml.classifier import Classifier
-from ml.config import ARCHS, TrainConfig, check_unknown_weight
+from ml.config import ARCHS, FINE_TUNE_LR_SCALE, TrainConfig, check_unknown_weight
 from ml.augment import background_mixer
 from ml.embed_train import HEAD_LABEL_SMOOTHING, VARIANTS, backgrounds_of, class_weights
 from ml.evaluate import evaluate_arrays
@@ -35,13 +35,19 @@ class TrainingCancelled(RuntimeError):
     """The caller asked training to stop; no run directory is left behind."""
 
 
-class _Progress(keras.callbacks.Callback):
+class Progress(keras.callbacks.Callback):
     """Passes per-epoch figures to the caller and honours its stop requests."""
 
-    def __init__(self, epochs, on_epoch, should_stop):
+    def __init__(self, epochs, on_epoch, should_stop, name: str = "training"):
         super().__init__()
         self.epochs, self.on_epoch, self.should_stop = epochs, on_epoch, should_stop
+        self.name = name
         self.rows, self.cancelled = [], False
+
+    def stage(self, text: str) -> None:
+        """Tell the caller a stage starts (a row without "epoch")."""
+        if self.on_epoch:
+            self.on_epoch({"stage": text})
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
@@ -57,7 +63,8 @@ class _Progress(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, "epochs": self.epochs,
                **{k: round(float(v), 5) for k, v in (logs or {}).items()},
                "elapsed_s": round(elapsed, 1),
-               "eta_s": round(elapsed / (epoch + 1) * (self.epochs - epoch - 1), 1)}
+               "eta_s": round(elapsed / (epoch + 1) * (self.epochs - epoch - 1), 1),
+               "stage": f"{self.name}: epoch {epoch + 1} of {self.epochs}"}
         self.rows.append(row)
         if self.on_epoch:
             self.on_epoch(row)
@@ -82,18 +89,26 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
     log = log or (lambda msg: print(msg, file=sys.stderr))
     cfg.check()
     init = warm_start.read_init(cfg.init, cfg.arch) if cfg.init else None
+    if init is not None and teach.can_teach(cfg):
+        return teach.teach(cfg, on_epoch, should_stop, verbose, log)
+    cfg = cfg.resolved()
     if init is not None:
         cfg = replace(cfg, arch=init.arch)
-        log(f"starting from {init.run_id} ({init.arch}, labels {', '.join(init.labels)})")
+        log(f"starting from {init.run_id} ({init.arch}, labels {', '.join(init.labels)}): "
+            f"{cfg.epochs} epochs at learning rate {cfg.learning_rate:g}")
     data = _load(cfg, init.labels if init else (), log)
+    if cfg.unknown_weight is None and init is not None and "unknown_weight" in init.config:
+        cfg = replace(cfg, unknown_weight=init.config["unknown_weight"])
+        log(f"served _unknown_ weight {cfg.unknown_weight:g}: that of {init.run_id}")
     if cfg.unknown_weight is None:
         cfg = replace(cfg, unknown_weight=_served_weight(data, cfg.arch, log))
-    run_id, tmp = _new_run_folder(Path(cfg.runs), cfg.arch)
+    run_id, tmp = new_run_folder(Path(cfg.runs), cfg.arch)
     try:
         if ARCHS[cfg.arch].members:
             _train_ensemble(tmp, run_id, cfg, data, on_epoch, should_stop, verbose, log, init)
         else:
-            _train_single(tmp, run_id, cfg, data, _Progress(cfg.epochs, on_epoch, should_stop),
+            progress = Progress(cfg.epochs, on_epoch, should_stop, f"training {cfg.arch}")
+            _train_single(tmp, run_id, cfg, data, progress,
                           verbose, log, init)
         final = Path(cfg.runs) / run_id
         tmp.rename(final)
@@ -104,7 +119,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
     return final
 
 
-def _new_run_folder(runs: Path, arch: str) -> tuple[str, Path]:
+def new_run_folder(runs: Path, arch: str) -> tuple[str, Path]:
     """A run id of its own and its `.tmp-` folder, made exclusively.
 
     Two trainings on one runs folder can start in the same second (two queue consumers,
@@ -150,7 +165,7 @@ def _served_weight(data: _Data, arch: str, log) -> float:
     return weight
 
 
-def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, progress: _Progress,
+def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, progress: Progress,
                   verbose: int, log, init: warm_start.Init | None = None) -> None:
     """One network: on its own spectrogram, or a head on the pretrained speech embedding;
     from `init`'s weights when given (fine-tuning), else from scratch."""
@@ -162,15 +177,18 @@ def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, pro
         from ml.embedding import EmbeddingSpec
 
         spec = EmbeddingSpec()
-        train_xy, val_xy = (_embedded(data, name, spec, cfg, VARIANTS if augment and name == "train"
+        variants = VARIANTS if augment else 0
+        progress.stage(f"{progress.name}: embedding {len(data.arrays['train'][0]) * (1 + variants):,} "
+                       f"clips (or reading them from the cache)")
+        train_xy, val_xy = (_embedded(data, name, spec, cfg, variants if name == "train"
                                       else 0, log) for name in ("train", "val"))
         model = build_head(cfg.arch, n)
         if init is not None:        # its normalisation statistics come with its weights
             warm_start.load_into(model, init, data.labels)
         else:
             model.get_layer("normalization").adapt(train_xy[0][:20000])
-        _fit(model, train_xy, val_xy, cfg, progress, verbose, class_weights(train_xy[1], n),
-             loss=_smoothed_loss(n, HEAD_LABEL_SMOOTHING))
+        fit(model, train_xy, val_xy, cfg, progress, verbose, class_weights(train_xy[1], n),
+             loss=smoothed_loss(n, HEAD_LABEL_SMOOTHING))
         trained, model = model, build_head(cfg.arch, n)   # saved without the optimizer's state
         model.set_weights(trained.get_weights())
         model.get_layer("normalization").finalize_state()   # its mean and variance, from the weights
@@ -182,7 +200,7 @@ def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, pro
         else:
             _adapt_normalization(model, data.arrays["train"][0])
         backgrounds = backgrounds_of(*data.arrays["train"][:2], data.labels) if augment else None
-        _fit(model, data.arrays["train"][:2], data.arrays["val"][:2], cfg, progress, verbose,
+        fit(model, data.arrays["train"][:2], data.arrays["val"][:2], cfg, progress, verbose,
              mix=None if backgrounds is None else background_mixer(backgrounds))
         model = _serving_copy(model, cfg, n)
         extra = {"feature_params": model.get_layer("features").feature_spec.params()}
@@ -205,7 +223,7 @@ def _embedded(data: _Data, name: str, spec, cfg: TrainConfig, variants: int, log
                         cfg.seed, log, labels=data.labels)
 
 
-def _smoothed_loss(n_labels: int, smoothing: float):
+def smoothed_loss(n_labels: int, smoothing: float):
     """Cross-entropy against label-smoothed targets, for integer labels."""
     cce = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
 
@@ -214,7 +232,7 @@ def _smoothed_loss(n_labels: int, smoothing: float):
     return loss
 
 
-def _fit(model, train_xy, val_xy, cfg: TrainConfig, progress: _Progress, verbose: int,
+def fit(model, train_xy, val_xy, cfg: TrainConfig, progress: Progress, verbose: int,
          class_weight: dict | None = None, loss="sparse_categorical_crossentropy", mix=None) -> None:
     """Adam with cosine decay and an averaged copy of the weights; early stopping. `mix`:
     a map over training batches (see ml.augment.background_mixer)."""
@@ -240,6 +258,8 @@ def _member_config(cfg: TrainConfig, arch: str) -> TrainConfig:
     served unweighted (the ensemble weights `_unknown_` once)."""
     recipe = dict(ARCHS[arch].recipe)
     epochs = cfg.epochs * recipe.pop("epochs_factor", 1)
+    if cfg.init and "learning_rate" in recipe:     # fine-tuning: a tenth of the recipe's too
+        recipe["learning_rate"] *= FINE_TUNE_LR_SCALE
     return replace(cfg, arch=arch, unknown_weight=1.0, epochs=epochs, **recipe)
 
 
@@ -257,20 +277,24 @@ def _train_ensemble(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, o
         offset = len(history)
 
         def on_member_epoch(row):
+            if "epoch" not in row:      # a stage of the member (embedding its clips)
+                if on_epoch:
+                    on_epoch(row)
+                return
             done = offset + row["epoch"]
-            elapsed = time.monotonic() - started
             history.append({**row, "epoch": done, "epochs": total, "member": arch,
-                            "elapsed_s": round(elapsed, 1),
-                            "eta_s": round(elapsed / done * (total - done), 1)})
-            if on_epoch:
+                            "member_epoch": row["epoch"], "member_epochs": row["epochs"],
+                            "elapsed_s": round(time.monotonic() - started, 1)})
+            if on_epoch:                # eta_s: the member's own, from its measured speed
                 on_epoch(history[-1])
         return on_member_epoch
 
-    for arch in members:
+    for k, arch in enumerate(members, 1):
         log(f"ensemble member {arch}")
         member_cfg = _member_config(cfg, arch)
         _train_single(run_dir / "members" / arch, f"{run_id}-{arch}", member_cfg, data,
-                      _Progress(member_cfg.epochs, relay(arch), should_stop), verbose, log,
+                      Progress(member_cfg.epochs, relay(arch), should_stop,
+                               f"training {arch} (member {k} of {len(members)})"), verbose, log,
                       warm_start.member(init, arch) if init else None)
     parameters = sum(runs.read_json(run_dir / "members" / a / "config.json")["parameters"]
                      for a in members)
@@ -284,6 +308,8 @@ def _init_record(init: warm_start.Init | None, data: _Data) -> dict:
     record = {"datasets": data.sets}
     if init is not None:
         record["init_from"] = init.record(data.labels)
+        if init.config.get("detector"):     # the listening settings chosen for the init
+            record["detector"] = init.config["detector"]
     return record
 
 

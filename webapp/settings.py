@@ -60,6 +60,10 @@ def jobs_and_security() -> dict:
         "HARK_AUTO_TRAIN": _flag("HARK_AUTO_TRAIN", True),
         "HARK_AUTO_TRAIN_EPOCHS": _env("HARK_AUTO_TRAIN_EPOCHS", 10, int),
         "HARK_DEFAULT_PER_WORD": _env("HARK_DEFAULT_PER_WORD", None, int),
+        # The activation guard (ml/guard.py): a job's version replaces the active one only if it
+        # measures no worse on the check set and, where this folder exists, on real speech.
+        "HARK_GUARD": _flag("HARK_GUARD", True),
+        "HARK_REAL_SPEECH": _env("HARK_REAL_SPEECH", str(ROOT.parent / "shared" / "speech" / "words")),
         # A running job whose worker has not been heard of for this long is failed.
         "HARK_JOB_STALE_S": _env("HARK_JOB_STALE_S", 120.0, float),
         # Session signing key; unset: generated once into the instance folder (mode 600).

@@ -254,7 +254,7 @@ def record_epoch(job_id: int, row: dict) -> None:
                             eta_s=row.get("eta_s")))
     db.session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(
         epoch=row["epoch"], epochs=row.get("epochs"), eta_s=row.get("eta_s"),
-        heartbeat_at=utcnow(), stage="training"))
+        heartbeat_at=utcnow(), stage=row.get("stage") or "training"))
     db.session.commit()
 
 
@@ -329,6 +329,8 @@ def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
         "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),
         "cancel_requested": job.cancel_requested, "error": job.error,
         "test_accuracy": None if evaluation else metrics.get("accuracy"),
+        # {"activated": bool, "why": reason it was not, "guard": both versions' figures}
+        "activation": None if evaluation else metrics.get("activation"),
         "model": p.get("model") if evaluation else None,
         "evaluation": ({k: metrics.get(k) for k in ("id", "accuracy", "n")}
                        if evaluation and metrics.get("id") else None),

@@ -83,7 +83,7 @@ def run_job(job_id: int) -> None:
         if jobs.is_evaluation(params):
             _evaluate(job_id, params, tail, stop)
             return
-        data = prepare_data(job_id, params, tail)
+        data = teach_folders(params) or prepare_data(job_id, params, tail)
         if stop():
             raise _cancelled()
         jobs.set_stage(job_id, "loading data")
@@ -94,9 +94,10 @@ def run_job(job_id: int) -> None:
              f"{(version.test_accuracy or 0):.1%}, {version.size_bytes / 1024:.0f} KB, "
              f"{version.latency_ms:.2f} ms per clip")
         run_dir = None   # registered: from here on it is a version, never removed as debris
+        metrics = dict(version.metrics or {})
         if params.get("activate") or not versions.usable(versions.active_run_dir()):
-            _activate(version, requested_by, tail)
-        jobs.finish(job_id, "succeeded", run_dir=version.run_dir, metrics=version.metrics,
+            metrics["activation"] = _guarded_activate(job_id, version, requested_by, tail)
+        jobs.finish(job_id, "succeeded", run_dir=version.run_dir, metrics=metrics,
                     log_tail=tail.text())
     except BaseException as exc:
         db.session.rollback()
@@ -159,15 +160,62 @@ def _fail(job_id: int, exc: BaseException, tail: jobs.LogTail) -> None:
     jobs.finish(job_id, "failed", error=error, log_tail=tail.text())
 
 
-def _activate(version, requested_by: str | None, tail: jobs.LogTail) -> None:
+def _guarded_activate(job_id: int, version, requested_by: str | None, tail: jobs.LogTail) -> dict:
+    """Activate the job's version unless the guard finds it worse than the active one
+    (ml/guard.py); what was decided and why, for the job's metrics and pages."""
+    active = versions.active_run_dir()
+    verdict = None
+    if current_app.config["HARK_GUARD"] and versions.usable(active):
+        jobs.set_stage(job_id, "checking it against the active version")
+        verdict = check_against_active(Path(version.run_dir), active, tail)
+        if not verdict["ok"]:
+            why = "; ".join(verdict["reasons"])
+            tail(f"succeeded, not activated: {why}")
+            return {"activated": False, "why": why, "guard": verdict}
     try:
         versions.activate(version.id, requested_by or "job")
         tail(f"model version {version.name} is now the active model")
+        return {"activated": True, "guard": verdict}
     except jobs.JobError as exc:
         tail(f"not activated: {exc}")
+        return {"activated": False, "why": str(exc), "guard": verdict}
+
+
+def check_against_active(run_dir: Path, active: Path, tail) -> dict:
+    """The guard's verdict on a version against the active one, logged figure by figure."""
+    from ml import guard
+    from ml.classifier import Classifier
+
+    stick = guard.yardstick(Path(current_app.config["HARK_DATA"]) / "check",
+                            Path(current_app.config["HARK_REAL_SPEECH"]), log=tail)
+    verdict = guard.compare(Classifier(run_dir), Classifier(active), stick)
+    for name, figures in verdict["candidate"].items():
+        old = verdict["active"].get(name, {})
+        if name == "recording":
+            tail(f"check recording: {figures['hits']} of {figures['commands']} commands found "
+                 f"(active version {old.get('hits')})")
+        else:
+            tail(f"{name}: accuracy {figures['accuracy']:.1%}, confidence of right answers "
+                 f"{figures['confidence']:.1%} (active version {old.get('accuracy', 0):.1%}, "
+                 f"{old.get('confidence', 0):.1%}; {figures['n']} clips)")
+    return verdict
 
 
 # ---- data ----------------------------------------------------------------------
+
+def teach_folders(params: dict) -> list[Path] | None:
+    """The folders of a job that teaches new words (ml/teach.py) to the version it starts
+    from: its data sets but the default one, which the version's rehearsal pack stands for
+    (never built or embedded for it); None when the job trains every member."""
+    from ml import teach
+
+    keys, folders = jobs.dataset_keys(params), jobs.data_folders(params)
+    own = [Path(f) for k, f in zip(keys, folders) if k != "default"]
+    if not own or not params.get("init") or params.get("mode") == "full":
+        return None
+    cfg = jobs.train_config(params, [str(f) for f in own], current_app.config["HARK_RUNS"])
+    return own if teach.can_teach(cfg) else None
+
 
 def prepare_data(job_id: int, params: dict, tail: jobs.LogTail) -> Path | list[Path]:
     """The folder (or folders) to train on; the default set is built first when it is one of
@@ -226,19 +274,31 @@ def _data_arg(path: Path) -> str:
 
 
 def _train(job_id: int, params: dict, data: Path, tail: jobs.LogTail, stop) -> Path:
+    from ml import teach
     from ml.train import train
 
     folders = [_data_arg(p) for p in data] if isinstance(data, list) else _data_arg(data)
     cfg = jobs.train_config(params, folders, current_app.config["HARK_RUNS"])
     Path(cfg.runs).mkdir(parents=True, exist_ok=True)
-    start = f", starting from {params['init']}" if params.get("init") else ""
-    tail(f"training {cfg.arch} on {jobs.dataset_label(params)}{start}: {cfg.epochs} epochs, batch "
-         f"{cfg.batch_size}, learning rate {cfg.learning_rate:g}, split by {cfg.split}")
+    if teach.can_teach(cfg):
+        tail(f"teaching {', '.join(teach.new_words(Path(cfg.init), cfg.folders()))} to "
+             f"{params['init']} from the {jobs.dataset_label(params)} (the default set: the "
+             f"version's rehearsal pack)")
+    else:
+        resolved = cfg.resolved()
+        start = f", starting from {params['init']}" if params.get("init") else ""
+        tail(f"training {cfg.arch} on {jobs.dataset_label(params)}{start}: {resolved.epochs} "
+             f"epochs, batch {cfg.batch_size}, learning rate {resolved.learning_rate:g}, "
+             f"split by {cfg.split}")
 
     def on_epoch(row: dict) -> None:
+        if "epoch" not in row:          # a stage starts (ml.train, ml.teach)
+            jobs.set_stage(job_id, row["stage"])
+            tail(row["stage"])
+            return
         jobs.record_epoch(job_id, row)
         val = f", val accuracy {row['val_accuracy']:.3f}" if "val_accuracy" in row else ""
-        tail(f"epoch {row['epoch']}/{row['epochs']}: loss {row.get('loss', 0):.4f}, "
+        tail(f"{row['stage']}: loss {row.get('loss', 0):.4f}, "
              f"accuracy {row.get('accuracy', 0):.3f}{val}")
 
     return Path(train(cfg, on_epoch=on_epoch, should_stop=stop, verbose=0, log=tail))
