@@ -223,7 +223,7 @@ def check_value(name: str, value, what: str | None = None) -> None:
         raise ConfigError(f"{what} must be one of {', '.join(meta['choices'])} (not {value!r})")
     if meta["low"] is None:
         return
-    kind = int if setting(name).type in ("int", int) else float
+    kind = int if str(setting(name).type).startswith("int") or setting(name).type is int else float
     if not _is_number(value, kind):
         raise ConfigError(f"{what} must be {'a whole number' if kind is int else 'a number'}")
     low, high = meta["low"], meta["high"]

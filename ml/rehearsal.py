@@ -34,14 +34,19 @@ class Pack:
     labels: np.ndarray      # str
     words: np.ndarray       # str: the word said (a label's own name, "" for silence)
     variant: np.ndarray     # bool: a noisy copy in a stream rather than the clip alone
+    speakers: np.ndarray    # str: the speaker's id where the file name has one, else ""
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __add__(self, other: Pack) -> Pack:
-        return Pack(*(np.concatenate([a, b]) for a, b in zip(
-            (self.embeddings, self.labels, self.words, self.variant),
-            (other.embeddings, other.labels, other.words, other.variant))))
+        return Pack(*(np.concatenate([a, b]) for a, b in zip(self.parts(), other.parts())))
+
+    def parts(self) -> tuple:
+        return self.embeddings, self.labels, self.words, self.variant, self.speakers
+
+    def take(self, index) -> Pack:
+        return Pack(*(a[index] for a in self.parts()))
 
 
 def path_of(run_dir: Path) -> Path:
@@ -59,7 +64,8 @@ def read(run_dir: Path) -> Pack:
         with np.load(path, allow_pickle=False) as f:
             lo, hi = f["lo"], f["hi"]
             e = f["q"].astype(np.float32) / 255.0 * (hi - lo) + lo
-            return Pack(e, f["labels"].astype(str), f["words"].astype(str), f["variant"].astype(bool))
+            return Pack(e, f["labels"].astype(str), f["words"].astype(str), f["variant"].astype(bool),
+                        f["speakers"].astype(str))
     except (OSError, KeyError, ValueError) as exc:
         raise dataset.DataError(f"{path.name}: cannot read the rehearsal pack ({exc})") from None
 
@@ -74,13 +80,14 @@ def write(run_dir: Path, pack: Pack) -> Path:
     tmp = path.with_name(".tmp-" + path.name)
     with open(tmp, "wb") as f:
         np.savez_compressed(f, q=q, lo=lo, hi=hi, labels=pack.labels.astype(str),
-                            words=pack.words.astype(str), variant=pack.variant)
+                            words=pack.words.astype(str), variant=pack.variant,
+                            speakers=pack.speakers.astype(str))
     tmp.replace(path)
     return path
 
 
-def embed(x: np.ndarray, labels: list[str], words: list[str], variants: int, seed: int,
-          backgrounds: np.ndarray | None = None, log=None) -> Pack:
+def embed(x: np.ndarray, labels: list[str], words: list[str], speakers: list[str], variants: int,
+          seed: int, backgrounds: np.ndarray | None = None, log=None) -> Pack:
     """A pack of clips [N, 16000]: each clip alone and `variants` noisy copies of it heard in a
     stream (ml.embed_train.variant; `backgrounds`: noise to mix in, else white or pink)."""
     from ml.audio import SAMPLE_RATE
@@ -97,9 +104,9 @@ def embed(x: np.ndarray, labels: list[str], words: list[str], variants: int, see
         parts.append(embedding.embed_batches(copies, log=log))
     n = len(x)
     e = np.concatenate(parts) if parts else np.zeros((0, 16, 96), np.float32)
-    return Pack(e, np.array(list(labels) * (1 + variants) if n else [], dtype=str),
-                np.array(list(words) * (1 + variants) if n else [], dtype=str),
-                np.repeat(np.arange(1 + variants) > 0, n) if n else np.zeros(0, bool))
+    return Pack(e, *(np.array(list(v) * (1 + variants), dtype=str) for v in (labels, words)),
+                np.repeat(np.arange(1 + variants) > 0, n),
+                np.array(list(speakers) * (1 + variants), dtype=str))
 
 
 def word_of(clip: dataset.Clip, manifest_words: dict[str, str]) -> str:
@@ -169,6 +176,6 @@ def build(run_dir: Path, data_root: Path, per_label: int = PER_LABEL,
     x, y, kept = dataset.load_arrays([c for c, _ in chosen], labels, log)
     words = dict((c.path, w) for c, w in chosen)
     log(f"rehearsal pack: {len(kept)} clips of {len(labels)} labels, alone and in a stream")
-    pack = embed(x, [c.label for c in kept], [words[c.path] for c in kept], 1, seed,
-                 backgrounds_of(x, y, labels), log)
+    pack = embed(x, [c.label for c in kept], [words[c.path] for c in kept],
+                 [c.speaker or "" for c in kept], 1, seed, backgrounds_of(x, y, labels), log)
     return write(run_dir, pack)

@@ -94,7 +94,7 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
     from ml.evaluate import evaluate_arrays
     from ml.export import export_serving
     from ml.models import build_head
-    from ml.train import Progress, fit, new_run_folder, smoothed_loss
+    from ml.fitting import Progress, fit, new_run_folder, smoothed_loss
 
     init = Path(cfg.init)
     config = runs.read_json(init / "config.json")
@@ -118,7 +118,8 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
     n_takes = len(x_train)
     stage(f"embedding {n_takes * (1 + TAKE_VARIANTS):,} clips ({n_takes} takes and "
           f"{TAKE_VARIANTS} noisy copies of each)")
-    takes = rehearsal.embed(x_train, take_labels, take_labels, TAKE_VARIANTS, cfg.seed, None, log)
+    takes = rehearsal.embed(x_train, take_labels, take_labels, [c.speaker or "" for c in clips_train],
+                            TAKE_VARIANTS, cfg.seed, None, log)
 
     taken = sorted({w for lab, w in zip(pack.labels, pack.words) if lab == UNKNOWN and w in words})
     if taken:
@@ -131,8 +132,8 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
 
     x_val, y_val, _ = arrays["val"]
     if len(x_val):
-        val_pack = rehearsal.embed(x_val, [sets.labels[i] for i in y_val],
-                                   [sets.labels[i] for i in y_val], 0, cfg.seed, None)
+        val_labels = [sets.labels[i] for i in y_val]
+        val_pack = rehearsal.embed(x_val, val_labels, val_labels, [""] * len(x_val), 0, cfg.seed)
         val_y = np.array([gate_labels.index(w) if w in words else 0 for w in val_pack.words], np.int32)
         val_xy = (val_pack.embeddings, val_y)
     else:
@@ -166,8 +167,7 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
             "embedding": spec.params(), "labels": gate_labels, "epochs": epochs,
             "learning_rate": lr, "examples": counts, "parameters": int(model.count_params())})
         kept = slice(0, 2 * n_takes)       # each take alone and its first noisy copy
-        rehearsal.write(tmp, pack + rehearsal.Pack(*(a[kept] for a in (
-            takes.embeddings, takes.labels, takes.words, takes.variant))))
+        rehearsal.write(tmp, pack + takes.take(kept))
         runs.write_json(tmp / "labels.json", labels)
         runs.write_json(tmp / "history.json", progress.rows)
         runs.write_json(tmp / "split.json", {

@@ -103,7 +103,7 @@ def test_consumer_runs_a_job_with_progress_rows_and_a_new_version(site, tiny_run
     assert seen_running["state"] in ("running", "succeeded"), seen_running
     done = site.wait(job_id, lambda j: j["state"] not in ("queued", "running"))
     assert done["state"] == "succeeded", done
-    assert done["epochs_done"] == 2 and "epoch 2/2" in done["log"]
+    assert done["epochs_done"] == 2 and "training kws: epoch 2 of 2" in done["log"]
     assert done["worker"].endswith(f":{site.processes[0].pid}")
     with site.app.app_context():
         version = db.session.scalar(select(ModelVersion).where(ModelVersion.job_id == job_id))

@@ -27,7 +27,7 @@ from webapp.tables import JobEpoch, ModelVersion, TrainingJob
 def folder_form(token: str, folder: Path, **extra) -> dict:
     form = {"csrf_token": token, "dataset": "folder", "folder": str(folder), "arch": "kws",
             "epochs": "1", "batch_size": "16", "learning_rate": "0.003", "augment": "arch",
-            "split": "speaker", "patience": "6"}
+            "split": "speaker", "patience": "6", "mode": "auto"}
     form.update({k: str(v) for k, v in extra.items()})
     return form
 
@@ -119,7 +119,7 @@ def test_a_job_from_the_form_trains_registers_and_activates(app, admin, tones, t
         assert job.created_by == "admin" and job.error is None
         assert [row.epoch for row in job.progress] == [1]
         assert job.progress[0].loss is not None and job.progress[0].val_accuracy is not None
-        assert "epoch 1/1" in job.log_tail
+        assert "training kws: epoch 1 of 1" in job.log_tail
         version = db.session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
         assert version.active and version.activated_by == "admin"
         assert version.size_bytes > 10_000 and version.latency_ms > 0

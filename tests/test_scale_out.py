@@ -144,9 +144,9 @@ def test_rate_limits_are_shared_by_app_instances_on_one_redis(redis_server, tmp_
 # ---- queue consumers ------------------------------------------------------------------------
 
 def test_trainings_starting_in_the_same_second_get_run_folders_of_their_own(tmp_path):
-    from ml import train
+    from ml import fitting
 
-    first, second = train.new_run_folder(tmp_path, "kws"), train.new_run_folder(tmp_path, "kws")
+    first, second = fitting.new_run_folder(tmp_path, "kws"), fitting.new_run_folder(tmp_path, "kws")
     assert first[0] != second[0] and first[1].is_dir() and second[1].is_dir()
 
 

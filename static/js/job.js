@@ -23,7 +23,8 @@
 
   function show(job) {
     const s = job.steps;
-    $("job-steps").textContent = `${s.done} of ${s.total} ${s.unit}${job.stage ? ` · ${job.stage}` : ""}`;
+    const done = s.total ? `${s.done} of ${s.total} ${s.unit}` : `${s.done} ${s.unit}`;
+    $("job-steps").textContent = `${done}${job.stage ? ` · ${job.stage}` : ""}`;
     if ($("job-eta")) $("job-eta").textContent = Hark.timeLeft(job);
     Hark.showProgress($("job-progress"), s);
     Hark.showLog($("job-log"), job.log_tail);

@@ -78,7 +78,7 @@
       ? `· ${job.stage}${job.cancel_requested ? " (stopping)" : ""}` : "";
     $("live-link").href = jobPage(job.id);
     $("live-what").textContent = job.what || `${job.arch} on the ${job.dataset}`;
-    $("live-epoch").textContent = `${s.done} of ${s.total} ${s.unit}`;
+    $("live-epoch").textContent = s.total ? `${s.done} of ${s.total} ${s.unit}` : `${s.done} ${s.unit}`;
     $("live-eta-row").hidden = !running;
     $("live-result-row").hidden = running;
     if (!running) {
@@ -86,6 +86,7 @@
       result.replaceChildren(stateBadge(job));
       if (accuracy(job) !== null && accuracy(job) !== undefined) result.append(` ${measured(job)}`);
       if (job.version) result.append(" · version ", Object.assign(document.createElement("code"), { textContent: job.version }));
+      if (job.activation && !job.activation.activated) newLine(result, "span", "error-text small", `not activated: ${job.activation.why}`);
     }
     showEta(running ? job : null);
     Hark.showProgress($("live-progress"), s);
