@@ -241,6 +241,34 @@ def fit_clip(wave: np.ndarray, length: int = CLIP_SAMPLES) -> tuple[np.ndarray, 
     return wave[start:start + length].astype(np.float32), start
 
 
+# What makes a take look like a fragment of a word (static/js/datasets.js checks the same).
+TAKE_QUIET_PEAK = 0.03          # its loudest sample: about -30 dBFS
+TAKE_MIN_VOICED_S = 0.15        # 10 ms frames louder than a tenth of its loudest frame
+TAKE_EDGE_S, TAKE_EDGE_SHARE = 0.03, 0.3    # first/last 30 ms at 30% of the loudest frame
+
+
+def take_problems(clip: np.ndarray) -> list[str]:
+    """Why a one-second take of a word looks like a fragment: "too quiet", "too short" (less
+    than 0.15 s of it is the word), "cut at the start" / "cut at the end" (the word still
+    loud at the edge of the second). Empty for a take that looks whole."""
+    clip = np.asarray(clip, np.float32)
+    if not len(clip) or float(np.abs(clip).max()) < TAKE_QUIET_PEAK:
+        return ["too quiet"]
+    frame = SAMPLE_RATE // 100
+    frames = clip[:len(clip) // frame * frame].reshape(-1, frame)
+    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    loud = rms.max()
+    problems = []
+    if np.sum(rms > 0.1 * loud) * frame / SAMPLE_RATE < TAKE_MIN_VOICED_S:
+        problems.append("too short")
+    edge = max(1, round(TAKE_EDGE_S * 100))
+    if rms[:edge].max() >= TAKE_EDGE_SHARE * loud:
+        problems.append("cut at the start")
+    if rms[-edge:].max() >= TAKE_EDGE_SHARE * loud:
+        problems.append("cut at the end")
+    return problems
+
+
 def load_clip(path: str | Path) -> np.ndarray:
     """A file as the model's input: 16 kHz mono float32, exactly one second."""
     wave, rate = decode(path)

@@ -31,7 +31,7 @@ MAX_DROP = {"accuracy": 0.02, "confidence": 0.05, "hits": 0.05}
 
 @dataclass
 class Yardstick:
-    """Clip sets (name -> (waveforms, labels)) and one recording with its commands."""
+    """Clip sets (name -> (waveforms, labels, words said)) and one recording with its commands."""
     sets: dict = field(default_factory=dict)
     recording: np.ndarray | None = None
     truth: list = field(default_factory=list)      # [(centre time s, label)]
@@ -51,6 +51,9 @@ def check_set(folder: Path, log=None) -> Path:
 
 
 def _load(folder: Path, per_label: int | None = None, seed: int = 0):
+    """(waveforms, labels, words said) of a folder's clips, `per_label` of each at most."""
+    from ml.rehearsal import manifest_words, word_of
+
     labels, clips = dataset.list_clips(folder)
     if per_label:
         rng = np.random.default_rng(seed)
@@ -58,7 +61,8 @@ def _load(folder: Path, per_label: int | None = None, seed: int = 0):
         clips = [c for label in labels for c in
                  (by_label[label][i] for i in sorted(rng.permutation(len(by_label[label]))[:per_label]))]
     x, y, kept = dataset.load_arrays(clips, labels)
-    return x, [labels[i] for i in y]
+    manifest = manifest_words(folder)
+    return x, [labels[i] for i in y], [word_of(c, manifest) for c in kept]
 
 
 def recording(x: np.ndarray, labels: list[str], seed: int = RECORDING_SEED,
@@ -89,11 +93,11 @@ def recording(x: np.ndarray, labels: list[str], seed: int = RECORDING_SEED,
 def yardstick(check_folder: Path, real_folder: Path | None = None, log=None) -> Yardstick:
     """The check set (built when missing), a sample of the real-speech set where given and
     present, and the recording."""
-    x, labels = _load(check_set(check_folder, log))
-    stick = Yardstick({"check set": (x, labels)})
+    x, labels, words = _load(check_set(check_folder, log))
+    stick = Yardstick({"check set": (x, labels, words)})
     if real_folder is not None and Path(real_folder).is_dir():
         stick.sets["real speech"] = _load(Path(real_folder), REAL_PER_LABEL)
-    stick.recording, stick.truth = recording(x, labels)
+    stick.recording, stick.truth = recording(x, labels)    # commands only: no taught word
     return stick
 
 
@@ -118,14 +122,17 @@ def score(detections: list[dict], truth: list[dict], tolerance_s: float = TOLERA
             "false_alarms": len(detections) - len(used_d)}
 
 
-def measure(classifier, stick: Yardstick, labels: set[str] | None = None) -> dict:
-    """A version's figures on the yardstick, over the clips of `labels` (default: all it knows)."""
+def measure(classifier, stick: Yardstick, labels: set[str] | None = None,
+            skip_words: set[str] = frozenset()) -> dict:
+    """A version's figures on the yardstick, over the clips of `labels` (default: all it
+    knows) but those that say one of `skip_words` (a word one version was taught and the
+    other calls `_unknown_` has no right answer both agree on)."""
     from ml.detect import Detector
 
     known = set(classifier.labels) if labels is None else labels
     out = {}
-    for name, (x, truth) in stick.sets.items():
-        keep = [i for i, t in enumerate(truth) if t in known]
+    for name, (x, truth, words) in stick.sets.items():
+        keep = [i for i, (t, w) in enumerate(zip(truth, words)) if t in known and w not in skip_words]
         if not keep:
             continue
         probs = classifier.predict_batch(x[keep])
@@ -146,7 +153,8 @@ def compare(candidate, active, stick: Yardstick) -> dict:
     """Both versions' figures on the labels they share, and the verdict:
     {"ok": bool, "reasons": [why not], "candidate": {...}, "active": {...}}."""
     shared = set(candidate.labels) & set(active.labels)
-    new, old = measure(candidate, stick, shared), measure(active, stick, shared)
+    taught = set(candidate.labels) ^ set(active.labels)
+    new, old = measure(candidate, stick, shared, taught), measure(active, stick, shared, taught)
     reasons = []
     for name in new:
         if name not in old:

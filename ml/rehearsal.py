@@ -5,7 +5,9 @@ embedding that must tell the new word from everything the model already knows.
 Rebuilding and re-embedding the 17,000 clips it trained on takes half an hour;
 this pack, written once beside the run (`rehearsal.npz`, a few MB), holds a
 stratified sample of its training clips instead: each clip's 16 x 96 embedding,
-heard alone and as one noisy variant in a stream, quantised to 8 bits per value
+heard alone, as one noisy variant in a stream, and once off centre (the word half
+out of the second, as a detector's window hears it just before or after the word),
+quantised to 8 bits per value
 (a dimension's own range), with its label and the word said (an `_unknown_`
 clip's word: "on", "off", "bed"...), so a taught word that the base data filed
 under `_unknown_` becomes a positive example instead of a contradiction.
@@ -20,20 +22,23 @@ from pathlib import Path
 import numpy as np
 
 from ml import dataset, runs
+from ml.audio import SAMPLE_RATE
 from ml.config import SILENCE, UNKNOWN
 
 PACK_FILE = "rehearsal.npz"
-PER_LABEL = 60          # clips per label and kind of data set (synthetic, real speakers)
-UNKNOWN_PER_WORD = 15   # `_unknown_` clips per word said, so on/off are well covered
+ALONE, STREAM, EDGE = 0, 1, 2
+EDGE_SHIFT_S = (0.35, 0.6)   # how far off centre an EDGE copy is (either way)
+PER_LABEL = 40          # clips per label and kind of data set (synthetic, real speakers)
+UNKNOWN_PER_WORD = 10   # `_unknown_` clips per word said, so on/off are well covered
 
 
 @dataclass
 class Pack:
-    """Embeddings [N, 16, 96] (float32), the label and the word of each, and which are variants."""
+    """Embeddings [N, 16, 96] (float32), the label, word and speaker of each, and how it was heard."""
     embeddings: np.ndarray
     labels: np.ndarray      # str
     words: np.ndarray       # str: the word said (a label's own name, "" for silence)
-    variant: np.ndarray     # bool: a noisy copy in a stream rather than the clip alone
+    kind: np.ndarray        # int8: ALONE, STREAM (a noisy copy in a stream) or EDGE (off centre)
     speakers: np.ndarray    # str: the speaker's id where the file name has one, else ""
 
     def __len__(self) -> int:
@@ -43,7 +48,7 @@ class Pack:
         return Pack(*(np.concatenate([a, b]) for a, b in zip(self.parts(), other.parts())))
 
     def parts(self) -> tuple:
-        return self.embeddings, self.labels, self.words, self.variant, self.speakers
+        return self.embeddings, self.labels, self.words, self.kind, self.speakers
 
     def take(self, index) -> Pack:
         return Pack(*(a[index] for a in self.parts()))
@@ -64,7 +69,7 @@ def read(run_dir: Path) -> Pack:
         with np.load(path, allow_pickle=False) as f:
             lo, hi = f["lo"], f["hi"]
             e = f["q"].astype(np.float32) / 255.0 * (hi - lo) + lo
-            return Pack(e, f["labels"].astype(str), f["words"].astype(str), f["variant"].astype(bool),
+            return Pack(e, f["labels"].astype(str), f["words"].astype(str), f["kind"].astype(np.int8),
                         f["speakers"].astype(str))
     except (OSError, KeyError, ValueError) as exc:
         raise dataset.DataError(f"{path.name}: cannot read the rehearsal pack ({exc})") from None
@@ -80,33 +85,52 @@ def write(run_dir: Path, pack: Pack) -> Path:
     tmp = path.with_name(".tmp-" + path.name)
     with open(tmp, "wb") as f:
         np.savez_compressed(f, q=q, lo=lo, hi=hi, labels=pack.labels.astype(str),
-                            words=pack.words.astype(str), variant=pack.variant,
+                            words=pack.words.astype(str), kind=pack.kind.astype(np.int8),
                             speakers=pack.speakers.astype(str))
     tmp.replace(path)
     return path
 
 
-def embed(x: np.ndarray, labels: list[str], words: list[str], speakers: list[str], variants: int,
-          seed: int, backgrounds: np.ndarray | None = None, log=None) -> Pack:
-    """A pack of clips [N, 16000]: each clip alone and `variants` noisy copies of it heard in a
-    stream (ml.embed_train.variant; `backgrounds`: noise to mix in, else white or pink)."""
-    from ml.audio import SAMPLE_RATE
+def edge_copy(clip: np.ndarray, rng: np.random.Generator, context: int) -> np.ndarray:
+    """The clip 0.35-0.6 s off centre (earlier or later) in a second with `context` samples
+    either side, the rest of it there, over faint noise: what a window sliding over a stream
+    hears just before or after a word, which must not count as hearing it."""
+    n = len(clip)
+    shift = int(rng.uniform(*EDGE_SHIFT_S) * SAMPLE_RATE) * (1 if rng.random() < 0.5 else -1)
+    out = np.zeros(n + 2 * context, np.float32)
+    at = context + shift
+    lo, hi = max(at, 0), min(at + n, len(out))
+    out[lo:hi] = clip[lo - at:hi - at] * 10 ** (rng.uniform(-12.0, 6.0) / 20)
+    level = np.sqrt(np.mean(clip ** 2)) + 1e-6
+    out += rng.normal(0.0, 1.0, len(out)).astype(np.float32) * level / 10 ** (rng.uniform(10, 30) / 20)
+    return np.clip(out, -1.0, 1.0)
+
+
+def embed(x: np.ndarray, labels: list[str], words: list[str], speakers: list[str], streamed: int,
+          edges: int, seed: int, backgrounds: np.ndarray | None = None, log=None) -> Pack:
+    """A pack of clips [N, 16000]: each clip alone, `streamed` noisy copies heard in a stream
+    (ml.embed_train.variant; `backgrounds`: noise to mix in, else white or pink) and `edges`
+    off-centre copies (edge_copy)."""
     from ml.embed_train import variant
     from ml.embedding import EmbeddingSpec, SpeechEmbedding
 
     spec = EmbeddingSpec()
     embedding = SpeechEmbedding(spec, threads=2)
-    parts = [embedding.embed_batches(x, log=log)] if len(x) else []
     rng = np.random.default_rng([seed, 7])
     context = int(spec.pad_s * SAMPLE_RATE)
-    for _ in range(variants if len(x) else 0):
-        copies = np.stack([variant(c, rng, backgrounds, x, context) for c in x])
-        parts.append(embedding.embed_batches(copies, log=log))
     n = len(x)
+    parts, kinds = [embedding.embed_batches(x, log=log)] if n else [], [ALONE]
+    for kind, copies in ((STREAM, streamed), (EDGE, edges)):
+        for _ in range(copies if n else 0):
+            make = (lambda c: variant(c, rng, backgrounds, x, context)) if kind == STREAM else \
+                (lambda c: edge_copy(c, rng, context))
+            parts.append(embedding.embed_batches(np.stack([make(c) for c in x]), log=log))
+            kinds.append(kind)
     e = np.concatenate(parts) if parts else np.zeros((0, 16, 96), np.float32)
-    return Pack(e, *(np.array(list(v) * (1 + variants), dtype=str) for v in (labels, words)),
-                np.repeat(np.arange(1 + variants) > 0, n),
-                np.array(list(speakers) * (1 + variants), dtype=str))
+    reps = len(parts)
+    return Pack(e, *(np.array(list(v) * reps, dtype=str) for v in (labels, words)),
+                np.repeat(np.array(kinds[:reps], np.int8), n),
+                np.array(list(speakers) * reps, dtype=str))
 
 
 def word_of(clip: dataset.Clip, manifest_words: dict[str, str]) -> str:
@@ -175,7 +199,7 @@ def build(run_dir: Path, data_root: Path, per_label: int = PER_LABEL,
     labels = sorted({c.label for c, _ in chosen})
     x, y, kept = dataset.load_arrays([c for c, _ in chosen], labels, log)
     words = dict((c.path, w) for c, w in chosen)
-    log(f"rehearsal pack: {len(kept)} clips of {len(labels)} labels, alone and in a stream")
+    log(f"rehearsal pack: {len(kept)} clips of {len(labels)} labels, alone, in a stream and off centre")
     pack = embed(x, [c.label for c in kept], [words[c.path] for c in kept],
-                 [c.speaker or "" for c in kept], 1, seed, backgrounds_of(x, y, labels), log)
+                 [c.speaker or "" for c in kept], 1, 1, seed, backgrounds_of(x, y, labels), log)
     return write(run_dir, pack)

@@ -97,28 +97,11 @@ def test_teaching_reports_its_stages_and_the_epochs_asked_for(taught):
     stages = [r["stage"] for r in rows]
     assert stages[0] == "reading the rehearsal pack"
     takes = len(runs.read_json(run / "split.json")["train"])
-    assert f"embedding {takes * 11} clips ({takes} takes and 10 noisy copies of each)" in stages
+    assert f"embedding {takes * 15} clips ({takes} takes, 10 noisy copies and 4 off-centre copies of each)" in stages
     epochs = [r for r in rows if "epoch" in r]
     assert epochs and all(r["epochs"] == teach.EPOCHS for r in epochs)
     assert epochs[0]["stage"] == f"training the gate: epoch 1 of {teach.EPOCHS}"
     assert stages[-1] == "testing"
-
-
-def test_a_word_the_base_data_called_unknown_is_taken_out_of_unknown(espeak, tmp_path):
-    from ml.classifier import Classifier
-    from ml.train import train
-
-    data = takes_folder(tmp_path / "on-takes", {"on": TAUGHT_VOICES[:2]})
-    run = train(TrainConfig(data=str(data), init=str(DEFAULT), runs=str(tmp_path / "runs"),
-                            split="random", epochs=10), verbose=0, log=lambda m: None)
-    config = runs.read_json(run / "config.json")
-    assert config["taught"]["taken_from_unknown"] == ["on"]
-    heard = [Classifier(run).classify(render("on", *v)).label for v in OTHER_VOICES]
-    assert heard.count("on") >= 2, heard
-    # Its pack carries the takes: teaching it again keeps "on" and adds the new word.
-    pack = rehearsal.read(run)
-    takes = len(runs.read_json(run / "split.json")["train"])
-    assert len(pack) == len(rehearsal.read(DEFAULT)) + 2 * takes
 
 
 def test_teach_mode_says_why_it_cannot_teach(espeak, tmp_path):
@@ -233,3 +216,75 @@ def test_a_worse_version_is_not_activated_and_the_job_says_why(tmp_path):
     assert "accuracy on the check set" in job["activation"]["why"]
     assert "succeeded, not activated: accuracy on the check set" in job["log_tail"]
     assert _active_id(admin) == active
+
+
+def test_the_data_set_page_teaches_a_word_the_base_called_unknown(espeak, tmp_path):
+    """"on" is one of the default set's `_unknown_` words: the page says so, teaches it, and the
+    new version hears it while "off" stays `_unknown_`."""
+    from ml.classifier import Classifier
+    from tests.helpers import login
+
+    app = _shipped_app(tmp_path)
+    key = _upload_takes(app, "switches", {"on": TAUGHT_VOICES[:3]})
+    admin = app.test_client()
+    token = login(admin)
+    page = admin.get(f"/admin/datasets/{key}").get_data(as_text=True)
+    assert "Teach these words" in page and 'id="teach-unknown"' in page
+    assert "<strong>on</strong>" in page
+    r = admin.post(f"/admin/datasets/{key}/teach", data={"csrf_token": token})
+    assert r.status_code == 302 and "/training/jobs/" in r.headers["Location"]
+    job_page = admin.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'id="job-activation" data-activated="true"' in job_page, job_page
+    job = admin.get("/admin/api/jobs").get_json()["jobs"][0]
+    assert job["params"]["mode"] == "teach" and job["params"]["dataset"] == ["default", key]
+    run = Path(job["run_dir"])
+    config = runs.read_json(run / "config.json")
+    assert config["taught"]["taken_from_unknown"] == ["on"]
+    clf = Classifier(run)
+    heard = [clf.classify(render("on", *v)).label for v in OTHER_VOICES]
+    assert heard.count("on") >= 2, heard
+    assert [clf.classify(render("off", *v)).label for v in OTHER_VOICES].count("on") <= 1
+    # Its pack carries the takes (alone, once noisy, once off centre), so it can be taught again.
+    takes = len(runs.read_json(run / "split.json")["train"])
+    assert len(rehearsal.read(run)) == len(rehearsal.read(DEFAULT)) + 3 * takes
+    # Now nothing is new: the page says so and the API refuses with the reason.
+    page = admin.get(f"/admin/datasets/{key}").get_data(as_text=True)
+    assert 'id="teach-why"' in page and "all words the active version knows" in page
+    again = admin.post(f"/admin/api/datasets/{key}/teach", headers={"X-CSRFToken": token})
+    assert again.status_code == 409 and "nothing to teach" in again.get_json()["error"]
+
+
+def test_takes_that_look_like_fragments_are_flagged():
+    from ml.audio import take_problems
+
+    whole = np.zeros(16000, np.float32)
+    whole[5000:9000] = 0.4 * np.sin(np.arange(4000) * 0.2)
+    assert take_problems(whole) == []
+    assert take_problems(0.02 * whole) == ["too quiet"]
+    short = np.zeros(16000, np.float32)
+    short[7000:8000] = 0.4 * np.sin(np.arange(1000) * 0.2)
+    assert take_problems(short) == ["too short"]
+    cut = np.zeros(16000, np.float32)
+    cut[:3000] = 0.4 * np.sin(np.arange(3000) * 0.2)
+    assert take_problems(cut) == ["cut at the start"]
+    assert take_problems(cut[::-1].copy()) == ["cut at the end"]
+
+
+def test_an_upload_says_which_takes_look_like_fragments(admin, app):
+    from webapp.datasets import store
+
+    with app.app_context():
+        store.create(Path(app.config["HARK_DATA"]), "frag", ["hey"])
+    short = np.zeros(16000, np.float32)
+    short[7000:8000] = 0.4 * np.sin(np.arange(1000) * 0.2)
+    files = []
+    for name, wave in (("short.wav", short), ("quiet.wav", 0.01 * short)):
+        buf = io.BytesIO()
+        sf.write(buf, wave, 16000, format="WAV")
+        files.append((io.BytesIO(buf.getvalue()), name))
+    r = admin.post("/admin/api/datasets/user:frag/clips", headers=admin.headers,
+                   data={"label": "hey", "speaker": "me", "files": files})
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    assert [a["problems"] for a in body["added"]] == [["too short"], ["too quiet"]]
+    assert body["fragments"] == 2

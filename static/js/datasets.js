@@ -165,10 +165,53 @@
     }
     if (take) URL.revokeObjectURL(take.url);
     const blob = Hark.encodeWav(clip, c.rate);
-    take = { label: c.label, blob, url: URL.createObjectURL(blob) };
+    const problems = c.label === SILENCE ? [] : takeProblems(clip, c.rate);
+    take = { label: c.label, blob, url: URL.createObjectURL(blob), problems };
     audio.src = take.url;
+    drawWave($("rec-wave"), clip);
+    $("rec-problems").hidden = !problems.length;
+    $("rec-problems").textContent = problems.length
+      ? `This take looks like a fragment of the word (${problems.join(", ")}): say it again (D)?` : "";
     $("rec-count").textContent = "";
     setState("review", "Keep it (K) or discard it and say it again (D)?");
+  }
+
+  /* Why a take looks like a fragment of a word: ml.audio.take_problems, same thresholds. */
+  const TAKE = { quietPeak: 0.03, minVoicedS: 0.15, edgeS: 0.03, edgeShare: 0.3 };
+  function takeProblems(clip, rate) {
+    let peak = 0;
+    for (let i = 0; i < clip.length; i++) peak = Math.max(peak, Math.abs(clip[i]));
+    if (peak < TAKE.quietPeak) return ["too quiet"];
+    const frame = Math.round(rate / 100);
+    const rms = [];
+    for (let s = 0; s + frame <= clip.length; s += frame) {
+      let sum = 0;
+      for (let i = s; i < s + frame; i++) sum += clip[i] * clip[i];
+      rms.push(Math.sqrt(sum / frame));
+    }
+    const loud = Math.max(...rms);
+    const problems = [];
+    if (rms.filter((r) => r > 0.1 * loud).length / 100 < TAKE.minVoicedS) problems.push("too short");
+    const edge = Math.max(1, Math.round(TAKE.edgeS * 100));
+    if (Math.max(...rms.slice(0, edge)) >= TAKE.edgeShare * loud) problems.push("cut at the start");
+    if (Math.max(...rms.slice(-edge)) >= TAKE.edgeShare * loud) problems.push("cut at the end");
+    return problems;
+  }
+
+  /* The take's waveform: each column its lowest and highest sample. */
+  function drawWave(canvas, clip) {
+    const ctx = canvas.getContext("2d");
+    const { width, height } = canvas;
+    ctx.clearRect(0, 0, width, height);
+    ctx.fillStyle = getComputedStyle(canvas).color || "#2563eb";
+    const per = clip.length / width;
+    for (let x = 0; x < width; x++) {
+      let lo = 0, hi = 0;
+      for (let i = Math.floor(x * per); i < Math.floor((x + 1) * per); i++) {
+        lo = Math.min(lo, clip[i]); hi = Math.max(hi, clip[i]);
+      }
+      ctx.fillRect(x, (1 - hi) * height / 2, 1, Math.max(1, (hi - lo) * height / 2));
+    }
   }
 
   /* The loudest second (what ml.audio.fit_clip keeps), at the microphone's own rate. */
@@ -204,7 +247,8 @@
       kept += 1;
       index += 1;
       showCounts(result.labels || {});
-      status.textContent = `Kept as ${result.added[0].label}/${result.added[0].file}.`;
+      status.textContent = `Kept as ${result.added[0].label}/${result.added[0].file}` +
+        (take.problems.length ? ` (it looks like a fragment: ${take.problems.join(", ")}).` : ".");
       if (mic) next();
     } catch (err) {
       setState("review", `Not kept: ${err.message}`);

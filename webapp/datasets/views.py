@@ -14,13 +14,15 @@ from pathlib import Path
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
                    send_file, url_for)
 
-from ml.audio import AudioError
+from ml.audio import AudioError, take_problems
+from ml.config import SILENCE
 from webapp.audio_input import display_name
-from webapp.auth import admin_only_blueprint
+from webapp.auth import admin_only_blueprint, current_username
 from webapp.datasets import store
 from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
 from webapp.security import rate_limited
+from webapp.training import jobs, teaching
 
 bp = Blueprint("datasets", __name__)
 admin_only_blueprint(bp)
@@ -106,8 +108,11 @@ def _upload(ds: store.DataSet) -> dict:
         raise store.DataSetError(f"nothing was stored: {len(refused)} of {len(refused) + len(new)} "
                                  f"file(s) refused: " + "; ".join(refused[:ERRORS_SHOWN]) + more)
     added = store.add(ds, new)
-    return {"added": [_clip_row(ds, f) for f in added], "ignored": ignored,
-            "labels": store.counts(ds)}
+    rows = [_clip_row(ds, f) for f in added]
+    for row, clip in zip(rows, new):    # kept, but said to look like fragments of a word
+        row["problems"] = [] if clip.label == SILENCE else take_problems(clip.wave / 32768.0)
+    return {"added": rows, "ignored": ignored, "labels": store.counts(ds),
+            "fragments": sum(bool(r["problems"]) for r in rows)}
 
 
 def _clip_row(ds: store.DataSet, file: str) -> dict:
@@ -160,6 +165,7 @@ def page(key: str):
         label, clips = None, store.list_clips(ds, None, 1, 40)
     runs = [s for s in gallery_data.list_sources() if s.kind == "run"]
     return render_template("dataset.html", ds=ds, info=store.summary(ds), clips=clips, label=label,
+                           teaching=teaching.plan(ds.path) if ds.editable else None,
                            runs=runs, evaluations=_evaluations(ds), suggested=store.SUGGESTED_LABELS,
                            max_clip_s=store.MAX_CLIP_SECONDS)
 
@@ -179,7 +185,10 @@ def upload_page(key: str):
 
     def done(result):
         skipped = f" ({len(result['ignored'])} other file(s) in the archive left out)" if result["ignored"] else ""
-        return f"{len(result['added'])} clip(s) added to {request.form.get('label')}{skipped}."
+        odd = [f"{r['file']} ({', '.join(r['problems'])})" for r in result["added"] if r["problems"]]
+        check = (f" {len(odd)} look like fragments of a word, listen to them: {'; '.join(odd[:5])}"
+                 f"{' ...' if len(odd) > 5 else ''}." if odd else "")
+        return f"{len(result['added'])} clip(s) added to {request.form.get('label')}{skipped}.{check}"
     return _page(lambda: _upload(ds), done, url_for("datasets.page", key=ds.key))
 
 
@@ -188,6 +197,19 @@ def delete_clip_page(key: str, label: str, name: str):
     ds = _get(key)
     return _page(lambda: store.delete_clip(ds, label, name), f"Clip {label}/{name} deleted.",
                  url_for("datasets.page", key=ds.key, label=request.args.get("label") or None))
+
+
+@bp.post("/admin/datasets/<key>/teach")
+def teach_page(key: str):
+    """"Teach these words": queue the job, then follow it on its page."""
+    ds = _get(key)
+    try:
+        job = teaching.submit(ds.key, ds.path, current_username())
+    except jobs.JobError as exc:
+        flash(str(exc)[:1].upper() + str(exc)[1:], "error")
+        return redirect(url_for("datasets.page", key=ds.key))
+    flash(f"Teaching {', '.join(teaching.plan(ds.path)['words'])}: job #{job.id} is queued.")
+    return redirect(url_for("training.job", job_id=job.id))
 
 
 @bp.post("/admin/datasets/<key>/delete")
@@ -256,6 +278,18 @@ def api_add_clips(key: str):
     recording made in the browser. 201 with the clips added; a bad file stores nothing."""
     ds = _get(key)
     return jsonify(_api(lambda: _upload(ds))), 201
+
+
+@bp.post("/admin/api/datasets/<key>/teach")
+def api_teach(key: str):
+    """Teach the data set's new words to the active version (a job; 409 with the reason when
+    there is nothing to teach). 202 with the job."""
+    ds = _get(key)
+    try:
+        job = teaching.submit(ds.key, ds.path, current_username())
+    except jobs.JobError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    return jsonify({**jobs.summary(job, admin=True), "teaching": teaching.plan(ds.path)}), 202
 
 
 @bp.get("/admin/api/datasets/<key>/clips/<label>/<name>")

@@ -163,6 +163,8 @@ def describe(params: dict) -> str:
     """One line saying what a job does, without server paths (pages show it to anyone)."""
     if is_evaluation(params):
         return f"evaluate {params.get('model')} on the {dataset_label(params)}"
+    if params.get("mode") == "teach":
+        return f"teach the words of the {dataset_label(params)} to {params.get('init')}"
     start = f", fine-tuning {params['init']}" if params.get("init") else ""
     return f"{params.get('arch')} on the {dataset_label(params)}{start}"
 

@@ -27,7 +27,8 @@ from webapp.training import jobs, versions
 bp = Blueprint("training_status", __name__, url_prefix="/api")
 PUBLIC = ("id", "kind", "what", "state", "stage", "stalled", "dataset", *JOB_SETTINGS, "epoch",
           "steps", "eta_s", "created_at", "started_at", "finished_at", "heartbeat_at",
-          "cancel_requested", "error", "test_accuracy", "model", "evaluation", "version", "duration_s")
+          "cancel_requested", "error", "test_accuracy", "model", "evaluation", "version", "version_id",
+          "duration_s", "activation")
 
 
 def _scrub(text: str | None, job: TrainingJob) -> str | None:
