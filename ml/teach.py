@@ -36,6 +36,7 @@ EPOCHS, LEARNING_RATE, BATCH = 30, 1e-3, 128
 MAX_CLASS_WEIGHT = 5.0         # a taught word's weight against "none" (balanced, capped: at 20,
 #                                "off" was taken for a taught "on" 4x as often; at 3 "on" was missed)
 MIN_TEST_PER_LABEL = 20        # fewer: test figures are not meaningful
+FEW_TAKES = 8                  # fewer takes of a word: the page suggests more
 # The gate learns without label smoothing: its "none" multiplies every answer of the members,
 # and smoothing would cap it near 0.95 (measured: real words' confidence 93.1% -> 88.0%).
 
@@ -49,10 +50,20 @@ def new_words(init_dir: Path, folders: list) -> list[str]:
     """Labels the data brings that the version's members do not know (words only)."""
     config = runs.read_json(Path(init_dir) / "config.json")
     known = set(base_labels(config, runs.labels_of(Path(init_dir))))
-    found = set()
+    return sorted(set(take_counts(folders)) - known - {SILENCE, UNKNOWN})
+
+
+def take_counts(folders: list) -> dict[str, int]:
+    """Clips per label of the data folders (labels without clips left out)."""
+    counts: dict[str, int] = {}
     for folder in folders:
-        found.update(dataset.list_labels(Path(folder)))
-    return sorted(found - known - {SILENCE, UNKNOWN})
+        try:
+            clips = dataset.list_clips(Path(folder))[1]
+        except dataset.DataError:      # no clips at all yet
+            continue
+        for clip in clips:
+            counts[clip.label] = counts.get(clip.label, 0) + 1
+    return counts
 
 
 @lru_cache(maxsize=4)
@@ -67,7 +78,9 @@ def plan(init_dir: Path, folders: list) -> dict:
     cannot teach where it cannot ("why": None when it can)."""
     init_dir = Path(init_dir)
     words = new_words(init_dir, folders)
-    out = {"words": words, "taken_from_unknown": [], "why": None}
+    counts = take_counts(folders)
+    out = {"words": words, "taken_from_unknown": [], "why": None,
+           "few_takes": {w: counts[w] for w in words if counts[w] < FEW_TAKES}}
     config = runs.read_json(init_dir / "config.json")
     if not rehearsal.has_pack(init_dir) or not config.get("members"):
         out["why"] = f"the active version ({config.get('run_id', init_dir.name)}) has no rehearsal pack"

@@ -12,8 +12,8 @@
     if (job.state === "queued") return "A training job is queued: the worker starts it shortly.";
     if (job.stalled) return `Training job #${job.id} is not reporting: is the worker running?`;
     if (job.epoch) {
-      const eta = job.eta_s ? `, about ${Math.max(1, Math.round(job.eta_s / 60))} min left` : "";
-      return `Training the first model: epoch ${job.epoch} of ${job.epochs}${eta}.`;
+      const eta = job.eta_s ? `, about ${Math.max(1, Math.round(job.eta_s / 60))} min left in this stage` : "";
+      return `Training the first model: ${job.stage || `epoch ${job.epoch}`}${eta}.`;
     }
     return `Training job #${job.id}: ${job.stage || job.state}…`;
   };
@@ -28,7 +28,8 @@
       const text = describe(job, status.queued);
       box.hidden = !text;
       state.textContent = text;
-      const share = job && job.epochs ? (100 * (job.epoch || 0)) / job.epochs : 0;
+      const steps = job && job.steps;
+      const share = steps && steps.total ? (100 * (steps.done || 0)) / steps.total : 0;
       bar.style.width = `${share}%`;
       bar.parentElement.setAttribute("aria-valuenow", Math.round(share));
     } catch (_) { /* server restarting */ }

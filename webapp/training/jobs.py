@@ -323,8 +323,10 @@ def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
         "id": job.id, "kind": p.get("kind"), "what": describe(p), "state": job.state,
         "stage": job.stage, "stalled": is_stalled(job),
         "dataset": dataset_label(p), **{name: p.get(name) for name in config.JOB_SETTINGS},
-        "epochs": None if evaluation else total, "epoch": None if evaluation else job.epoch,
-        "steps": {"done": job.epoch or 0, "total": total, "unit": "clips" if evaluation else "epochs"},
+        # the epochs asked for (None: the method's default); steps: the progress bar's count, an
+        # ensemble's members' epochs all together
+        "epochs": None if evaluation else p.get("epochs"), "epoch": None if evaluation else job.epoch,
+        "steps": {"done": job.epoch or 0, "total": total, "unit": _unit(p)},
         "eta_s": job.eta_s,
         "prepare_data": p.get("prepare_data"), "activate": p.get("activate"),
         "created_at": iso(job.created_at), "started_at": iso(job.started_at),
@@ -344,6 +346,21 @@ def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
     if admin:
         out.update(params=p, created_by=job.created_by, worker=job.worker, run_dir=job.run_dir)
     return out
+
+
+def _unit(params: dict) -> str:
+    """What a job's steps count."""
+    if is_evaluation(params):
+        return "clips"
+    ensemble = bool(config.ARCHS.get(params.get("arch"), config.ARCHS["kws"]).members)
+    return "epochs of all members" if ensemble and params.get("mode") != "teach" else "epochs"
+
+
+def record_mode(job_id: int, mode: str) -> None:
+    """The method a job with mode "auto" turned out to take (its pages say what it does)."""
+    job = db.session.get(TrainingJob, job_id)
+    job.params = {**job.params, "mode": mode}
+    db.session.commit()
 
 
 def summaries(job_list: list[TrainingJob], admin: bool = False) -> list[dict]:

@@ -83,7 +83,12 @@ def run_job(job_id: int) -> None:
         if jobs.is_evaluation(params):
             _evaluate(job_id, params, tail, stop)
             return
-        data = teach_folders(params) or prepare_data(job_id, params, tail)
+        data = teach_folders(params)
+        if data is not None:
+            jobs.record_mode(job_id, "teach")
+            params["mode"] = "teach"
+        else:
+            data = prepare_data(job_id, params, tail)
         if stop():
             raise _cancelled()
         jobs.set_stage(job_id, "loading data")

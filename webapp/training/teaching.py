@@ -29,7 +29,7 @@ def plan(folder: Path) -> dict:
     try:
         version = _active()
     except jobs.JobError as exc:
-        return {"words": [], "taken_from_unknown": [], "why": str(exc), "version": None}
+        return {"words": [], "taken_from_unknown": [], "few_takes": {}, "why": str(exc), "version": None}
     return {**teach.plan(Path(version.run_dir), [folder]), "version": version.name}
 
 
