@@ -44,6 +44,10 @@ class AudioError(ValueError):
     """The input is not audio we can use; the message says why, for a person."""
 
 
+class TooLong(AudioError):
+    """Longer than the caller accepts (a web client may send it where longer is taken)."""
+
+
 class UnsupportedFormat(AudioError):
     """The content is not WAV, FLAC or OGG at all (the web app answers 415)."""
 
@@ -204,7 +208,7 @@ def _read_mono(f: sf.SoundFile, kind: str, name: str, max_seconds: float,
 def _check_length(frames: int, channels: int, rate: int, max_frames: int, budget: int,
                   max_seconds: float, name: str) -> None:
     if frames > max_frames:
-        raise AudioError(f"{name}: audio longer than {max_seconds:g} s is not accepted "
+        raise TooLong(f"{name}: audio longer than {max_seconds:g} s is not accepted "
                          f"(this file declares {_duration(frames / rate)})")
     if frames * channels > budget:
         raise AudioError(f"{name}: too much audio to decode ({channels} channels at {rate:,} Hz for "

@@ -41,11 +41,12 @@ if [ -n "$nginx" ]; then
         chgrp "$group" "$rundir" && chmod 710 "$rundir"
     fi
     max_mb=${HARK_MAX_UPLOAD_MB:-10}
+    detect_mb=${HARK_MAX_DETECT_UPLOAD_MB:-64}
     files=$(ulimit -n)
     [ "$files" != unlimited ] || files=8192
     connections=$(( files > 4160 ? 4096 : files - 64 ))
     sed -e "s|@RUN@|$rundir|g" -e "s|@LISTEN@|$bind|g" -e "s|@USER@|$user_line|g" \
-        -e "s|@MAX_BODY@|${max_mb}m|g" -e "s|@MAX_BODY_MB@|$max_mb|g" -e "s|@CONNECTIONS@|$connections|g" \
+        -e "s|@MAX_BODY@|${max_mb}m|g" -e "s|@MAX_BODY_MB@|$max_mb|g" -e "s|@MAX_DETECT_BODY@|${detect_mb}m|g" -e "s|@CONNECTIONS@|$connections|g" \
         -e "s|@PROXY_TIMEOUT@|$(( ${HARK_TIMEOUT:-60} + 10 ))s|g" \
         deploy/nginx.conf.template > "$rundir/nginx.conf"
     gunicorn_bind="unix:$rundir/gunicorn.sock"

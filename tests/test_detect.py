@@ -380,10 +380,11 @@ def test_api_detect_answers_detections_and_a_timeline(client, tone_run):
 def test_api_detect_refuses_what_predict_refuses(app_factory, client, tone_run):
     assert post(client, b"not audio at all").status_code == 415
     assert client.post("/api/detect", data=b"", content_type="audio/wav").status_code == 400
-    short = app_factory(HARK_MODEL=str(tone_run), HARK_MAX_SECONDS=5.0).test_client()
+    short = app_factory(HARK_MODEL=str(tone_run), HARK_MAX_DETECT_SECONDS=5.0).test_client()
     wave, _ = tone_recording()
     r = post(short, wav_bytes(wave))
     assert r.status_code == 400 and "longer than 5 s" in r.get_json()["error"]
+    assert r.get_json()["code"] == "too_long"
     limited = app_factory(HARK_MODEL=str(tone_run), HARK_RATE_PREDICT="1/minute").test_client()
     assert post(limited, wav_bytes(wave[:SAMPLE_RATE])).status_code == 200
     assert post(limited, wav_bytes(wave[:SAMPLE_RATE])).status_code == 429
@@ -431,3 +432,27 @@ def test_pages_carry_the_detect_url_and_the_words_list(client):
     listen = client.get("/").get_data(as_text=True)
     assert 'data-detect-url="/api/detect"' in listen and 'id="live-words"' in listen
     assert 'data-detect-url="/api/detect"' in client.get("/upload").get_data(as_text=True)
+
+
+def test_a_recording_of_minutes_goes_through_the_detector_not_the_single_clip_routes(
+        app_factory, tone_run):
+    """The Upload page sends a file /api/analyze refuses as too long to /api/detect, which takes
+    recordings up to HARK_MAX_DETECT_SECONDS (10 minutes) and bodies up to its own limit."""
+    client = app_factory(HARK_MODEL=str(tone_run), MAX_CONTENT_LENGTH=1024 * 1024).test_client()
+    wave, centres = tone_recording()
+    minutes = np.concatenate([wave] * 16)            # 2 min 2 s, 3.9 MB: past the 1 MB limit
+    data = wav_bytes(minutes)
+    forty = wav_bytes(minutes[:40 * SAMPLE_RATE:2], SAMPLE_RATE // 2)   # 40 s, 640 KB
+    single = client.post("/api/analyze", data={"file": (io.BytesIO(forty), "long.wav")},
+                         content_type="multipart/form-data")
+    assert single.status_code == 400 and single.get_json()["code"] == "too_long"
+    assert client.post("/api/predict", data=data, content_type="audio/wav").status_code == 413
+    r = post(client, data)
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["duration_s"] == pytest.approx(len(minutes) / SAMPLE_RATE, abs=1e-3)
+    assert [d["label"] for d in body["detections"]] == WORDS * 16
+    chunk = post(client, data, stream="new")          # a live chunk keeps the short limit
+    assert chunk.status_code == 400 and chunk.get_json()["code"] == "too_long"
+    page = client.get("/upload").get_data(as_text=True)
+    assert "a recording up to 10 min (64 MB)" in page

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from ml.audio import SAMPLE_RATE
 from webapp import detection, figures, inference
@@ -76,10 +76,14 @@ def detect():
     """Every command of a recording with its time and a timeline figure, or the commands
     of the next chunk of a live stream (webapp/detection.py)."""
     started = time.perf_counter()
+    config = current_app.config
+    # A whole recording may be long (HARK_MAX_DETECT_*); a live chunk keeps the short limit.
+    request.max_content_length = config["HARK_MAX_DETECT_UPLOAD_MB"] * 1024 * 1024
     classifier = _classifier()
     data, name = read_upload()
-    body, samples = detection.answer(classifier, data, name, current_app.config["HARK_MAX_SECONDS"],
-                                     started)
+    recording = detection.is_recording()
+    body, samples = detection.answer(classifier, data, name, config[
+        "HARK_MAX_DETECT_SECONDS" if recording else "HARK_MAX_SECONDS"], started)
     charge_audio(samples)
     return jsonify(body)
 

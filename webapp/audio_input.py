@@ -12,7 +12,7 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ml.audio import FORMATS as ACCEPTED
-from ml.audio import sniff
+from ml.audio import AudioError, TooLong, UnsupportedFormat, decode, sniff
 from webapp.errors import ApiError
 from webapp.file_kind import describe
 
@@ -68,3 +68,14 @@ def _refuse_cut_body() -> None:
         return
     if getattr(request.stream, "is_exhausted", False) and request.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
+
+
+def decode_upload(data: bytes, name: str, max_seconds: float):
+    """(samples, rate) of an upload, or its refusal as an ApiError: 415 for no audio format we
+    read, else 400 (already worded for a person); audio longer than `max_seconds` says so with
+    code "too_long" (the Upload page then sends the recording to /api/detect, which takes longer)."""
+    try:
+        return decode(data, max_seconds=max_seconds, name=name)
+    except AudioError as exc:
+        raise ApiError(415 if isinstance(exc, UnsupportedFormat) else 400, str(exc),
+                       "too_long" if isinstance(exc, TooLong) else None) from None

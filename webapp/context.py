@@ -36,6 +36,9 @@ def page_context() -> dict:
         "special_labels": {"silence": SILENCE, "unknown": UNKNOWN},
         "low_confidence": current_app.config["HARK_LOW_CONFIDENCE"],
         "max_upload": current_app.config["MAX_CONTENT_LENGTH"],
+        "max_seconds": current_app.config["HARK_MAX_SECONDS"],
+        "max_detect_upload": current_app.config["HARK_MAX_DETECT_UPLOAD_MB"] * 1024 * 1024,
+        "max_detect_seconds": current_app.config["HARK_MAX_DETECT_SECONDS"],
         "nav": [(endpoint, title) for endpoint, title, _ in NAV if endpoint in current_app.view_functions],
         "page": _section(),
     }

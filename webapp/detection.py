@@ -14,7 +14,8 @@ import time
 
 from flask import request
 
-from ml.audio import SAMPLE_RATE, AudioError, UnsupportedFormat, decode, to_model_rate
+from ml.audio import SAMPLE_RATE, to_model_rate
+from webapp.audio_input import decode_upload
 from ml.detect import Detector, DetectorConfig, DetectorError, StreamState
 from webapp import figures
 from webapp.errors import ApiError
@@ -29,11 +30,9 @@ def _detector(classifier) -> Detector:
         raise ApiError(503, f"the model's detector settings cannot be used: {exc}") from None
 
 
-def _decode(data: bytes, name: str, max_seconds: float):
-    try:
-        return decode(data, max_seconds=max_seconds, name=name)
-    except AudioError as exc:
-        raise ApiError(415 if isinstance(exc, UnsupportedFormat) else 400, str(exc)) from None
+def is_recording() -> bool:
+    """A whole recording, not a live stream's chunk (which sends its state as `stream`)."""
+    return _field("stream") is None
 
 
 def _field(name: str) -> str | None:
@@ -46,7 +45,7 @@ def answer(classifier, data: bytes, name: str, max_seconds: float, started: floa
     detector = _detector(classifier)
     state = _state(stream, classifier, detector) if stream is not None else None
     t0 = time.perf_counter()
-    wave, rate = _decode(data, name, max_seconds)
+    wave, rate = decode_upload(data, name, max_seconds)
     decoded = time.perf_counter()
     body = {"model": classifier.version, "duration_s": round(len(wave) / rate, 4)}
     if state is None:

@@ -23,18 +23,18 @@ MESSAGES = {
 class ApiError(Exception):
     """An error a client can act on; `message` is shown to people as is."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.code = status, message, code   # code: for programs
 
 
 def wants_json() -> bool:
     return request.path.startswith(("/api/", "/admin/api/")) or request.path == "/api"
 
 
-def respond(status: int, message: str, headers=None):
+def respond(status: int, message: str, headers=None, code: str | None = None):
     if wants_json():
-        response = jsonify(error=message)
+        response = jsonify(error=message, **({"code": code} if code else {}))
     else:
         response = render_template("error.html", status=status, message=message)
     return make_response(response, status, headers or [])
@@ -43,13 +43,13 @@ def respond(status: int, message: str, headers=None):
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return respond(exc.status, exc.message)
+        return respond(exc.status, exc.message, code=exc.code)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         message = MESSAGES.get(exc.code, exc.description or exc.name)
         if exc.code == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+            limit = request.max_content_length or app.config.get("MAX_CONTENT_LENGTH") or 0
             message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
         # Keep the Allow header of a 405 so clients know what would work.
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() == "allow"]

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.audio import AudioError, UnsupportedFormat, decode
-from webapp.errors import ApiError
+from webapp.audio_input import decode_upload
 
 
 @dataclass
@@ -30,10 +29,7 @@ def run(classifier, data: bytes, name: str, max_seconds: float, started: float) 
     415 when it is no audio format at all, 400 when it is broken or too long.
     """
     t0 = time.perf_counter()
-    try:
-        wave, rate = decode(data, max_seconds=max_seconds, name=name)
-    except AudioError as exc:   # already worded for a person, naming the file
-        raise ApiError(415 if isinstance(exc, UnsupportedFormat) else 400, str(exc)) from None
+    wave, rate = decode_upload(data, name, max_seconds)
     decoded = time.perf_counter()
     prediction = classifier.classify(wave, rate)
     t = prediction.timing_ms

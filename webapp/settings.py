@@ -31,6 +31,9 @@ def from_environment() -> dict:
         # Below this confidence a result says plainly that the model is unsure.
         "HARK_LOW_CONFIDENCE": _env("HARK_LOW_CONFIDENCE", 0.6, float),
         "HARK_MAX_SECONDS": _env("HARK_MAX_SECONDS", 30.0, float),
+        # A whole recording sent to POST /api/detect (not a live chunk): longer, and a larger body.
+        "HARK_MAX_DETECT_SECONDS": _env("HARK_MAX_DETECT_SECONDS", 600.0, float),
+        "HARK_MAX_DETECT_UPLOAD_MB": _env("HARK_MAX_DETECT_UPLOAD_MB", 64, int),
         "MAX_CONTENT_LENGTH": _env("HARK_MAX_UPLOAD_MB", 10, int) * 1024 * 1024,
         **jobs_and_security(),
     }

@@ -52,6 +52,7 @@ window.Hark = window.Hark || {};
     if (!response.ok) {
       const error = new Error((json && json.error) || `The server answered ${response.status}.`);
       error.status = response.status;
+      error.code = json && json.code;
       throw error;
     }
     return json;

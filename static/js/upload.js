@@ -6,7 +6,9 @@
   const dropzone = document.getElementById("dropzone");
   if (!dropzone) return;   // no model yet
   const LONG_S = 2.0;
-  const detectUrl = dropzone.closest("[data-detect-url]").dataset.detectUrl;
+  const section = dropzone.closest("[data-detect-url]");
+  const detectUrl = section.dataset.detectUrl;
+  const maxDetectUpload = Number(section.dataset.maxDetectUpload || 0);
   const input = document.getElementById("file-input");
   const results = document.getElementById("results");
   const status = document.getElementById("upload-status");
@@ -33,9 +35,9 @@
   function add(files) {
     for (const file of files) {
       total += 1;
-      if (Hark.settings.maxUpload && file.size > Hark.settings.maxUpload) {
+      if (maxDetectUpload && file.size > maxDetectUpload) {
         const card = new Hark.ResultCard(results, file.name, { append: true });
-        card.fail(`${file.name} is larger than the ${Math.round(Hark.settings.maxUpload / 1048576)} MB limit.`);
+        card.fail(`${file.name} could not be classified: it is larger than the ${Math.round(maxDetectUpload / 1048576)} MB limit.`);
         done += 1;
         continue;
       }
@@ -90,12 +92,20 @@
     const card = new Hark.ResultCard(results, file.name, { append: true });
     card.playable(URL.createObjectURL(file));
     try {
-      const result = await Hark.postAudio(Hark.settings.analyzeUrl, file, file.name);
-      if (result.duration_s <= LONG_S) return await card.show(result);
+      // Past the single-clip upload limit, or refused as too long, it is a recording.
+      let result = null;
+      if (!Hark.settings.maxUpload || file.size <= Hark.settings.maxUpload) {
+        try {
+          result = await Hark.postAudio(Hark.settings.analyzeUrl, file, file.name);
+        } catch (err) {
+          if (err.code !== "too_long") throw err;
+        }
+      }
+      if (result && result.duration_s <= LONG_S) return await card.show(result);
       card.set(".result-verdict", "Listening to the whole recording…");
       await showWords(card, await Hark.postAudio(detectUrl, file, file.name));
     } catch (err) {
-      card.fail(err.message);
+      card.fail(`${file.name} could not be classified: ${err.message}`);
     }
   }
 
