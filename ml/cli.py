@@ -23,8 +23,9 @@ def _data_download(args):
 def _data_default(args):
     from ml.synth.generate import generate
 
+    first = Path(args.first).read_text().split() if args.first else None
     summary = generate(Path(args.dest), per_word=args.per_word, seed=args.seed,
-                       workers=args.workers, progress=True)
+                       workers=args.workers, progress=True, first=first)
     print(json.dumps(summary, indent=1))
 
 
@@ -212,6 +213,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--per-word", type=int, default=DEFAULT_PER_WORD, help="clips per command word")
     d.add_argument("--seed", type=int, default=DEFAULT_SEED)
     d.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    d.add_argument("--first", metavar="LIST", help="a file of clip paths (label/name.wav, one a "
+                   "line) to make before the others (the gallery's page of clips)")
     d.set_defaults(func=_data_default)
     d = data.add_parser("speakers", help="link one half of real speakers' clips (split by speaker) "
                                          "into a data folder, to train on it and check on the other")

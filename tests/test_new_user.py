@@ -315,7 +315,7 @@ def test_gallery_makes_the_missing_default_audio_and_then_plays_it(app_factory, 
     client = app.test_client()
 
     html = client.get("/gallery").get_data(as_text=True)
-    assert 'id="audio-building"' in html and "Making the audio of these clips" in html
+    assert 'id="audio-building"' in html and "this page&#39;s clips first" in html
     first = client.get(f"/api/gallery/run:{run.name}/clips").get_json()
     assert first["audio"]["available"] is False and not any(c["audio"] for c in first["items"])
     assert client.get(f"/api/gallery/run:{run.name}/clips/0/audio").status_code == 404
@@ -332,6 +332,28 @@ def test_gallery_makes_the_missing_default_audio_and_then_plays_it(app_factory, 
         assert r.status_code == 200 and r.data == (reference / path).read_bytes()
     assert client.get(f"/api/gallery/run:{run.name}/clips/0/analyze").status_code == 200
     assert 'id="audio-building"' not in client.get("/gallery").get_data(as_text=True)
+
+
+def test_the_gallery_names_each_missing_folder_and_its_command(app_factory, tiny_run, tmp_path):
+    """A run trained on several folders (as the shipped model: the default set and two halves
+    of real speakers): each missing one is named with the command that makes it."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    data = tmp_path / "data"
+    run = copy_run(tiny_run, runs, "20990203-000003-kws", {}, data=str(data))
+    config = json.loads((run / "config.json").read_text())
+    config["datasets"] = [{"path": str(data / "tones")}, {"path": str(data / "real-half1")}]
+    (run / "config.json").write_text(json.dumps(config))
+    (data / "tones").mkdir(parents=True)
+    app = app_factory(HARK_DATA=str(data), HARK_RUNS=str(runs), HARK_MODEL=str(run), HARK_AUTO_TRAIN=False)
+    audio = app.test_client().get(f"/api/gallery/run:{run.name}/clips").get_json()["audio"]
+    assert audio["available"] is False and audio["partial"] is True
+    assert audio["message"].endswith(f"clips in {data / 'real-half1'} is not on this machine.") is False
+    assert "real-half1 is not on this machine" in audio["message"] and "tones" not in audio["message"]
+    assert audio["command"].startswith("python -m ml data speakers ../shared/speech/words "
+                                       "../shared/speech/extra --half 1 --repeat 3 --dest ")
+    page = app.test_client().get("/gallery").get_data(as_text=True)
+    assert 'id="audio-missing"' in page and "--half 1 --repeat 3" in page
 
 
 def test_gallery_never_builds_a_folder_that_is_not_the_default_set(app_factory, tiny_run, tmp_path):

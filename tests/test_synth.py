@@ -184,3 +184,19 @@ def test_each_available_engine_speaks_reproducibly(name):
     assert 0.1 * 16000 < len(word) < 1.5 * 16000 and np.max(np.abs(word)) > 0.05
     assert np.array_equal(a, b)
     assert re.fullmatch(r"[0-9a-f]{8}", voice.speaker)
+
+
+def test_the_clips_asked_for_first_are_made_first_and_the_set_is_the_same(tmp_path):
+    from ml.synth.generate import generate
+
+    plain = tmp_path / "plain"
+    generate(plain, per_word=2, workers=1, progress=False)
+    files = sorted(p.relative_to(plain).as_posix() for p in plain.glob("*/*.wav"))
+    wanted = [files[-1], files[len(files) // 2]]
+    first = tmp_path / "first"
+    generate(first, per_word=2, workers=1, progress=False, first=wanted)
+    made = [p.relative_to(first).as_posix()
+            for p in sorted(first.glob("*/*.wav"), key=lambda p: p.stat().st_mtime_ns)]
+    # each comes with the other clips of its utterance (at most 5 with Kokoro), before the rest
+    assert max(made.index(f) for f in wanted) < 5 * len(wanted) and len(made) > 15
+    assert all((first / f).read_bytes() == (plain / f).read_bytes() for f in files)

@@ -208,8 +208,10 @@ def _manifest(plan: list[dict]) -> str:
 
 
 def generate(dest: Path, per_word: int = DEFAULT_PER_WORD, seed: int = DEFAULT_SEED, workers: int = 2,
-             progress: bool = True) -> dict:
-    """Write the data set into `dest` (resumable, deterministic for `seed`); return its summary."""
+             progress: bool = True, first: list[str] | None = None) -> dict:
+    """Write the data set into `dest` (resumable, deterministic for `seed`); return its summary.
+    `first`: clip files (label/name.wav) to make before the others, in that order (the same
+    files either way)."""
     dest = Path(dest)
     args = _args(per_word, seed)
     done = dest / "dataset.json"
@@ -225,6 +227,9 @@ def generate(dest: Path, per_word: int = DEFAULT_PER_WORD, seed: int = DEFAULT_S
     if "espeak" not in names:
         raise RuntimeError("eSpeak NG (pip package espeakng-loader) is required")
     plan = make_plan(per_word, seed, names)
+    if first:
+        rank = {f: i for i, f in enumerate(first)}
+        plan = sorted(plan, key=lambda t: min(rank.get(c["file"], len(rank)) for c in t["clips"]))
     for name in names:
         engines.get(name).prepare()
     _prepare(dest, {"args": args, "engines": names})

@@ -32,7 +32,7 @@ def clip_url(source: Source, index: int, what: str) -> str:
 
 def _cards(source: Source, rows: list[dict], indices: list[int]) -> list[dict]:
     status = source.audio_status()
-    root = str(source.data_root.resolve()) if status["available"] else None
+    root = str(source.data_root.resolve()) if status["available"] or status["partial"] else None
     return [gallery_data.card(source, i, rows[i], root, clip_url) for i in indices]
 
 

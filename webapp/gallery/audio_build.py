@@ -42,14 +42,16 @@ def default_folder() -> Path:
 
 
 def target(source: Source) -> Path | None:
-    """The folder to build for `source`: the default data folder, when its audio is not complete."""
+    """The folder to build for `source`: the default data folder, when it is one of the
+    source's folders and its audio is not complete."""
     if not source.data:
         return None
     try:
-        root = source.data_root.resolve()
+        folders = [f.resolve() for f in source.folders()]
     except OSError:
         return None
-    if root != default_folder() or (root / "dataset.json").is_file():
+    root = default_folder()
+    if root not in folders or (root / "dataset.json").is_file():
         return None
     if root.is_dir() and not (root / ".synth-plan.json").is_file() and not _files("build.building").exists():
         return None            # a folder someone else made: not ours to fill
@@ -107,9 +109,26 @@ def _record_failure(marker: Path) -> None:
     marker.unlink(missing_ok=True)
 
 
-def _start(dest: Path, marker: Path) -> None:
+def _first(source: Source, dest: Path) -> Path:
+    """The file listing the source's clips under `dest`, which the build makes first: the
+    page's cards play within seconds, the rest of the set follows."""
+    from webapp.gallery.data import rows_of
+
+    root = source.data_root.resolve()
+    wanted = []
+    for row in rows_of(source):
+        path = (root / str(row.get("path", ""))).resolve()
+        if path.is_relative_to(dest):
+            wanted.append(str(path.relative_to(dest)))
+    listing = _files("first.txt")
+    listing.write_text("\n".join(wanted) + "\n")
+    return listing
+
+
+def _start(source: Source, dest: Path, marker: Path) -> None:
     per_word = current_app.config.get("HARK_DEFAULT_PER_WORD")
-    command = ["ml", "data", "default", "--dest", str(dest), "--workers", str(min(2, os.cpu_count() or 1))]
+    command = ["ml", "data", "default", "--dest", str(dest), "--workers", str(min(2, os.cpu_count() or 1)),
+               "--first", str(_first(source, dest))]
     if per_word:
         command += ["--per-word", str(per_word)]
     pid = child_builds.start(command, marker, _files("build.log"))
@@ -141,13 +160,14 @@ def ensure(source: Source, start: bool = True) -> dict | None:
         if not marker.exists():
             if not start:
                 return None
-            _start(dest, marker)
+            _start(source, dest, marker)
     done, total = _clips_on_disk(dest), _total()
     of = f" of {total:,}" if total else ""
     so_far = f"{done:,}{of} clips so far" if done else "loading the voices"
     return {"state": "building", "done": done, "total": total,
-            "message": f"Making the audio of these clips on this server from the default set's "
-                       f"recipe (a few minutes): {so_far}."}
+            "message": f"Making the audio of the default set's clips on this server from its "
+                       f"recipe, this page's clips first (they play as they are made; the whole "
+                       f"set takes a few minutes): {so_far}."}
 
 
 def audio_state(source: Source) -> dict:

@@ -30,6 +30,25 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")   # one plain fold
 SORTS = ("index", "confidence", "-confidence")
 REGENERATE = {"default": "python -m ml data default",
               "mini_speech_commands": "python -m ml data download"}
+REAL_HALF = re.compile(r"^real-half([01])$")
+
+
+def regenerate_command(folder: Path) -> str | None:
+    """The command that makes a missing data folder again (None where none can): the default
+    set and mini Speech Commands by name; a half of the real speakers from ../shared/speech
+    (recordings not shipped with Hark), as the README's recipe links them."""
+    half = REAL_HALF.match(folder.name)
+    if half:
+        return (f"python -m ml data speakers ../shared/speech/words ../shared/speech/extra "
+                f"--half {half.group(1)} --repeat 3 --dest {_shown(folder)} (real speakers' "
+                f"recordings, not shipped: it needs ../shared/speech beside the checkout)")
+    return REGENERATE.get(folder.name)
+
+
+def _shown(folder: Path) -> str:
+    """A folder as pages name it: relative to the checkout when inside it."""
+    folder = Path(folder)
+    return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else folder.name
 
 
 @dataclass(frozen=True)
@@ -50,18 +69,34 @@ class Source:
         path = Path(self.data).expanduser()
         return path if path.is_absolute() else ROOT / path
 
+    def folders(self) -> list[Path]:
+        """The data folders the clips come from: a run's data sets (its config.json's
+        `datasets`), else the one folder recorded."""
+        if self.kind == "run" and self.model_dir is not None:
+            try:
+                config = read_cached(self.model_dir / "config.json")
+            except (OSError, ValueError):
+                config = {}
+            paths = [d["path"] for d in config.get("datasets") or [] if isinstance(d, dict) and d.get("path")]
+            if len(paths) > 1:
+                return [Path(p) if Path(p).is_absolute() else ROOT / p for p in paths]
+        return [self.data_root]
+
     def audio_status(self) -> dict:
-        """{available, message, command}: whether this machine holds the clips, said plainly if not."""
+        """{available, partial, message, command}: whether this machine holds the clips (all of
+        their folders, or some: each card then says whether its own clip is here), and, for
+        each folder missing, what it is and the command that makes it."""
         if not self.data:
-            return {"available": False, "command": None,
+            return {"available": False, "partial": False, "command": None,
                     "message": "The audio of these clips is not on this machine (no data folder recorded)."}
-        root = self.data_root
-        if root.is_dir():
-            return {"available": True, "message": "", "command": None}
-        command = REGENERATE.get(root.name)
-        return {"available": False,
-                "message": f"The audio of these clips is not on this machine (no folder {self.data}).",
-                "command": command}
+        missing = [f for f in self.folders() if not f.is_dir()]
+        if not missing:
+            return {"available": True, "partial": False, "message": "", "command": None}
+        commands = [c for c in (regenerate_command(f) for f in missing) if c]
+        names = " and ".join(_shown(f) for f in missing)
+        return {"available": False, "partial": self.data_root.is_dir(),
+                "message": f"The audio of the clips in {names} is not on this machine.",
+                "command": "; ".join(commands) or None}
 
     def missing_audio_error(self) -> str:
         status = self.audio_status()
@@ -261,7 +296,8 @@ def clip_path(source: Source, index: int, rows: list[dict] | None = None) -> Pat
     rows = rows_of(source) if rows is None else rows
     if not 0 <= index < len(rows):
         raise ApiError(404, f"no clip {index} in {source.key}")
-    if not source.audio_status()["available"]:
+    status = source.audio_status()
+    if not (status["available"] or status["partial"]):
         raise ApiError(404, source.missing_audio_error())
     root = source.data_root.resolve()
     relative = str(rows[index].get("path", ""))
