@@ -47,9 +47,8 @@ def base_labels(config: dict, labels: list[str]) -> list[str]:
 
 
 def new_words(init_dir: Path, folders: list) -> list[str]:
-    """Labels the data brings that the version's members do not know (words only)."""
-    config = runs.read_json(Path(init_dir) / "config.json")
-    known = set(base_labels(config, runs.labels_of(Path(init_dir))))
+    """Labels the data brings that the version does not know (words only)."""
+    known = set(runs.labels_of(Path(init_dir)))
     return sorted(set(take_counts(folders)) - known - {SILENCE, UNKNOWN})
 
 

@@ -235,6 +235,7 @@ def test_the_data_set_page_teaches_a_word_the_base_called_unknown(espeak, tmp_pa
     assert r.status_code == 302 and "/training/jobs/" in r.headers["Location"]
     job_page = admin.get(r.headers["Location"]).get_data(as_text=True)
     assert 'id="job-activation" data-activated="true"' in job_page, job_page
+    assert 'id="job-thin"' in job_page and "Fewer than 20 test clips of" in job_page
     job = admin.get("/admin/api/jobs").get_json()["jobs"][0]
     assert job["params"]["mode"] == "teach" and job["params"]["dataset"] == ["default", key]
     run = Path(job["run_dir"])
@@ -278,7 +279,7 @@ def test_an_upload_says_which_takes_look_like_fragments(admin, app):
     short = np.zeros(16000, np.float32)
     short[7000:8000] = 0.4 * np.sin(np.arange(1000) * 0.2)
     files = []
-    for name, wave in (("short.wav", short), ("quiet.wav", 0.01 * short)):
+    for name, wave in (("short.wav", short), ("quiet.wav", 0.05 * short)):   # quiet: not silent
         buf = io.BytesIO()
         sf.write(buf, wave, 16000, format="WAV")
         files.append((io.BytesIO(buf.getvalue()), name))

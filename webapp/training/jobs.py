@@ -335,6 +335,7 @@ def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
         "test_accuracy": None if evaluation else metrics.get("accuracy"),
         # {"activated": bool, "why": reason it was not, "guard": both versions' figures}
         "activation": None if evaluation else metrics.get("activation"),
+        "thin_labels": None if evaluation else metrics.get("thin_labels"),
         "model": p.get("model") if evaluation else None,
         "evaluation": ({k: metrics.get(k) for k in ("id", "accuracy", "n")}
                        if evaluation and metrics.get("id") else None),

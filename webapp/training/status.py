@@ -28,7 +28,7 @@ bp = Blueprint("training_status", __name__, url_prefix="/api")
 PUBLIC = ("id", "kind", "what", "state", "stage", "stalled", "dataset", *JOB_SETTINGS, "epoch",
           "steps", "eta_s", "created_at", "started_at", "finished_at", "heartbeat_at",
           "cancel_requested", "error", "test_accuracy", "model", "evaluation", "version", "version_id",
-          "duration_s", "activation")
+          "duration_s", "activation", "thin_labels")
 
 
 def _scrub(text: str | None, job: TrainingJob) -> str | None:

@@ -34,6 +34,7 @@ from webapp.tables import ModelVersion
 from webapp.training.jobs import JobError
 
 log = logging.getLogger(__name__)
+MIN_TEST_PER_LABEL = 20     # fewer test clips of a label: the version's figures are not meaningful
 
 
 def default_pointer(app: Flask) -> Path:
@@ -68,8 +69,11 @@ def _metrics_summary(run_dir: Path) -> dict | None:
         return None
     m = runs.read_json(path)
     f1 = [c.get("f1", 0.0) for c in (m.get("per_class") or {}).values()]
+    thin = [label for label, c in (m.get("per_class") or {}).items()
+            if c.get("support", 0) < MIN_TEST_PER_LABEL]
     return {"accuracy": m.get("accuracy"), "n": m.get("n"),
-            "macro_f1": round(sum(f1) / len(f1), 4) if f1 else None}
+            "macro_f1": round(sum(f1) / len(f1), 4) if f1 else None,
+            "thin_labels": thin}   # too few test clips for their figures to mean much
 
 
 def find(run_dir: Path) -> ModelVersion | None:
