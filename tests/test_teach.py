@@ -216,6 +216,9 @@ def test_a_worse_version_is_not_activated_and_the_job_says_why(tmp_path):
     assert "accuracy on the check set" in job["activation"]["why"]
     assert "succeeded, not activated: accuracy on the check set" in job["log_tail"]
     assert _active_id(admin) == active
+    change = admin.get(f"/admin/api/versions/{job['version_id']}/activation").get_json()
+    assert change["risky"] and not change["guard"]["ok"]
+    assert any(w.startswith("The check before activation found it worse") for w in change["warnings"])
 
 
 def test_the_data_set_page_teaches_a_word_the_base_called_unknown(espeak, tmp_path):

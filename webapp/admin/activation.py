@@ -17,7 +17,7 @@ from sqlalchemy import select
 from webapp.database import db
 from webapp.gallery import accuracy
 from webapp.labels import display_name
-from webapp.tables import ModelVersion
+from webapp.tables import ModelVersion, TrainingJob
 from webapp.training import versions
 
 WORSE_BY = 0.0005            # below this (0.05 points) two accuracies count as equal
@@ -61,11 +61,26 @@ def change(candidate: ModelVersion, active: ModelVersion | None = None) -> dict:
         warnings.append(f"The two were never measured on the same clips, and its own test accuracy "
                         f"is lower: {accuracy.text(test_new)}, against {accuracy.text(test_old)} "
                         f"for the active model.")
+    guard = _guard_verdict(candidate, active)
+    if guard is not None and not guard["ok"]:
+        warnings.append("The check before activation found it worse than the active model: "
+                        + "; ".join(guard["reasons"]) + ".")
     return {
         "active": active.name if active is not None else None,
+        "guard": guard,
         "comparisons": comparisons,
         "only_new": [m for m in new if m["key"] not in old_by_key],
         "labels": [display_name(label) for label in labels_new],
         "labels_gained": gained, "labels_lost": lost,
         "warnings": warnings, "risky": bool(warnings),
     }
+
+
+def _guard_verdict(candidate: ModelVersion, active: ModelVersion | None) -> dict | None:
+    """The activation guard's verdict on the candidate (ml/guard.py, stored by its job), where
+    it was measured against the version active now."""
+    if candidate.job_id is None or active is None:
+        return None
+    job = db.session.get(TrainingJob, candidate.job_id)
+    guard = ((job.metrics or {}).get("activation") or {}).get("guard") if job is not None else None
+    return guard if guard and guard.get("active_version") == active.name else None

@@ -188,12 +188,13 @@ def _guarded_activate(job_id: int, version, requested_by: str | None, tail: jobs
 
 def check_against_active(run_dir: Path, active: Path, tail) -> dict:
     """The guard's verdict on a version against the active one, logged figure by figure."""
-    from ml import guard
+    from ml import guard, runs
     from ml.classifier import Classifier
 
     stick = guard.yardstick(Path(current_app.config["HARK_DATA"]) / "check",
                             Path(current_app.config["HARK_REAL_SPEECH"]), log=tail)
     verdict = guard.compare(Classifier(run_dir), Classifier(active), stick)
+    verdict["active_version"] = runs.read_json(Path(active) / "config.json").get("run_id", Path(active).name)
     for name, figures in verdict["candidate"].items():
         old = verdict["active"].get(name, {})
         if name == "recording":
