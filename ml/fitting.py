@@ -7,7 +7,10 @@ folder of its own for each training.
 """
 from __future__ import annotations
 
+import shutil
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import tensorflow as tf
 
 from ml.config import TrainConfig
 
-__all__ = ["Progress", "TrainingCancelled", "fit", "new_run_folder", "smoothed_loss"]
+__all__ = ["Progress", "TrainingCancelled", "fit", "new_run_folder", "run_folder", "smoothed_loss"]
 
 
 class TrainingCancelled(RuntimeError):
@@ -77,6 +80,27 @@ def new_run_folder(runs: Path, arch: str) -> tuple[str, Path]:
             except FileExistsError:
                 pass
         n += 1
+
+
+@dataclass
+class RunFolder:
+    run_id: str
+    tmp: Path         # where the run is written
+    final: Path       # what it is renamed to when complete
+
+
+@contextmanager
+def run_folder(runs: Path, arch: str):
+    """A new run's `.tmp-` folder (new_run_folder), renamed to its run id when the block ends
+    well and removed when it raises: no half-written run is ever left behind."""
+    run_id, tmp = new_run_folder(Path(runs), arch)
+    folder = RunFolder(run_id, tmp, Path(runs) / run_id)
+    try:
+        yield folder
+        tmp.rename(folder.final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def smoothed_loss(n_labels: int, smoothing: float):

@@ -134,14 +134,9 @@ def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
 
 def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, log=print) -> Path:
     """Teach the new words of `cfg`'s data to the version `cfg.init`; return the new run."""
-    import keras
-
-    from ml.classifier import Classifier
     from ml.embedding import EmbeddingSpec
-    from ml.evaluate import evaluate_arrays
     from ml.export import export_serving
-    from ml.models import build_head
-    from ml.fitting import Progress, fit, new_run_folder
+    from ml.fitting import Progress, run_folder
 
     init = Path(cfg.init)
     config = runs.read_json(init / "config.json")
@@ -185,21 +180,14 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
     else:
         val_xy = (np.zeros((0, 16, 96), np.float32), np.zeros(0, np.int32))
 
-    keras.utils.set_random_seed(cfg.seed)
-    model = build_head(GATE_ARCH, len(gate_labels))
-    model.get_layer("normalization").adapt(everything.embeddings)
-    gate_cfg = replace(cfg, epochs=epochs, learning_rate=lr, batch_size=BATCH)
     progress = Progress(epochs, on_epoch, should_stop, "training the gate")
     stage(f"training the gate on {len(target):,} examples: epoch 0 of {epochs}")
-    fit(model, (everything.embeddings, target), val_xy, gate_cfg, progress, verbose,
-        _class_weights(target, len(gate_labels)))
-    trained, model = model, build_head(GATE_ARCH, len(gate_labels))
-    model.set_weights(trained.get_weights())
-    model.get_layer("normalization").finalize_state()
+    model = _train_gate((everything.embeddings, target), val_xy, len(gate_labels),
+                        replace(cfg, epochs=epochs, learning_rate=lr, batch_size=BATCH), progress, verbose)
 
     stage("writing the version")
-    run_id, tmp = new_run_folder(Path(cfg.runs), config.get("arch", "ensemble"))
-    try:
+    with run_folder(Path(cfg.runs), config.get("arch", "ensemble")) as run:
+        tmp, run_id = run.tmp, run.run_id
         for member in runs.members_of(init, config):
             _link_tree(member, tmp / member.relative_to(init))
         gate = tmp / GATE_DIR
@@ -236,24 +224,45 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         runs.write_json(tmp / "config.json", top)
         stage("testing")
-        x_test, y_test, clips_test = arrays["test"]
-        test_labels = [sets.labels[i] for i in y_test]
-        report, predictions = evaluate_arrays(
-            Classifier(tmp), x_test, np.array([labels.index(t) for t in test_labels], np.int32),
-            clips_test, sets.root)
-        small = [w for w in words if test_labels.count(w) < MIN_TEST_PER_LABEL]
-        if small:
-            report["note"] = (f"fewer than {MIN_TEST_PER_LABEL} test clips of {', '.join(small)}: "
-                              "these figures are not meaningful")
-        runs.write_json(tmp / "metrics.json", report)
-        runs.write_json(tmp / "predictions.json", predictions)
-        final = Path(cfg.runs) / run_id
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log(f"taught {', '.join(words)} in {time.monotonic() - started:.0f} s; run directory: {final}")
-    return final
+        _test(tmp, arrays["test"], sets, words)
+    log(f"taught {', '.join(words)} in {time.monotonic() - started:.0f} s; run directory: {run.final}")
+    return run.final
+
+
+def _train_gate(train_xy, val_xy, n_labels: int, cfg: TrainConfig, progress, verbose: int):
+    """The gate head fitted (ml.fitting.fit) and copied without its optimizer's state."""
+    import keras
+
+    from ml.fitting import fit
+    from ml.models import build_head
+
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_head(GATE_ARCH, n_labels)
+    model.get_layer("normalization").adapt(train_xy[0])
+    fit(model, train_xy, val_xy, cfg, progress, verbose, _class_weights(train_xy[1], n_labels))
+    trained, model = model, build_head(GATE_ARCH, n_labels)
+    model.set_weights(trained.get_weights())
+    model.get_layer("normalization").finalize_state()
+    return model
+
+
+def _test(run_dir: Path, test, sets, words: list[str]) -> None:
+    """The new version on the takes' test split: metrics.json (saying where a taught word has
+    too few test clips to mean much) and predictions.json."""
+    from ml.classifier import Classifier
+    from ml.evaluate import evaluate_arrays
+
+    x, y, clips = test
+    clf = Classifier(run_dir)
+    truth = [sets.labels[i] for i in y]
+    report, predictions = evaluate_arrays(
+        clf, x, np.array([clf.labels.index(t) for t in truth], np.int32), clips, sets.root)
+    small = [w for w in words if truth.count(w) < MIN_TEST_PER_LABEL]
+    if small:
+        report["note"] = (f"fewer than {MIN_TEST_PER_LABEL} test clips of {', '.join(small)}: "
+                          "these figures are not meaningful")
+    runs.write_json(run_dir / "metrics.json", report)
+    runs.write_json(run_dir / "predictions.json", predictions)
 
 
 def _stages(on_epoch):

@@ -7,7 +7,6 @@ making `should_stop()` return True.
 from __future__ import annotations
 
 import platform
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -20,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from ml import dataset, runs, teach, warm_start
-from ml.fitting import Progress, TrainingCancelled, fit, new_run_folder, smoothed_loss
+from ml.fitting import Progress, TrainingCancelled, fit, run_folder, smoothed_loss
 from ml.classifier import Classifier
 from ml.config import ARCHS, FINE_TUNE_LR_SCALE, TrainConfig, check_unknown_weight
 from ml.augment import background_mixer
@@ -64,21 +63,14 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
         log(f"served _unknown_ weight {cfg.unknown_weight:g}: that of {init.run_id}")
     if cfg.unknown_weight is None:
         cfg = replace(cfg, unknown_weight=_served_weight(data, cfg.arch, log))
-    run_id, tmp = new_run_folder(Path(cfg.runs), cfg.arch)
-    try:
+    with run_folder(Path(cfg.runs), cfg.arch) as run:
         if ARCHS[cfg.arch].members:
-            _train_ensemble(tmp, run_id, cfg, data, on_epoch, should_stop, verbose, log, init)
+            _train_ensemble(run.tmp, run.run_id, cfg, data, on_epoch, should_stop, verbose, log, init)
         else:
             progress = Progress(cfg.epochs, on_epoch, should_stop, f"training {cfg.arch}")
-            _train_single(tmp, run_id, cfg, data, progress,
-                          verbose, log, init)
-        final = Path(cfg.runs) / run_id
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log(f"run directory: {final}")
-    return final
+            _train_single(run.tmp, run.run_id, cfg, data, progress, verbose, log, init)
+    log(f"run directory: {run.final}")
+    return run.final
 
 
 def _load(cfg: TrainConfig, labels_also, log) -> _Data:

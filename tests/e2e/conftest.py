@@ -2,12 +2,21 @@
 fake microphone plays a WAV file (a 1500 Hz tone burst: "yes" to the `tiny_run` model)."""
 from __future__ import annotations
 
+import json
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from sqlalchemy import select
+
+from tests.helpers import PASSWORD, ROOT, make_app
+from webapp.database import db
+from webapp.tables import TrainingJob
+from webapp.training import runner, startup
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -118,6 +127,15 @@ def open_page(browser, **context_options):
     return page
 
 
+def log_in(page, url: str, to: str = "/admin") -> None:
+    """Log in as the admin through the login page, landing on `to`."""
+    page.goto(f"{url}/login?next={to}")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(url + to)
+
+
 @pytest.fixture
 def page(browser):
     page = open_page(browser)
@@ -131,3 +149,49 @@ def phone(browser):
                      is_mobile=True, has_touch=True)
     yield page
     page.context.close()
+
+
+# ---- the shipped model, its jobs run by the test ---------------------------------------------
+
+@pytest.fixture
+def site(tmp_path):
+    """The shipped model served over HTTP, registered as a version, jobs run by the test
+    (run_queued); (url, app, tmp_path). Skipped where eSpeak NG cannot speak the test's words."""
+    try:
+        from ml.synth import _espeak
+
+        _espeak.paths()
+    except Exception as exc:    # noqa: BLE001  the wheel is in requirements.txt; say why if not
+        pytest.skip(f"eSpeak NG (espeakng-loader) is not usable here: {exc}")
+    config = {"HARK_INSTANCE": str(tmp_path / "instance"), "HARK_RUNS": str(tmp_path / "runs"),
+              "HARK_DATA": str(tmp_path / "data"), "HARK_QUEUE_IMMEDIATE": False,
+              "HARK_DEFAULT_MODEL": str(ROOT / "models" / "default"), "HARK_ADMIN_PASSWORD": PASSWORD,
+              "HARK_AUTO_TRAIN": False}
+    app = make_app(tmp_path, **config)          # the consumer's side: the test runs the jobs
+    with app.app_context():
+        startup.check(app, auto_train=False)     # the shipped model is a version to start from
+    url, stop = serve(config)
+    yield url, app, tmp_path
+    stop()
+
+
+def run_queued(app) -> TrainingJob:
+    """Run the one queued job as the consumer would; return it finished."""
+    with app.app_context():
+        job = db.session.scalars(select(TrainingJob).where(TrainingJob.state == "queued")).one()
+        runner.run_job(job.id)
+        db.session.expire_all()
+        job = db.session.get(TrainingJob, job.id)
+        assert job.state == "succeeded", (job.error, job.log_tail)
+        return job
+
+
+def wait_until_served(url: str, version: str, timeout: float = 60.0) -> None:
+    """Until /api/health names `version` (the server swaps models on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url + "/api/health") as response:
+            if json.loads(response.read())["model"] == version:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{version} was not served within {timeout:.0f} s")

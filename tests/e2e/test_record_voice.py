@@ -13,10 +13,7 @@ recording never heard), before and after. Screenshots: test-artifacts/record-voi
 """
 from __future__ import annotations
 
-import json
 import re
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +22,10 @@ import soundfile as sf
 from sqlalchemy import select
 
 from ml.audio import to_model_rate
-from tests.e2e.conftest import launch, open_page, serve
-from tests.helpers import PASSWORD, ROOT, make_app
+from tests.e2e.conftest import launch, log_in, open_page, run_queued, wait_until_served
 from webapp.database import db
 from webapp.datasets import store
-from webapp.tables import ModelVersion, TrainingJob
-from webapp.training import runner, startup
+from webapp.tables import ModelVersion
 
 pytestmark = pytest.mark.e2e
 
@@ -70,48 +65,6 @@ def microphone_file(path: Path, word: str) -> Path:
     return path
 
 
-@pytest.fixture
-def site(tmp_path):
-    try:
-        from ml.synth import _espeak
-
-        _espeak.paths()
-    except Exception as exc:    # noqa: BLE001  the wheel is in requirements.txt; say why if not
-        pytest.skip(f"eSpeak NG (espeakng-loader) is not usable here: {exc}")
-    config = {"HARK_INSTANCE": str(tmp_path / "instance"), "HARK_RUNS": str(tmp_path / "runs"),
-              "HARK_DATA": str(tmp_path / "data"), "HARK_QUEUE_IMMEDIATE": False,
-              "HARK_DEFAULT_MODEL": str(ROOT / "models" / "default"), "HARK_ADMIN_PASSWORD": PASSWORD,
-              "HARK_AUTO_TRAIN": False}
-    app = make_app(tmp_path, **config)          # the consumer's side: the test runs the jobs
-    with app.app_context():
-        startup.check(app, auto_train=False)     # the shipped model is a version to start from
-    url, stop = serve(config)
-    yield url, app, tmp_path
-    stop()
-
-
-def run_queued(app) -> TrainingJob:
-    """Run the one queued job as the consumer would; return it finished."""
-    with app.app_context():
-        job = db.session.scalars(select(TrainingJob).where(TrainingJob.state == "queued")).one()
-        runner.run_job(job.id)
-        db.session.expire_all()
-        job = db.session.get(TrainingJob, job.id)
-        assert job.state == "succeeded", (job.error, job.log_tail)
-        return job
-
-
-def wait_until_served(url: str, version: str, timeout: float = 60.0) -> None:
-    """Until /api/health names `version` (the server swaps models on its own schedule)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(url + "/api/health") as response:
-            if json.loads(response.read())["model"] == version:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"{version} was not served within {timeout:.0f} s")
-
-
 def evaluate(page, app) -> float:
     """Evaluate the selected (active) version on the open data set page; the accuracy shown."""
     page.click("#evaluate-go")
@@ -129,11 +82,7 @@ def test_recorded_clips_teach_the_model_a_new_voice(playwright, site, artifacts)
     chromium = launch(playwright, mic)
     try:
         page = open_page(chromium)
-        page.goto(url + "/login?next=/admin/datasets")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(url + "/admin/datasets")
+        log_in(page, url, "/admin/datasets")
 
         # A data set of one's own, made on the page.
         page.fill("#create-form input[name=name]", "my-voice")

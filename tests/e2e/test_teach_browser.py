@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from tests.e2e.conftest import launch, open_page
+from tests.e2e.conftest import launch, log_in, open_page, run_queued, wait_until_served
 from tests.e2e.test_live_detect import assert_loop_of, heard_in_order, place, write_48k
-from tests.e2e.test_record_voice import (microphone_file, render, run_queued, site,  # noqa: F401
-                                         wait_until_served)
-from tests.helpers import PASSWORD
+from tests.e2e.test_record_voice import microphone_file, render
 from webapp.database import db
 from webapp.tables import ModelVersion
 
@@ -32,11 +30,7 @@ def test_a_word_recorded_in_the_browser_is_taught_and_heard_in_live_mode(playwri
     chromium = launch(playwright, mic)
     try:
         page = open_page(chromium)
-        page.goto(url + "/login?next=/admin/datasets")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(url + "/admin/datasets")
+        log_in(page, url, "/admin/datasets")
         page.fill("#create-form input[name=name]", "lamps")
         page.fill("#create-form input[name=labels]", WORD)
         page.click("#create-form button[type=submit]")
