@@ -294,6 +294,9 @@ def _parts_of(job: ExportJob) -> tuple[list[_Part], dict | None, float]:
     if kind_of(job.config) == "embedding":
         return [_Part("head.tflite", "embedding", (job.run_dir / runs.BODY_FILE).read_bytes(), ".")], \
             job.config.get("embedding") or {}, 1.0
+    if job.config.get("gate"):
+        raise ExportError("a taught version (a gate head over its members, ml/teach.py) cannot be "
+                          "bundled yet; export the version it was taught from")
     parts, specs = [], []
     for member in runs.members_of(job.run_dir, job.config):
         config = runs.read_json(member / "config.json")

@@ -292,3 +292,11 @@ def test_an_upload_says_which_takes_look_like_fragments(admin, app):
     body = r.get_json()
     assert [a["problems"] for a in body["added"]] == [["too short"], ["too quiet"]]
     assert body["fragments"] == 2
+
+
+def test_a_taught_version_says_it_cannot_be_bundled_yet(taught, tmp_path):
+    from ml.exporters import export
+    from ml.export_formats import ExportError
+
+    with pytest.raises(ExportError, match="a taught version .* cannot be bundled yet"):
+        export(taught[0], "bundle", tmp_path / "taught.zip")
