@@ -51,7 +51,7 @@ def test_training_page_draws_a_running_job_live(page, site, tone_data, artifacts
         jobs.claim(job_id)
     epoch(app, job_id, 1, 5)
     page.wait_for_selector("#live-job:not([hidden])", timeout=10_000)
-    page.wait_for_function("() => document.querySelector('#live-epoch').textContent === '1 of 5 epochs'")
+    page.wait_for_function("() => document.querySelector('#live-epoch').textContent === '1 of 5 epochs of all members'")
     page.wait_for_function("() => { const d = document.querySelector('#curve-loss');"
                            " return d && d.data && d.data.length === 2; }", timeout=20_000)
     assert trace_points(page, "#curve-accuracy") == 1

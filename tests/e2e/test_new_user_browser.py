@@ -316,7 +316,7 @@ def test_gallery_makes_missing_default_audio_then_cards_play_and_open(browser, t
     try:
         page.goto(url + "/gallery")
         page.wait_for_selector("#audio-building")
-        assert "Making the audio of these clips" in page.inner_text("#audio-building")
+        assert "this page's clips first" in page.inner_text("#audio-building")
         assert page.locator(".clip-open:disabled").count() == len(picked)   # nothing opens to an error
         page.screenshot(path=artifacts / "new-user-gallery-making-audio.png", full_page=True)
         page.wait_for_function("() => document.querySelectorAll('.clip[data-audio=\"true\"]').length === 8",
