@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from functools import lru_cache
 import time
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 
 from ml import runs
 from ml.measure import measure
+from ml.teach import MIN_TEST_PER_LABEL    # fewer test clips of a label: its figures mean little
 from webapp.database import db, iso, utcnow
 from webapp.instance import ensure_pointer, file_lock, pointer_text, write_atomic
 from webapp.model_store import resolve
@@ -34,7 +35,6 @@ from webapp.tables import ModelVersion
 from webapp.training.jobs import JobError
 
 log = logging.getLogger(__name__)
-MIN_TEST_PER_LABEL = 20     # fewer test clips of a label: the version's figures are not meaningful
 
 
 def default_pointer(app: Flask) -> Path:
