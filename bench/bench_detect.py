@@ -70,6 +70,7 @@ def half_dir(part: int | None, cache: Path) -> Path:
         shutil.rmtree(dest, ignore_errors=True)
         for sub in ("words", "extra"):
             link_half([SPEECH / sub], part, dest / sub)
+            (dest / sub / "dataset.json").unlink()    # make_stream.py wants label folders only
         (dest / "done").write_text("")
     return dest
 

@@ -36,6 +36,14 @@ def _data_speakers(args):
     print(json.dumps({"dest": str(args.dest), "half": args.half, "clips": counts}, indent=1))
 
 
+def _data_negatives(args):
+    from ml.negatives import build
+
+    about = build(args.source, args.dest, args.part, args.hop, args.mine,
+                  log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps({"dest": str(args.dest), **about}, indent=1))
+
+
 def _train(args):
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     if len(values["data"]) == 1:     # one --data: a folder, as in a run made before several were possible
@@ -147,11 +155,14 @@ def _detect(args):
     """Every command in each file, with when it was said (ml/detect.py)."""
     from ml.audio import decode
     from ml.classifier import Classifier
-    from ml.detect import Detector
+    from ml.detect import Detector, DetectorConfig
 
     if not args.max_seconds > 0:
         raise ValueError("--max-seconds must be a positive number of seconds")
-    detector = Detector(Classifier(args.model))
+    classifier = Classifier(args.model)
+    overrides = {} if args.threshold is None else {"threshold": args.threshold, "thresholds": {}}
+    detector = Detector(classifier, DetectorConfig.for_run(classifier.config, overrides, args.sensitivity))
+    print(f"sensitivity {args.sensitivity}, threshold {detector.config.threshold:g}", file=sys.stderr)
     results, failed = [], 0
     for name in args.files:
         try:
@@ -226,6 +237,20 @@ def parser() -> argparse.ArgumentParser:
                    help="how many times each training epoch hears these clips (oversampling a few "
                         "real voices beside a large synthetic set; default 1)")
     d.set_defaults(func=_data_speakers)
+    d = data.add_parser("negatives", help="cut a folder of real audio with no command in it "
+                                          "(speech/, music/, noise/) into training windows",
+                        description="Writes one part of the folder (its groups split 60/20/20 into "
+                                    "train, dev and test, see ml/negatives.py) as _unknown_ (speech) "
+                                    "and _silence_ (music, noise, pauses) windows; with --mine, also "
+                                    "the windows a model's detector wrongly fires on.")
+    d.add_argument("source", help="a background folder, e.g. ../shared/background")
+    d.add_argument("--dest", required=True, help="a new data folder")
+    d.add_argument("--part", choices=("train", "dev", "test"), default="train",
+                   help="which part to write (default train: dev and test are for measuring)")
+    d.add_argument("--hop", type=float, default=0.5, help="seconds between windows (default 0.5)")
+    d.add_argument("--mine", metavar="RUN", help="also add the windows this run's detector "
+                   "fires on (hard negatives)")
+    d.set_defaults(func=_data_negatives)
 
     t = sub.add_parser("train", help="train a model on a data folder; prints the run directory",
                        epilog="architectures: " + "; ".join(
@@ -291,6 +316,13 @@ def parser() -> argparse.ArgumentParser:
                         "({file, error} for one that could not be read)")
     k.add_argument("--max-seconds", type=float, default=3600.0,
                    help="refuse longer files (default: 3600)")
+    k.add_argument("--sensitivity", choices=("low", "medium", "high"), default="medium",
+                   help="more hears more commands and fires more often on talk, music and noise "
+                        "(the run's presets, chosen on a measured curve: see its model card; "
+                        "default medium)")
+    k.add_argument("--threshold", type=float, metavar="X",
+                   help="experts: the smoothed probability a command must reach, in (0, 1] "
+                        "(over the preset's and every per-label threshold)")
     k.set_defaults(func=_detect)
     return p
 

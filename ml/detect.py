@@ -50,6 +50,33 @@ class DetectorError(ValueError):
     """A detector setting or stream state that cannot be used; the message says why."""
 
 
+SENSITIVITIES = ("low", "medium", "high")   # more: more commands heard, more false alarms
+DEFAULT_SENSITIVITY = "medium"
+
+
+def check_sensitivity(name) -> str:
+    if name not in SENSITIVITIES:
+        raise DetectorError(f"sensitivity must be one of {', '.join(SENSITIVITIES)}, not {name!r}")
+    return name
+
+
+def presets(section: dict) -> dict[str, dict]:
+    """A run's sensitivity presets: its `detector` section's `sensitivity` (each preset
+    settings over the section's, and `measured`: what the curve bench found at it), or,
+    for a run without them, medium as its settings say and low and high moving the
+    threshold half-way to 1 and down by a quarter."""
+    given = section.get("sensitivity")
+    if given is None:
+        t = float(section.get("threshold", DetectorConfig.threshold))
+        return {"low": {"threshold": round(t + (1 - t) / 2, 3)}, "medium": {},
+                "high": {"threshold": round(t * 0.75, 3)}}
+    if not (isinstance(given, dict) and set(given) == set(SENSITIVITIES)
+            and all(isinstance(v, dict) for v in given.values())):
+        raise DetectorError("config.json: detector 'sensitivity' must hold an object of settings "
+                            f"for each of {', '.join(SENSITIVITIES)}")
+    return given
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """How the detector decides; `for_run` applies a run's config.json `detector` section."""
@@ -113,12 +140,17 @@ class DetectorConfig:
         return cls(**values)
 
     @classmethod
-    def for_run(cls, run_config: dict, overrides: dict | None = None) -> DetectorConfig:
-        """The defaults, then the run's own `detector` section, then `overrides`."""
-        section = run_config.get("detector") or {}
-        if not isinstance(section, dict):
+    def for_run(cls, run_config: dict, overrides: dict | None = None,
+                sensitivity: str = DEFAULT_SENSITIVITY) -> DetectorConfig:
+        """The defaults, then the run's own `detector` section, then its `sensitivity`
+        preset, then `overrides` (e.g. an expert's threshold)."""
+        section = dict(run_config.get("detector") or {})
+        if not isinstance(run_config.get("detector") or {}, dict):
             raise DetectorError("config.json: 'detector' must be an object of settings")
-        return cls.from_dict({**section, **(overrides or {})})
+        preset = presets(section).get(check_sensitivity(sensitivity), {})
+        section.pop("sensitivity", None)
+        settings = {k: v for k, v in preset.items() if k != "measured"}
+        return cls.from_dict({**section, **settings, **(overrides or {})})
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,6 +6,7 @@ live stream (form field or query parameter `stream`) is the same detector fed a
 chunk at a time, with a stateless server: each answer carries the stream's
 state, which the page sends back with the next chunk, together with the audio
 from the answer's `next_s` on (so the server never keeps audio or sessions).
+`sensitivity` (low, medium, high) picks one of the model's detector presets.
 """
 from __future__ import annotations
 
@@ -16,18 +17,54 @@ from flask import request
 
 from ml.audio import SAMPLE_RATE, to_model_rate
 from webapp.audio_input import decode_upload
-from ml.detect import Detector, DetectorConfig, DetectorError, StreamState
+from ml.detect import (DEFAULT_SENSITIVITY, SENSITIVITIES, Detector, DetectorConfig, DetectorError, StreamState,
+                       presets)
 from webapp import figures
 from webapp.errors import ApiError
 
 MAX_STATE_CHARS = 64_000
 
 
-def _detector(classifier) -> Detector:
+def _detector(classifier, sensitivity: str) -> Detector:
     try:
-        return Detector(classifier, DetectorConfig.for_run(classifier.config))
+        return Detector(classifier, DetectorConfig.for_run(classifier.config, sensitivity=sensitivity))
     except DetectorError as exc:   # the run's config.json is wrong, not the request
         raise ApiError(503, f"the model's detector settings cannot be used: {exc}") from None
+
+
+def sensitivity() -> str:
+    """The listener's choice (form field or query parameter `sensitivity`), medium if none."""
+    name = (_field("sensitivity") or DEFAULT_SENSITIVITY).strip().lower()
+    if name not in SENSITIVITIES:
+        raise ApiError(400, f"sensitivity must be one of {', '.join(SENSITIVITIES)}")
+    return name
+
+
+def sensitivity_choices(classifier) -> list[dict]:
+    """The model's presets as the pages offer them: name, threshold and, where the curve bench
+    measured it (config.json `detector.sensitivity.*.measured`), what it means in numbers."""
+    if classifier is None:
+        return []
+    try:
+        found = presets(classifier.config.get("detector") or {})
+        return [{"name": name, "threshold": DetectorConfig.for_run(classifier.config, sensitivity=name).threshold,
+                 "about": _about(found[name].get("measured"))} for name in SENSITIVITIES]
+    except DetectorError:
+        return []
+
+
+def _about(measured) -> str:
+    """"hears 96% of commands (with noise); about 4 false commands an hour of talk, 1 of music, 0 of noise"."""
+    if not isinstance(measured, dict):
+        return ""
+    try:
+        hits = measured["noise on"]["hits"]
+        fa = measured["false_alarms_per_hour"]
+        rest = ", ".join(f"{fa[k]:.0f} of {k}" for k in ("music", "noise") if k in fa)
+        return (f"hears {hits:.0%} of commands said over noise; about {fa['speech']:.0f} false "
+                f"commands an hour of talk{', ' + rest if rest else ''}")
+    except (KeyError, TypeError, ValueError):
+        return ""
 
 
 def is_recording() -> bool:
@@ -42,12 +79,14 @@ def _field(name: str) -> str | None:
 def answer(classifier, data: bytes, name: str, max_seconds: float, started: float) -> tuple[dict, int]:
     """(JSON body, decoded samples) for one request: a recording, or a live stream's chunk."""
     stream = _field("stream")
-    detector = _detector(classifier)
+    chosen = sensitivity()
+    detector = _detector(classifier, chosen)
     state = _state(stream, classifier, detector) if stream is not None else None
     t0 = time.perf_counter()
     wave, rate = decode_upload(data, name, max_seconds)
     decoded = time.perf_counter()
-    body = {"model": classifier.version, "duration_s": round(len(wave) / rate, 4)}
+    body = {"model": classifier.version, "duration_s": round(len(wave) / rate, 4),
+            "sensitivity": chosen, "threshold": detector.config.threshold}
     if state is None:
         found = detector.detect(wave, rate)
         body["detections"] = [d.to_dict() for d in found]

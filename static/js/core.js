@@ -59,17 +59,44 @@ window.Hark = window.Hark || {};
   };
 
   /* POST audio; resolve with the JSON body, reject with the server's own message. */
-  Hark.postAudio = async function (url, blob, filename, { multipart = true, signal } = {}) {
+  Hark.postAudio = async function (url, blob, filename, { multipart = true, signal, fields = {} } = {}) {
     let body = blob;
     const headers = {};
     if (multipart) {
       body = new FormData();
       body.append("file", blob, filename || "audio.wav");
+      for (const [name, value] of Object.entries(fields)) body.append(name, value);
     } else {
       headers["Content-Type"] = blob.type || "audio/wav";
     }
     return Hark.fetchJSON(url, { method: "POST", body, headers, signal });
   };
+
+  /* The detector's sensitivity (low, medium, high): one choice per browser, shared by every
+     select[data-sensitivity] (Live, Upload); its option's data-about says what it means. */
+  const SENSITIVITY_KEY = "hark.sensitivity";
+  const SENSITIVITIES = ["low", "medium", "high"];
+  Hark.sensitivity = function () {
+    let value = null;
+    try { value = localStorage.getItem(SENSITIVITY_KEY); } catch (e) { /* storage off */ }
+    return SENSITIVITIES.includes(value) ? value : "medium";
+  };
+  function showSensitivity(value) {
+    document.querySelectorAll("select[data-sensitivity]").forEach((select) => {
+      select.value = value;
+      const about = select.closest(".sensitivity").querySelector("[data-sensitivity-about]");
+      if (about) about.textContent = select.selectedOptions[0] ? select.selectedOptions[0].dataset.about : "";
+    });
+  }
+  document.addEventListener("DOMContentLoaded", () => {
+    showSensitivity(Hark.sensitivity());
+    document.querySelectorAll("select[data-sensitivity]").forEach((select) => {
+      select.addEventListener("change", () => {
+        try { localStorage.setItem(SENSITIVITY_KEY, select.value); } catch (e) { /* storage off */ }
+        showSensitivity(select.value);
+      });
+    });
+  });
 
   /* Plotly is 1.5 MB (gzip; 4.8 MB unpacked): fetch it once, when first needed or when idle. */
   let plotlyPromise = null;

@@ -221,6 +221,7 @@
       const body = new FormData();
       body.append("file", Hark.encodeWav(since(from), rate), "live.wav");
       body.append("stream", state);
+      body.append("sensitivity", Hark.sensitivity());
       body.append("start_s", String(from / rate));
       inFlight = new AbortController();
       try {

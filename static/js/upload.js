@@ -57,7 +57,7 @@
     card.set(".result-word", words.length ? `${words.length} command${words.length === 1 ? "" : "s"}` : "No command heard");
     card.set(".result-confidence", "");
     card.set(".result-verdict", words.length ? words.map((d) => Hark.displayName(d.label)).join(" · ") : "Nothing in this recording sounded like a command word.");
-    card.set(".result-meta", `${card.title} · ${found.duration_s.toFixed(2)} s · model ${found.model} · `);
+    card.set(".result-meta", `${card.title} · ${found.duration_s.toFixed(2)} s · model ${found.model} · sensitivity ${found.sensitivity} · `);
     card.element.querySelector(".result-meta").append(Hark.timing(found.timing_ms));
     const charts = card.element.querySelector(".charts");
     const chart = document.createElement("div");
@@ -103,7 +103,7 @@
       }
       if (result && result.duration_s <= LONG_S) return await card.show(result);
       card.set(".result-verdict", "Listening to the whole recording…");
-      await showWords(card, await Hark.postAudio(detectUrl, file, file.name));
+      await showWords(card, await Hark.postAudio(detectUrl, file, file.name, { fields: { sensitivity: Hark.sensitivity() } }));
     } catch (err) {
       card.fail(`${file.name} could not be classified: ${err.message}`);
     }

@@ -108,6 +108,46 @@ def test_upload_of_a_long_recording_shows_its_words_on_a_timeline(page, tone_run
         stop()
 
 
+def test_the_sensitivity_chosen_is_remembered_and_used_by_upload_and_live(playwright, tiny_run, tmp_path):
+    """A run whose low preset hears nothing: chosen on the Upload page, it stays chosen on the
+    next visit and on the Listen page, and goes with every request of both."""
+    run = with_detector(tiny_run, tmp_path / "presets", threshold=0.6, sensitivity={
+        "low": {"min_windows": 50, "measured": {"noise on": {"hits": 0.9}, "false_alarms_per_hour": {
+            "speech": 1.0, "music": 0.0, "noise": 0.0}}}, "medium": {}, "high": {"threshold": 0.5}})
+    path = tmp_path / "commands.wav"
+    sf.write(path, place([tone(w) for w in TONE_WORDS], tail_s=1.0), SAMPLE_RATE, subtype="PCM_16")
+    chromium = launch(playwright, write_48k(tmp_path / "mic.wav", place([tone(w) for w in TONE_WORDS])))
+    url, stop = serve({"HARK_MODEL": str(run)})
+    try:
+        page = open_page(chromium)
+        sent = []
+        page.on("response", lambda r: sent.append(r) if r.url.endswith("/api/detect") else None)
+        page.goto(url + "/upload")
+        assert page.input_value("select[data-sensitivity]") == "medium"
+        page.select_option("select[data-sensitivity]", "low")
+        assert "about 1 false commands an hour of talk" in page.inner_text("[data-sensitivity-about]")
+        page.reload()
+        assert page.input_value("select[data-sensitivity]") == "low"
+        page.set_input_files("#file-input", [str(path)])
+        page.wait_for_selector(".result[data-state='done']", timeout=30_000)
+        assert page.locator(".result-word").first.inner_text() == "No command heard"
+        assert "sensitivity low" in page.inner_text(".result-meta")
+        page.goto(url + "/")
+        assert page.input_value("select[data-sensitivity]") == "low"
+        sent.clear()
+        page.click("#mode-live")
+        page.click("#live-button")
+        page.wait_for_function("() => Number(document.getElementById('listen').dataset.updates) > 3",
+                               timeout=30_000)
+        page.click("#live-button")
+        assert len(sent) > 3 and {r.json()["sensitivity"] for r in sent} == {"low"}   # each answer says
+        assert page.eval_on_selector_all("#live-words li", "items => items.length") == 0
+        assert page.js_errors == []
+    finally:
+        chromium.close()
+        stop()
+
+
 def real_words(words: list[str]) -> list[np.ndarray]:
     """For each word, the first clip of ../shared/speech that the shipped model's detector
     finds on its own (the test is of the browser's path, not of the model)."""
