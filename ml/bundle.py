@@ -208,8 +208,8 @@ def _specials(labels: list[str]) -> str:
 
 def model_card(facts: Facts) -> str:
     sections = [_card_head(facts), _card_data(facts), _card_recipe(facts), _card_accuracy(facts),
-                _card_speed(facts), _card_use(facts), _card_licences(facts)]
-    return "\n\n".join(s.strip() for s in sections) + "\n"
+                _card_listening(facts), _card_speed(facts), _card_use(facts), _card_licences(facts)]
+    return "\n\n".join(s.strip() for s in sections if s.strip()) + "\n"
 
 
 def _pct(value) -> str:
@@ -290,6 +290,13 @@ def _folder_line(folder: TrainingFolder, both: bool = False) -> str:
                    "the other half was never trained on)")
                 + (f"; each training epoch heard its clips {info['train_repeat']} times."
                    if isinstance(info.get("train_repeat"), int) else "."))
+    if info.get("negatives_of"):
+        minutes = ", ".join(f"{k} {v:g} min" for k, v in (info.get("minutes") or {}).items())
+        mined = info.get("mined_with") or {}
+        return (f"- `{folder.name}`: real recordings with no command in them{count} (`python -m ml data "
+                f"negatives`, the {info.get('part', '?')} part of {info['negatives_of']}: {minutes}), "
+                "cut into one-second `_unknown_` (talk) and `_silence_` (music, noise, pauses) windows"
+                + (f", with the windows model {mined.get('model', '?')} wrongly fired on." if mined else "."))
     if folder.name == MINI_SPEECH_COMMANDS:
         return f"- `{folder.name}`: the mini Speech Commands set{count}: human recordings of the eight words."
     return f"- `{folder.name}`{count}: clips not made by Hark."
@@ -375,6 +382,34 @@ def _card_accuracy(facts: Facts) -> str:
     else:
         lines.append("Not measured for this export (export with `--eval DIR`, or evaluate the model "
                      "on a folder in Hark's gallery, to add it).")
+    return "\n".join(lines)
+
+
+def _card_listening(facts: Facts) -> str:
+    """The detector's sensitivity presets, with what bench/detector_curve.py measured at each."""
+    given = (facts.config.get("detector") or {}).get("sensitivity")
+    if not isinstance(given, dict) or not all(isinstance(given.get(n), dict) for n in ("low", "medium", "high")):
+        return ""
+    lines = ["## Continuous listening", "",
+             "Hark's detector (`python -m ml detect --sensitivity low|medium|high`, Live mode, long "
+             "uploads) slides one-second windows over the audio; a command must reach the preset's "
+             "threshold. Measured on recordings of real speakers and on held-out talk, music and "
+             "noise that hold no command:", "",
+             "| sensitivity | threshold | commands heard (with noise / without) | wrong labels | "
+             "false commands per hour of talk / music / noise |", "|---|---:|---:|---:|---:|"]
+    for name in ("low", "medium", "high"):
+        preset = given[name]
+        m = preset.get("measured") or {}
+        on, off, fa = m.get("noise on") or {}, m.get("noise off") or {}, m.get("false_alarms_per_hour") or {}
+        wrong = on.get("wrong")
+        lines.append(f"| {name} | {preset.get('threshold', '—')} | {_pct(on.get('hits'))} / "
+                     f"{_pct(off.get('hits'))} | {_pct(wrong)} | "
+                     + " / ".join(f"{fa[k]:g}" if isinstance(fa.get(k), (int, float)) else "—"
+                                  for k in ("speech", "music", "noise")) + " |")
+    measured_on = next((p["measured"].get("on") for p in given.values()
+                        if isinstance(p.get("measured"), dict) and p["measured"].get("on")), None)
+    if measured_on:
+        lines += ["", f"Measured on: {measured_on}."]
     return "\n".join(lines)
 
 

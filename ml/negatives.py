@@ -9,9 +9,10 @@ and noise `_silence_` windows (which training also mixes under commands as backg
 ml/embed_train.py and ml/augment.py). Every recording belongs to a *group* (a speaker,
 or the recording itself) and every group to one *part*: of each kind's minutes, `train`
 60%, `dev` 20% (the detector's sensitivity presets are chosen on it) and `test` 20% (only
-reported), the groups taken in the order of a stable hash of their names. Mining runs a model's detector, made more eager than it serves, over the
-training part and adds the windows it fires on, so the next model learns exactly the
-sounds the last one confused with commands.
+reported), the groups taken in the order of a stable hash of their names. Mining runs a
+model's detector, made more eager than it serves, over the training part and adds the
+windows it fires on, so the next model learns exactly the sounds the last one confused
+with commands.
 """
 from __future__ import annotations
 

@@ -310,6 +310,29 @@ def test_model_card_names_the_voices_licences_without_the_data_folder(tmp_path):
     assert "Not measured for this export" in card
 
 
+def test_model_card_gives_the_sensitivity_presets_and_the_negatives_folder(tmp_path):
+    from ml import bundle as bundle_module
+
+    (tmp_path / "negatives").mkdir()
+    (tmp_path / "negatives" / "dataset.json").write_text(json.dumps({
+        "negatives_of": "../shared/background", "part": "train", "minutes": {"speech": 18.1},
+        "clips": 40, "mined_with": {"model": "old-run"}}))
+    measured = {"noise on": {"hits": 0.96, "wrong": 0.01}, "noise off": {"hits": 0.98},
+                "false_alarms_per_hour": {"speech": 4.5, "music": 0.0, "noise": 1.0}, "on": "the test part"}
+    config = {"data": "negatives", "detector": {"threshold": 0.5, "sensitivity": {
+        "low": {"threshold": 0.8, "measured": measured}, "medium": {"measured": measured}, "high": {}}}}
+    facts = bundle_module.Facts(run_dir=tmp_path, config=config, labels=["go"], metrics=None, evaluations=[],
+                                latency={}, model_files={}, data_root=tmp_path / "negatives")
+    card = bundle_module.model_card(facts)
+    assert "| low | 0.8 | 96.0% / 98.0% | 1.0% | 4.5 / 0 / 1 |" in card
+    assert "| high | — | — / — | — | — / — / — |" in card and "Measured on: the test part." in card
+    assert ("`negatives`: real recordings with no command in them, 40 clips (`python -m ml data negatives`, "
+            "the train part of ../shared/background: speech 18.1 min)") in card
+    assert "model old-run wrongly fired on" in card
+    facts.config.pop("detector")
+    assert "## Continuous listening" not in bundle_module.model_card(facts)
+
+
 def test_model_card_describes_each_data_folder_of_a_run(tmp_path):
     """A run on the synthetic set and half of some real speakers: the card says both."""
     from ml import bundle as bundle_module
