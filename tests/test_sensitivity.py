@@ -108,5 +108,5 @@ def test_the_pages_offer_the_presets_and_say_what_they_measured(client):
         html = client.get(page).get_data(as_text=True)
         assert "<select data-sensitivity>" in html
         assert html.count('<option value="') >= 3 and 'value="medium" data-about=' in html
-        assert ("hears 91% of commands said over noise; about 3 false commands an hour of talk, "
-                "1 of music, 0 of noise") in html
+        assert ("hears 91% of commands said over noise; false alarms an hour: about 3 in talk, "
+                "1 in music, 0 in noise") in html

@@ -47,22 +47,25 @@ def sensitivity_choices(classifier) -> list[dict]:
         return []
     try:
         found = presets(classifier.config.get("detector") or {})
-        return [{"name": name, "threshold": DetectorConfig.for_run(classifier.config, sensitivity=name).threshold,
-                 "about": _about(found[name].get("measured"))} for name in SENSITIVITIES]
+        choices = [{"name": name, "threshold": DetectorConfig.for_run(classifier.config, sensitivity=name).threshold,
+                    "about": _about(found[name].get("measured"))} for name in SENSITIVITIES]
     except DetectorError:
         return []
+    for c in choices:
+        c["about"] = c["about"] or f"a command must reach {c['threshold']:.0%} (not measured on real rooms)"
+    return choices
 
 
 def _about(measured) -> str:
-    """"hears 96% of commands (with noise); about 4 false commands an hour of talk, 1 of music, 0 of noise"."""
+    """"hears 96% of commands said over noise; false alarms an hour: about 4 in talk, 1 in music, 0 in noise"."""
     if not isinstance(measured, dict):
         return ""
     try:
         hits = measured["noise on"]["hits"]
         fa = measured["false_alarms_per_hour"]
-        rest = ", ".join(f"{fa[k]:.0f} of {k}" for k in ("music", "noise") if k in fa)
-        return (f"hears {hits:.0%} of commands said over noise; about {fa['speech']:.0f} false "
-                f"commands an hour of talk{', ' + rest if rest else ''}")
+        kinds = ", ".join(f"{fa[k]:.0f} in {'talk' if k == 'speech' else k}"
+                          for k in ("speech", "music", "noise") if k in fa)
+        return f"hears {hits:.0%} of commands said over noise; false alarms an hour: about {kinds}"
     except (KeyError, TypeError, ValueError):
         return ""
 

@@ -125,7 +125,7 @@ def test_the_sensitivity_chosen_is_remembered_and_used_by_upload_and_live(playwr
         page.goto(url + "/upload")
         assert page.input_value("select[data-sensitivity]") == "medium"
         page.select_option("select[data-sensitivity]", "low")
-        assert "about 1 false commands an hour of talk" in page.inner_text("[data-sensitivity-about]")
+        assert "false alarms an hour: about 1 in talk" in page.inner_text("[data-sensitivity-about]")
         page.reload()
         assert page.input_value("select[data-sensitivity]") == "low"
         page.set_input_files("#file-input", [str(path)])
