@@ -347,3 +347,33 @@ def test_job_parameters_of_one_data_set_stay_as_they_were(app):
     assert jobs.dataset_label(several) == "default synthetic set + data set x"
     cfg = jobs.train_config({**params, "init": "v1", "init_dir": "/runs/v1"}, params["data"], "runs")
     assert cfg.init == "/runs/v1" and cfg.folders() == [params["data"]]
+
+
+# ---- hardening, round three (issue 27) ----------------------------------------------------------
+
+def test_names_and_labels_ending_in_a_newline_are_refused(app, admin):
+    """`$` matches before a final newline: names are checked with full matches (issue 27, 7)."""
+    for body in ({"name": "abc\n"}, {"name": "abc\n", "labels": ["yes"]},
+                 {"name": "fine", "labels": ["yes\n"]}):
+        r = admin.post(API, json=body, headers=admin.headers)
+        assert r.status_code == 400 and r.get_json()["error"], (body, r.get_json())
+    assert not (data_dir(app) / "user").exists() or not any((data_dir(app) / "user").iterdir())
+    make_set(admin)
+    r = admin.post(f"{API}/user:me/labels", json={"label": "yes\n"}, headers=admin.headers)
+    assert r.status_code == 400 and "a label is a word" in r.get_json()["error"]
+    r = upload(admin, [("a.wav", wav())], label="no\n")
+    assert r.status_code == 400 and "a label is a word" in r.get_json()["error"]
+    for key in ("user:me\n", "user:me\r\n"):
+        with pytest.raises(store.DataSetError):
+            store.get(data_dir(app), key)
+    assert sorted(admin.get(f"{API}/user:me").get_json()["labels"]) == ["no", "yes"]
+    assert stored(app) == ["manifest.csv"]
+
+
+def test_stored_evaluations_with_a_newline_in_their_name_are_not_listed(tmp_path):
+    from webapp.gallery.evaluations import list_evaluations
+
+    good = "20260101-120000-v1-abcdef"
+    for stem in (good, good + "\n"):
+        (tmp_path / f"{stem}.json").write_text("{}")
+    assert [p.stem for p in list_evaluations(tmp_path)] == [good]

@@ -42,10 +42,10 @@ LOCK = ".lock"
 BUILT_IN = {"default": ("default", "Default synthetic set"),
             "mini": ("mini_speech_commands", "Mini Speech Commands")}
 SUGGESTED_LABELS = (*COMMANDS, SILENCE)   # what a new data set offers to record
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")      # whole names only: fullmatch (`$` lets "x\n" in)
+LABEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 SPEAKER_NAME_CHARS = 40
-CLIP_FILE = re.compile(r"^[0-9a-f]{8}_nohash_[0-9]{1,9}\.wav$")
+CLIP_FILE = re.compile(r"[0-9a-f]{8}_nohash_[0-9]{1,9}\.wav")
 
 MAX_CLIP_SECONDS = 10.0     # a recording or file holding one word (its loudest second is kept)
 MIN_CLIP_SECONDS = 0.25
@@ -101,7 +101,7 @@ def list_sets(data_dir: Path) -> list[DataSet]:
     root = user_root(data_dir)
     if root.is_dir():
         found += [_user_set(root, p.name) for p in sorted(root.iterdir())
-                  if p.is_dir() and NAME.match(p.name)]
+                  if p.is_dir() and NAME.fullmatch(p.name)]
     return found
 
 
@@ -120,7 +120,7 @@ def get(data_dir: Path, key: str) -> DataSet:
         found = built_in(data_dir, key)
     else:
         kind, _, name = str(key).partition(":")
-        if kind != "user" or not NAME.match(name):
+        if kind != "user" or not NAME.fullmatch(name):
             raise DataSetError(f"no data set {_shown(key)}", 404)
         found = _user_set(user_root(data_dir), name)
     if not found.path.is_dir():
@@ -154,14 +154,14 @@ def summary(ds: DataSet) -> dict:
 # ---- making and removing ---------------------------------------------------------------
 
 def check_name(name) -> str:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise DataSetError("a data set's name is 1 to 40 lower-case letters, digits, '-' or '_', "
                            "starting with a letter or digit")
     return name
 
 
 def check_label(label) -> str:
-    if not isinstance(label, str) or not (label in (SILENCE, UNKNOWN) or LABEL.match(label)):
+    if not isinstance(label, str) or not (label in (SILENCE, UNKNOWN) or LABEL.fullmatch(label)):
         raise DataSetError(f"a label is a word of 1 to 32 lower-case letters, digits, '-' or '_' "
                            f"(or {SILENCE} / {UNKNOWN}), not {_shown(label)}")
     return label
@@ -227,7 +227,7 @@ def _editable(ds: DataSet) -> None:
 
 def clip_path(ds: DataSet, label: str, name: str) -> Path:
     """A clip's file, only ever inside the data set: names are checked, never joined blindly."""
-    if not isinstance(label, str) or not (label in (SILENCE, UNKNOWN) or LABEL.match(label)) \
+    if not isinstance(label, str) or not (label in (SILENCE, UNKNOWN) or LABEL.fullmatch(label)) \
             or label.startswith("."):
         raise DataSetError(f"no label {_shown(label)} in {ds.title}", 404)
     if not isinstance(name, str) or "/" in name or name.startswith(".") \

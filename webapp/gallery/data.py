@@ -26,18 +26,18 @@ from webapp.labels import display_name
 from webapp.settings import ROOT
 
 PER_PAGE, MAX_PER_PAGE = 48, 200
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")   # one plain folder name
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")   # one plain folder name (fullmatch)
 SORTS = ("index", "confidence", "-confidence")
 REGENERATE = {"default": "python -m ml data default",
               "mini_speech_commands": "python -m ml data download"}
-REAL_HALF = re.compile(r"^real-half([01])$")
+REAL_HALF = re.compile(r"real-half([01])")
 
 
 def regenerate_command(folder: Path) -> str | None:
     """The command that makes a missing data folder again (None where none can): the default
     set and mini Speech Commands by name; a half of the real speakers from ../shared/speech
     (recordings not shipped with Hark), as the README's recipe links them."""
-    half = REAL_HALF.match(folder.name)
+    half = REAL_HALF.fullmatch(folder.name)
     if half:
         return (f"python -m ml data speakers ../shared/speech/words ../shared/speech/extra "
                 f"--half {half.group(1)} --repeat 3 --dest {_shown(folder)} (real speakers' "
@@ -204,7 +204,7 @@ def list_sources() -> list[Source]:
             resolved = run_dir.resolve()
         except OSError:
             continue
-        if resolved in seen_paths or not SAFE_NAME.match(run_dir.name):
+        if resolved in seen_paths or not SAFE_NAME.fullmatch(run_dir.name):
             continue
         source = _run_source(run_dir, is_active)
         if source is None or source.key in seen_keys:
@@ -228,8 +228,8 @@ def _find(key: str) -> Source | None:
     kind, _, ident = key.partition(":")
     if kind == "eval":
         path = evaluations_folder() / f"{ident}.json"
-        return _evaluation_source(path) if EVAL_ID.match(ident) and path.is_file() else None
-    if kind != "run" or not SAFE_NAME.match(ident):
+        return _evaluation_source(path) if EVAL_ID.fullmatch(ident) and path.is_file() else None
+    if kind != "run" or not SAFE_NAME.fullmatch(ident):
         return None
     active = active_run_dir()
     if active is not None and active.name == ident:

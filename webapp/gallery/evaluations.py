@@ -25,7 +25,7 @@ from ml.dataset import DataError, list_clips
 from webapp.settings import ROOT
 from webapp.training.jobs import server_path
 
-ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}-[0-9a-f]{6}$")
+ID = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}-[0-9a-f]{6}")   # fullmatch: `$` lets "x\n" in
 CHUNK = 256               # clips read and classified between two progress reports
 # Evaluation clips are one-second words: a file may hold up to this much audio (and the
 # decoder's sample cap for it: 10 s at 384 kHz mono), decoded within CLIP_DECODE_S.
@@ -144,4 +144,4 @@ def list_evaluations(store: str | Path) -> list[Path]:
     store = Path(store)
     if not store.is_dir():
         return []
-    return sorted((p for p in store.glob("*.json") if ID.match(p.stem)), reverse=True)
+    return sorted((p for p in store.glob("*.json") if ID.fullmatch(p.stem)), reverse=True)
