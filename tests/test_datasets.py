@@ -377,3 +377,19 @@ def test_stored_evaluations_with_a_newline_in_their_name_are_not_listed(tmp_path
     for stem in (good, good + "\n"):
         (tmp_path / f"{stem}.json").write_text("{}")
     assert [p.stem for p in list_evaluations(tmp_path)] == [good]
+
+
+def test_a_new_data_set_keeps_the_label_limit(app, admin):
+    """The 100-label limit holds at creation too, before anything is made (issue 27, 8)."""
+    many = [f"w{i}" for i in range(store.MAX_LABELS + 1)]
+    r = admin.post(API, json={"name": "many", "labels": many}, headers=admin.headers)
+    assert r.status_code == 413 and f"at most {store.MAX_LABELS} labels" in r.get_json()["error"]
+    assert not (data_dir(app) / "user" / "many").exists()
+    r = admin.post("/admin/datasets", data={"csrf_token": admin.token, "name": "many",
+                                            "labels": " ".join(many)}, follow_redirects=True)
+    assert f"at most {store.MAX_LABELS} labels" in r.get_data(as_text=True)
+    assert not (data_dir(app) / "user" / "many").exists()
+    made = make_set(admin, "full", many[:store.MAX_LABELS] + many[:3])     # repeats count once
+    assert len(made["labels"]) == store.MAX_LABELS
+    r = admin.post(f"{API}/user:full/labels", json={"label": "one-more"}, headers=admin.headers)
+    assert r.status_code == 413

@@ -170,7 +170,9 @@ def check_label(label) -> str:
 def create(data_dir: Path, name, labels=()) -> DataSet:
     """A new, empty user data set (409 when the name is taken), with `labels` as folders."""
     name = check_name(name)
-    labels = [check_label(label) for label in labels]
+    labels = list(dict.fromkeys(check_label(label) for label in labels))
+    if len(labels) > MAX_LABELS:      # the same limit add_label keeps, checked before any folder is made
+        raise DataSetError(f"a data set holds at most {MAX_LABELS} labels ({len(labels)} were given)", 413)
     root = user_root(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     try:
