@@ -393,3 +393,17 @@ def test_a_new_data_set_keeps_the_label_limit(app, admin):
     assert len(made["labels"]) == store.MAX_LABELS
     r = admin.post(f"{API}/user:full/labels", json={"label": "one-more"}, headers=admin.headers)
     assert r.status_code == 413
+
+
+def test_an_overlong_clip_name_is_a_404_with_a_message_not_a_500(app, admin):
+    """Past the file system's 255 bytes a name raised OSError "File name too long" (issue 27, 9)."""
+    make_set(admin)
+    upload(admin, [("a.wav", wav())])
+    for name in ("a" * 300 + ".wav", "é" * 130 + ".wav"):      # 300 characters; 264 bytes
+        for r in (admin.get(f"{API}/user:me/clips/yes/{name}"),
+                  admin.delete(f"{API}/user:me/clips/yes/{name}", headers=admin.headers)):
+            assert r.status_code == 404 and "at most 255 bytes" in r.get_json()["error"], r.status_code
+        r = admin.post(f"/admin/datasets/user:me/clips/yes/{name}/delete",
+                       data={"csrf_token": admin.token}, follow_redirects=True)
+        assert r.status_code == 200 and "at most 255 bytes" in r.get_data(as_text=True)
+    assert admin.get(f"{API}/user:me").get_json()["labels"]["yes"] == 1

@@ -45,6 +45,7 @@ SUGGESTED_LABELS = (*COMMANDS, SILENCE)   # what a new data set offers to record
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")      # whole names only: fullmatch (`$` lets "x\n" in)
 LABEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 SPEAKER_NAME_CHARS = 40
+NAME_MAX = 255             # bytes in one file name on the file systems Hark runs on
 CLIP_FILE = re.compile(r"[0-9a-f]{8}_nohash_[0-9]{1,9}\.wav")
 
 MAX_CLIP_SECONDS = 10.0     # a recording or file holding one word (its loudest second is kept)
@@ -235,8 +236,15 @@ def clip_path(ds: DataSet, label: str, name: str) -> Path:
     if not isinstance(name, str) or "/" in name or name.startswith(".") \
             or os.path.splitext(name)[1].lower() not in AUDIO_SUFFIXES or not name.isprintable():
         raise DataSetError(f"no clip {_shown(name)} in {ds.title}", 404)
+    if len(os.fsencode(name)) > NAME_MAX:     # the file system would refuse it ("File name too long")
+        raise DataSetError(f"no clip {_shown(name)} in {ds.title}: a clip's name is at most "
+                           f"{NAME_MAX} bytes", 404)
     path = ds.path / label / name
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):             # any other name the file system refuses
+        found = False
+    if not found:
         raise DataSetError(f"no clip {label}/{name} in {ds.title}", 404)
     return path
 
