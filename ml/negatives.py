@@ -168,8 +168,9 @@ def mining_detector(model: str | Path):
 def build(source: str | Path, dest: str | Path, part: str = "train", hop_s: float = HOP_S,
           mine_with: str | Path | None = None, log=print) -> dict:
     """Write `part`'s windows of the background folder `source` into the data folder `dest`
-    (`_unknown_/`, `_silence_/`; each file named for its group, so a training split keeps a
-    recording's windows together), with the windows `mine_with`'s detector fires on, and a
+    (`_unknown_/`, `_silence_/`; each file named `<kind>_<recording>_<group hash>_nohash_...`:
+    the kind is the "word" a rehearsal pack files it under, and the group hash the "speaker"
+    a training split keeps together), with the windows `mine_with`'s detector fires on, and a
     dataset.json; returns that record."""
     if part not in PARTS:
         raise DataError(f"unknown part {part!r} (use one of {', '.join(PARTS)})")
@@ -197,7 +198,7 @@ def build(source: str | Path, dest: str | Path, part: str = "train", hop_s: floa
         for start, how in [(s, "w") for s in window_starts(len(wave), hop_s)] + [(s, "m") for s in found]:
             window = cut(wave, int(start))
             label = label_of(rec, window, loud)
-            out = dest / label / f"{rec.path.stem}_{tag}_nohash_{how}{int(start)}.wav"
+            out = dest / label / f"{rec.kind}_{rec.path.stem}_{tag}_nohash_{how}{int(start)}.wav"
             out.parent.mkdir(parents=True, exist_ok=True)
             sf.write(out, window, SAMPLE_RATE, subtype="PCM_16")
             counts[label] = counts.get(label, 0) + 1

@@ -14,6 +14,7 @@ from ml.cli import main as cli
 from ml.config import SILENCE, UNKNOWN
 from ml.dataset import DataError, list_clips, speaker_of, split_clips
 from ml.negatives import build, recordings
+from ml.rehearsal import word_of
 from ml.synth.tones import TONES
 
 
@@ -67,18 +68,20 @@ def test_build_cuts_windows_labelled_by_kind_with_pauses_as_silence(background, 
     labels, clips = list_clips(tmp_path / "neg")
     assert set(labels) == {SILENCE, UNKNOWN}
     assert about["clips"] == len(clips) == 7 * len(chosen)      # windows at 0, 0.5, ... 3 s of 4 s
-    speech = [c for c in clips if c.path.name.startswith("speech")]
+    speech = [c for c in clips if c.path.name.startswith("speech_")]
     assert Counter(c.label for c in speech)[SILENCE] >= 1       # the pause in the middle
-    assert all(c.label == SILENCE for c in clips if not c.path.name.startswith("speech"))
+    assert all(c.label == SILENCE for c in clips if not c.path.name.startswith("speech_"))
+    assert {word_of(c, {}) for c in speech if c.label == UNKNOWN} == {"speech"}   # as a pack files it
     assert sf.info(str(clips[0].path)).frames == SAMPLE_RATE
     # a recording's windows share a speaker tag, so a speaker split keeps them together
     by_recording = {}
     for c in clips:
-        by_recording.setdefault(c.path.name.split("_")[0], set()).add(speaker_of(c.path.name))
+        by_recording.setdefault(c.path.name.split("_nohash_")[0], set()).add(speaker_of(c.path.name))
+    assert len(by_recording) == len(chosen)
     assert all(len(tags) == 1 and None not in tags for tags in by_recording.values())
     parts = split_clips(clips, "speaker")
     for name in by_recording:
-        assert sum(any(c.path.name.startswith(name + "_") for c in p) for p in parts.values()) == 1
+        assert sum(any(c.path.name.startswith(name + "_nohash_") for c in p) for p in parts.values()) == 1
     stored = json.loads((tmp_path / "neg" / "dataset.json").read_text())
     assert stored["part"] == "test" and stored["labels"] == about["labels"] and "mined_with" not in stored
     with pytest.raises(DataError, match="not empty"):
@@ -96,7 +99,7 @@ def test_mining_adds_the_windows_a_model_wrongly_fires_on(background, tiny_run, 
     _, clips = list_clips(tmp_path / "mined")
     hard = [c for c in clips if "_nohash_m" in c.path.name]
     assert len(hard) == 3 * sum(mined["false_alarms"].values())
-    assert {c.label for c in hard if c.path.name.startswith(("music", "piece"))} == {SILENCE}
+    assert {c.label for c in hard if c.path.name.startswith("music_")} == {SILENCE}
 
 
 def test_cli_data_negatives(background, tmp_path, capsys):
