@@ -407,3 +407,22 @@ def test_an_overlong_clip_name_is_a_404_with_a_message_not_a_500(app, admin):
                        data={"csrf_token": admin.token}, follow_redirects=True)
         assert r.status_code == 200 and "at most 255 bytes" in r.get_data(as_text=True)
     assert admin.get(f"{API}/user:me").get_json()["labels"]["yes"] == 1
+
+
+def test_a_zip_of_many_small_bombs_is_refused_by_its_total_expansion(app, admin):
+    """Members up to 1 MiB skipped the ratio check: 40 silent 1 MB WAVs deflate about 1,000
+    to 1 and were all unpacked (255 of them: a 294 KB upload held 255 MB) (issue 27, 10)."""
+    make_set(admin)
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(500_000, np.int16), 16000, format="WAV", subtype="PCM_16")
+    silent = buf.getvalue()
+    assert len(silent) <= 1024 * 1024 < store.MAX_ZIP_ENTRY           # each under the old floor
+    archive = zipped({f"s{i}.wav": silent for i in range(40)})
+    assert len(archive) * store.MAX_ZIP_RATIO < 40 * len(silent)
+    r = upload(admin, [("bomb.zip", archive)], label="yes")
+    assert r.status_code == 413, r.get_json()
+    assert "the archive is compressed" in r.get_json()["error"] and "zip bomb" in r.get_json()["error"]
+    assert stored(app) == ["manifest.csv"]
+    # A few such files stay under the 1 MiB anyone may unpack; a real clip compresses little.
+    members, _ = store.zip_members(zipped({"s.wav": silent, "ok.wav": wav()}), "ok.zip")
+    assert [m for m, _ in members] == ["s.wav", "ok.wav"]

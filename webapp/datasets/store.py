@@ -56,6 +56,7 @@ MAX_BATCH = 1_000                            # clips added by one request
 MAX_ZIP_ENTRY = 8 * 1024 * 1024              # bytes of one uncompressed ZIP member
 MAX_ZIP_TOTAL = 256 * 1024 * 1024            # bytes of all members together
 MAX_ZIP_RATIO = 100                          # uncompressed / compressed, past which it is a bomb
+RATIO_FREE = 1024 * 1024                     # bytes a member, or the archive, may unpack to at any ratio
 IGNORED_IN_ZIP = ("__MACOSX/",)
 
 
@@ -407,9 +408,10 @@ def zip_members(data: bytes, name: str) -> tuple[list[tuple[str, bytes]], list[s
 
     Refused whole (DataSetError): a damaged or encrypted archive, a member whose path is
     absolute or climbs out with '..', a link, more than MAX_BATCH members, a member
-    larger than MAX_ZIP_ENTRY or all of them past MAX_ZIP_TOTAL once unpacked, or one
-    compressed past MAX_ZIP_RATIO (a zip bomb). Sizes are enforced while reading, so an
-    archive that lies in its headers gains nothing. Member names only label messages.
+    larger than MAX_ZIP_ENTRY or all of them past MAX_ZIP_TOTAL once unpacked, or a member
+    or the archive as a whole compressed past MAX_ZIP_RATIO (a zip bomb: many members just
+    under RATIO_FREE each add up). Sizes are enforced while reading, so an archive that
+    lies in its headers gains nothing. Member names only label messages.
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -437,9 +439,8 @@ def zip_members(data: bytes, name: str) -> tuple[list[tuple[str, bytes]], list[s
         if info.file_size > MAX_ZIP_ENTRY:
             raise DataSetError(f"{name}: the member {shown} unpacks to {info.file_size:,} bytes; "
                                f"at most {MAX_ZIP_ENTRY:,} per file", 413)
-        if info.file_size > 1024 * 1024 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-            raise DataSetError(f"{name}: the member {shown} is compressed {info.file_size // max(info.compress_size, 1):,} "
-                               f"to 1 (a zip bomb?); nothing was stored", 413)
+        _check_ratio(name, f"the member {shown}", info.file_size, info.compress_size)
+        _check_ratio(name, "the archive", total + info.file_size, len(data))
         try:
             with archive.open(info) as f:
                 content = f.read(MAX_ZIP_ENTRY + 1)
@@ -449,12 +450,21 @@ def zip_members(data: bytes, name: str) -> tuple[list[tuple[str, bytes]], list[s
             raise DataSetError(f"{name}: the member {shown} unpacks to more than "
                                f"{MAX_ZIP_ENTRY:,} bytes (its header said less)", 413)
         total += len(content)
+        _check_ratio(name, f"the member {shown}", len(content), info.compress_size)
+        _check_ratio(name, "the archive", total, len(data))
         if total > MAX_ZIP_TOTAL:
             raise DataSetError(f"{name}: unpacks to more than {MAX_ZIP_TOTAL // 2**20} MB", 413)
         members.append((info.filename, content))
     if not members:
         raise DataSetError(f"{name}: no audio files (.wav, .flac, .ogg) in the archive")
     return members, ignored
+
+
+def _check_ratio(name: str, what: str, unpacked: int, packed: int) -> None:
+    """Refuse `what` when it unpacks past RATIO_FREE at more than MAX_ZIP_RATIO to 1."""
+    if unpacked > RATIO_FREE and unpacked > MAX_ZIP_RATIO * max(packed, 1):
+        raise DataSetError(f"{name}: {what} is compressed {unpacked // max(packed, 1):,} to 1 "
+                           f"(a zip bomb?); nothing was stored", 413)
 
 
 def is_zip(data: bytes) -> bool:
