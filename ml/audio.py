@@ -17,6 +17,7 @@ import os
 import re
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +65,15 @@ def sniff(head: bytes) -> str | None:
 
 
 def decode(source: str | Path | bytes, max_seconds: float = MAX_SECONDS, *, name: str | None = None,
-           time_limit_s: float = DECODE_TIME_LIMIT_S) -> tuple[np.ndarray, int]:
+           time_limit_s: float = DECODE_TIME_LIMIT_S,
+           on_samples: Callable[[int], None] | None = None) -> tuple[np.ndarray, int]:
     """Decode a file path or bytes into (mono float32 samples in [-1, 1], sample rate).
 
     Raises AudioError (UnsupportedFormat for content that is no audio format we
     read); `name` is how messages refer to the input (default: the file name, or
-    "upload" for bytes).
+    "upload" for bytes). `on_samples(n)` is told of every block as it is decoded (n
+    samples in all channels), so a caller can charge the work even when the file is
+    refused after it (cut short, or longer than its header said).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
@@ -91,7 +95,7 @@ def decode(source: str | Path | bytes, max_seconds: float = MAX_SECONDS, *, name
     except Exception as exc:  # soundfile raises several types for broken input
         raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from None
     with f:
-        return _read_mono(f, kind, name, max_seconds, time_limit_s)
+        return _read_mono(f, kind, name, max_seconds, time_limit_s, on_samples)
 
 
 def _read_head(path, name: str) -> tuple[bytes, int]:
@@ -154,8 +158,8 @@ def _check_layout(channels: int, rate: int, name: str) -> None:
                          f"(accepted: {MIN_RATE:,} to {MAX_RATE:,} Hz)")
 
 
-def _read_mono(f: sf.SoundFile, kind: str, name: str, max_seconds: float,
-               time_limit_s: float) -> tuple[np.ndarray, int]:
+def _read_mono(f: sf.SoundFile, kind: str, name: str, max_seconds: float, time_limit_s: float,
+               on_samples: Callable[[int], None] | None = None) -> tuple[np.ndarray, int]:
     """Read block by block into one mono array, never past the caps.
 
     A declared length is checked before reading; a file that does not declare
@@ -187,6 +191,8 @@ def _read_mono(f: sf.SoundFile, kind: str, name: str, max_seconds: float,
             break
         if len(chunk) == 0:
             break
+        if on_samples is not None:
+            on_samples(chunk.size)
         mono = chunk[:, 0] if channels == 1 else chunk.mean(axis=1, dtype=np.float64)
         if not np.all(np.isfinite(mono)):
             raise AudioError(f"{name}: the audio contains NaN or infinite samples")

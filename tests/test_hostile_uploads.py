@@ -121,6 +121,32 @@ def test_ogg_understating_its_length_is_read_no_further_than_it_claims(client, l
     assert body["duration_s"] <= 1.0
 
 
+@pytest.fixture(scope="module")
+def refused_heavy() -> dict[str, bytes]:
+    """Files decoded up to the cap and then refused: 30 s at 384 kHz cut short, and 31 s whose
+    FLAC header says its length is unknown (silence: tens of KB, 11.5 million samples each)."""
+    whole = encode(np.zeros(30 * 384_000, np.float32), 384_000, "FLAC")
+    endless = flac_with_total_samples(encode(np.zeros(31 * 384_000, np.float32), 384_000, "FLAC"), 0)
+    return {"cut.flac": whole[:len(whole) * 3 // 4], "endless.flac": endless}
+
+
+@pytest.mark.parametrize("url, names", [("/api/predict", ["cut.flac", "endless.flac"]),
+                                        ("/api/analyze", ["cut.flac", "endless.flac"]),
+                                        ("/api/detect", ["cut.flac"])])
+def test_refused_decodes_are_charged_the_samples_they_decoded(app_factory, refused_heavy, url, names):
+    client = app_factory(HARK_RATE_AUDIO_SECONDS="3000/minute").test_client()
+    statuses, messages = [], []
+    for i in range(8):
+        name = names[i % len(names)]
+        r = client.post(url, data={"file": (io.BytesIO(refused_heavy[name]), name)},
+                        content_type="multipart/form-data")
+        statuses.append(r.status_code)
+        messages.append(refused(r, r.status_code))
+    # ~8.6 or 11.5 million samples at 384 kHz cost 540 or 720 s at 16 kHz: 3,000 go in 4 to 6.
+    assert statuses[:4] == [400] * 4 and statuses[-2:] == [429, 429], statuses
+    assert all("too much audio" in m for s, m in zip(statuses, messages) if s == 429), messages
+
+
 # ---- content sniffing, not names or types ------------------------------------------
 
 @pytest.mark.parametrize("url", URLS)

@@ -1,9 +1,9 @@
 """The JSON API (documented in docs/api.md).
 
 /api/predict stays lean (no charts) for programs and live mode; /api/analyze
-adds the result view's charts and wording for the pages. Both (and the gallery's
-analyze, through `analysis`) charge the client for the audio they decoded
-(webapp.audio_budget.charge_audio, the HARK_RATE_AUDIO_SECONDS limit).
+adds the result view's charts and wording for the pages. Both, /detect and the
+gallery's analyze charge the client for the audio they decode, refused or not
+(webapp.audio_input.decode_upload, the HARK_RATE_AUDIO_SECONDS limit).
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ml.audio import SAMPLE_RATE
 from webapp import detection, figures, inference
-from webapp.audio_budget import charge_audio
 from webapp.audio_input import read_upload
 from webapp.errors import ApiError
 from webapp.labels import display_name, display_names, verdict
@@ -35,7 +34,6 @@ def _classify():
     classifier = _classifier()          # held for the whole request, even across a swap
     data, name = read_upload()
     result = inference.run(classifier, data, name, current_app.config["HARK_MAX_SECONDS"], started)
-    charge_audio(len(result.wave))
     return classifier, result
 
 
@@ -50,7 +48,6 @@ def predict():
 
 def analysis(classifier, result: inference.Result) -> dict:
     """The body of an /analyze answer: the summary, wording and the three charts."""
-    charge_audio(len(result.wave))      # the gallery's analyze decodes too
     p = result.prediction
     body = inference.summary(result, classifier.version)
     body["display_label"] = display_name(p.label)
@@ -82,9 +79,8 @@ def detect():
     classifier = _classifier()
     data, name = read_upload()
     recording = detection.is_recording()
-    body, samples = detection.answer(classifier, data, name, config[
+    body, _ = detection.answer(classifier, data, name, config[
         "HARK_MAX_DETECT_SECONDS" if recording else "HARK_MAX_SECONDS"], started)
-    charge_audio(samples)
     return jsonify(body)
 
 

@@ -4,8 +4,11 @@ A request limit counts requests, but one 40 KB FLAC that holds 30 s at 384 kHz c
 as much CPU as hundreds of one-second clips. The views that decode audio (those
 limited by HARK_RATE_PREDICT or HARK_RATE_ANALYZE, see webapp/security.py) are
 wrapped by `metered`: before the view runs, the client's address must have budget
-left (else 429 with Retry-After); after it, what it decoded is charged
-(`charge_audio`, in seconds counted at 16 kHz). One budget covers all those views.
+left (else 429 with Retry-After); after it, what it decoded is charged (the decoder
+reports each block to `charge_audio`, see webapp.audio_input.decode_upload; in
+seconds counted at 16 kHz), whether the audio was then used or refused: a file cut
+short or longer than its header says costs the work it took. One budget covers
+all those views.
 
 The counters are those of the `limits` library, which Flask-Limiter counts with, in
 a fixed window: a charge larger than what is left still counts in full, so the next
@@ -35,13 +38,13 @@ UNIT_RATE = 16_000        # a second of mono audio at this rate costs 1
 
 
 def charge_audio(samples: int) -> None:
-    """Charge this request's client for `samples` decoded samples (one channel).
+    """Add `samples` decoded samples (in all channels) to this request's charge.
 
-    Counted in seconds at 16 kHz: a second at 48 kHz costs 3, at 384 kHz 24, since
-    decoding and resampling work grows with the samples, not with the duration.
-    A request that decodes nothing (refused before, or broken audio) costs 1.
+    Counted in seconds at 16 kHz: a second at 48 kHz costs 3, at 384 kHz 24, in
+    stereo twice that, since decoding work grows with the samples, not with the
+    duration. A request that decodes nothing (refused at its header) costs 1.
     """
-    g.hark_audio_cost = max(1, math.ceil(samples / UNIT_RATE))
+    g.hark_audio_samples = g.get("hark_audio_samples", 0) + samples
 
 
 class AudioBudget:
@@ -71,7 +74,8 @@ class AudioBudget:
         return None
 
     def charge(self) -> None:
-        key, cost = get_remote_address(), g.pop("hark_audio_cost", 1)
+        key = get_remote_address()
+        cost = max(1, math.ceil(g.pop("hark_audio_samples", 0) / UNIT_RATE))
         try:
             for item in self._limits():
                 self.meter.hit(item, SCOPE, key, cost=cost)

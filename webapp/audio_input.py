@@ -13,6 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ml.audio import FORMATS as ACCEPTED
 from ml.audio import AudioError, TooLong, UnsupportedFormat, decode, sniff
+from webapp.audio_budget import charge_audio
 from webapp.errors import ApiError
 from webapp.file_kind import describe
 
@@ -73,9 +74,12 @@ def _refuse_cut_body() -> None:
 def decode_upload(data: bytes, name: str, max_seconds: float):
     """(samples, rate) of an upload, or its refusal as an ApiError: 415 for no audio format we
     read, else 400 (already worded for a person); audio longer than `max_seconds` says so with
-    code "too_long" (the Upload page then sends the recording to /api/detect, which takes longer)."""
+    code "too_long" (the Upload page then sends the recording to /api/detect, which takes longer).
+
+    Every block decoded is charged to the client's audio budget as it is read, refused or not
+    (a file cut short after 11 million samples cost as much as a whole one)."""
     try:
-        return decode(data, max_seconds=max_seconds, name=name)
+        return decode(data, max_seconds=max_seconds, name=name, on_samples=charge_audio)
     except AudioError as exc:
         raise ApiError(415 if isinstance(exc, UnsupportedFormat) else 400, str(exc),
                        "too_long" if isinstance(exc, TooLong) else None) from None
