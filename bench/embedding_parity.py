@@ -42,18 +42,23 @@ def real_clips(folder: Path, per_word: int):
     return np.stack(clips), words
 
 
-def timed_per_clip(run, clips) -> tuple:
-    """(outputs stacked, (median, min) ms per clip) of `run` called on one clip at a time: the
-    median is what a busy machine gives, the minimum is close to an idle one."""
+def timed_per_clip(runners: dict, clips) -> tuple[dict, dict]:
+    """({name: outputs stacked}, {name: (median, min) ms per clip}) of each runner called on one
+    clip at a time, the runners taking turns on each clip so that a busy machine's load falls
+    on all alike. The median is what a busy machine gives; the minimum is close to an idle one."""
     import numpy as np
 
-    run(clips[:1])                                    # warm-up: graph building, allocation
-    out, times = [], []
+    for run in runners.values():
+        run(clips[:1])                                # warm-up: graph building, allocation
+    out = {name: [] for name in runners}
+    times = {name: [] for name in runners}
     for clip in clips:
-        t0 = time.perf_counter()
-        out.append(run(clip[np.newaxis])[0])
-        times.append(time.perf_counter() - t0)
-    return np.stack(out), (float(np.median(times)) * 1e3, float(np.min(times)) * 1e3)
+        for name, run in runners.items():
+            t0 = time.perf_counter()
+            out[name].append(run(clip[np.newaxis])[0])
+            times[name].append(time.perf_counter() - t0)
+    ms = {name: (float(np.median(t)) * 1e3, float(np.min(t)) * 1e3) for name, t in times.items()}
+    return {name: np.stack(o) for name, o in out.items()}, ms
 
 
 def litert_runner(data: bytes):
@@ -110,16 +115,17 @@ def main() -> int:
     print(f"{len(clips)} clips of {len(set(words))} words from {WORDS}")
 
     onnx = SpeechEmbedding(threads=1)
-    ref, onnx_ms = timed_per_clip(lambda c: onnx(c)[0], clips)
     t0 = time.perf_counter()
     model = speech_embedding_model()
     build_s = time.perf_counter() - t0
     keras_fn = tf.function(lambda c: model(c, training=False), reduce_retracing=True)
-    keras_emb, keras_ms = timed_per_clip(lambda c: keras_fn(tf.constant(c)).numpy(), clips)
     t0 = time.perf_counter()
     data = to_litert(model)
     convert_s = time.perf_counter() - t0
-    litert_emb, litert_ms = timed_per_clip(litert_runner(data), clips)
+    out, ms = timed_per_clip({"onnxruntime": lambda c: onnx(c)[0],
+                              "Keras (tf.function)": lambda c: keras_fn(tf.constant(c)).numpy(),
+                              "LiteRT": litert_runner(data)}, clips)
+    ref, keras_emb, litert_emb = out["onnxruntime"], out["Keras (tf.function)"], out["LiteRT"]
     batched = onnx.embed_batches(clips, batch=64)
 
     print(f"Keras model built from the ONNX files in {build_s:.1f} s; LiteRT conversion "
@@ -128,8 +134,7 @@ def main() -> int:
     diff("(b) LiteRT vs onnxruntime", ref, litert_emb)
     diff("    onnxruntime batches of 64 vs alone", ref, batched)
     print("per clip, 1 thread, median / min: " + ", ".join(
-        f"{name} {ms[0]:.2f} / {ms[1]:.2f} ms" for name, ms in
-        (("onnxruntime", onnx_ms), ("Keras (tf.function)", keras_ms), ("LiteRT", litert_ms))))
+        f"{name} {t[0]:.2f} / {t[1]:.2f} ms" for name, t in ms.items()))
 
     for name in HEADS:
         head = Path(args.model) / "members" / name

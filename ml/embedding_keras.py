@@ -61,6 +61,11 @@ def _onnx_arrays(path: Path) -> tuple[dict[str, np.ndarray], list]:
     return inits, list(model.graph.node)
 
 
+def _ints(node, name: str, default: list[int]) -> list[int]:
+    """An ONNX node's integer-list attribute."""
+    return next((list(a.ints) for a in node.attribute if a.name == name), default)
+
+
 def mel_weights() -> tuple[np.ndarray, np.ndarray]:
     """(DFT kernels [512, 1, 514]: real then imaginary, mel matrix [257, 32]) of the mel graph."""
     inits, _ = _onnx_arrays(resources() / "melspectrogram.onnx")
@@ -77,8 +82,9 @@ def conv_weights() -> list[dict]:
     for node in nodes:
         if node.op_type != "Conv":
             continue
-        pads = next((list(a.ints) for a in node.attribute if a.name == "pads"), [0, 0, 0, 0])
+        pads = _ints(node, "pads", [0, 0, 0, 0])             # [time, freq] begin, then end
         assert pads in ([0, 0, 0, 0], [0, 1, 0, 1]), f"unexpected padding {pads}"
+        assert _ints(node, "strides", [1, 1]) == _ints(node, "dilations", [1, 1]) == [1, 1]
         kernel = inits[node.input[1]].transpose(2, 3, 1, 0)          # [out, in, kh, kw] -> Keras
         bias = inits[node.input[2]] if len(node.input) > 2 else None
         convs.append({"kernel": kernel.astype(np.float32), "bias": bias, "pad_freq": pads[1] == 1})
@@ -93,7 +99,8 @@ def pool_plan() -> dict[int, tuple[int, int]]:
         if node.op_type == "Conv":
             convs += 1
         elif node.op_type == "MaxPool":
-            size = next(list(a.ints) for a in node.attribute if a.name == "kernel_shape")
+            size = _ints(node, "kernel_shape", [])
+            assert _ints(node, "strides", size) == size and not any(_ints(node, "pads", [0])), node
             plan[convs] = tuple(size)
     return plan
 

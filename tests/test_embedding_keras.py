@@ -99,6 +99,11 @@ def test_litert_conversion_has_builtin_ops_only_and_matches(model, clips, onnx_r
         interpreter.invoke()
         got = interpreter.get_tensor(out["index"])[0]
         assert np.abs(got - onnx_reference[0][i]).max() <= EMBEDDING_TOL
+    interpreter.resize_tensor_input(inp["index"], [len(clips), 16000])    # a batch (the detector)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], clips)
+    interpreter.invoke()
+    assert np.abs(interpreter.get_tensor(out["index"]) - onnx_reference[0]).max() <= EMBEDDING_TOL
 
 
 def test_saved_model_loads_without_the_onnx_files(model, clips, tmp_path, monkeypatch):
