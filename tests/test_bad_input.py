@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.routing import IntegerConverter
 
-from tests.helpers import PASSWORD, csrf_token, login
+from tests.helpers import PASSWORD, audio_bytes, csrf_token, login
 from webapp.database import db
 from webapp.tables import TrainingJob
 
@@ -163,6 +163,27 @@ def test_regenerate_api_refuses_non_objects(app, admin):
     assert r.status_code == 400 and "true or false" in error_of(r)
     r = admin.post("/admin/api/regenerate", data="{", content_type=JSON, headers=admin.headers)
     assert r.status_code == 400
+    assert job_count(app) == 0
+
+
+# ---- deeply nested JSON ---------------------------------------------------------------------
+
+DEEP = ["[" * 30_000 + "]" * 30_000, '{"a": ' * 8_000 + "1" + "}" * 8_000,
+        '{"activate": ' + "[" * 40 + "]" * 40 + "}"]        # parses, but deeper than any use
+
+
+@pytest.mark.parametrize("text", DEEP, ids=["lists", "objects", "parses"])
+def test_deeply_nested_json_is_a_400_everywhere(app, admin, text):
+    for url in ("/admin/api/jobs", "/admin/api/evaluations", "/admin/api/datasets", "/admin/api/regenerate"):
+        r = admin.post(url, data=text, content_type=JSON, headers=admin.headers)
+        assert r.status_code == 400 and "nested too deeply" in error_of(r), (url, r.status_code)
+    client = app.test_client()
+    r = client.post("/login", data=text, content_type=JSON, headers={"X-CSRFToken": csrf_token(client, "/login")})
+    assert r.status_code == 400 and "nested too deeply" in r.get_data(as_text=True), r.status_code
+    clip = io.BytesIO(audio_bytes())
+    r = client.post("/api/detect", data={"stream": text, "file": (clip, "chunk.wav")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 400 and "bad stream state: nested too deeply" in error_of(r), r.status_code
     assert job_count(app) == 0
 
 

@@ -10,7 +10,6 @@ from the answer's `next_s` on (so the server never keeps audio or sessions).
 """
 from __future__ import annotations
 
-import json
 import time
 
 from flask import request
@@ -21,6 +20,7 @@ from ml.detect import (DEFAULT_SENSITIVITY, SENSITIVITIES, Detector, DetectorCon
                        presets)
 from webapp import figures
 from webapp.errors import ApiError
+from webapp.json_input import loads
 
 MAX_STATE_CHARS = 64_000
 
@@ -117,10 +117,7 @@ def _state(text: str, classifier, detector: Detector) -> StreamState:
         return StreamState()
     if len(text) > MAX_STATE_CHARS:
         raise ApiError(400, "bad stream state: it is too large (send back the state you were given)")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ApiError(400, "bad stream state: not JSON (send back the state you were given)") from None
+    data = loads(text, "bad stream state", " (send back the state you were given)")
     if isinstance(data, dict) and data.get("model") != classifier.version:
         return StreamState()          # the active model changed: its stream starts again
     try:

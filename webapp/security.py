@@ -33,6 +33,7 @@ from werkzeug.routing import IntegerConverter
 
 from webapp import audio_budget, errors
 from webapp.instance import secret_key
+from webapp.json_input import request_json
 
 csrf = CSRFProtect()
 
@@ -72,16 +73,17 @@ class DatabaseId(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
-def json_form_data() -> MultiDict:
+def json_form_data(body=None) -> MultiDict:
     """A JSON request body as form data for a Flask-WTF form, or a 400 saying what is wrong.
 
     Flask-WTF hands the parsed JSON to a MultiDict as it is, so a body that is not an
     object ("x", 5, [1]) or a value that is not a string (a number where a text field
     expects one) would fail deep inside validation. Here the body must be an object of
     single values: strings pass as they are, numbers as their JSON text, true as "y",
-    false and null as absent (an unticked box, a blank field).
+    false and null as absent (an unticked box, a blank field). `body`: the body already
+    read (webapp.json_input), else it is read here.
     """
-    body = request.get_json(silent=True)
+    body = request_json() if body is None else body
     if not isinstance(body, dict):
         raise errors.ApiError(400, "the JSON body must be an object of names and values, "
                                    'e.g. {"name": "value"}')

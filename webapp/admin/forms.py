@@ -20,6 +20,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ml import config, runs
 from ml.dataset import DataError
 from webapp.datasets import store
+from webapp.json_input import request_json
 from webapp.security import json_form_data
 from webapp.training import jobs, versions
 
@@ -114,11 +115,11 @@ class TrainForm(FlaskForm):
 
     def _json_values(self):
         """The JSON body as form data, each value checked as JSON (errors kept for `validate`)."""
-        body = request.get_json(silent=True)
+        body = request_json()
         several = body.pop("dataset") if isinstance(body, dict) and isinstance(
             body.get("dataset"), list) else None
         try:
-            data = json_form_data()        # a 400 unless an object of single values
+            data = json_form_data(body)    # a 400 unless an object of single values
         finally:
             if several is not None:
                 body["dataset"] = several

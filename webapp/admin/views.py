@@ -24,6 +24,7 @@ from webapp.auth import admin_required, current_username
 from webapp.database import db
 from webapp.errors import ApiError
 from webapp.gallery import accuracy
+from webapp.json_input import request_json
 from webapp.tables import ModelVersion, TrainingJob
 from webapp.training import jobs, versions
 
@@ -45,7 +46,7 @@ def _context(form: TrainForm | None = None) -> dict:
 def _regenerate_params() -> dict:
     """The default job on a freshly rebuilt default set ("activate" from the form or JSON body)."""
     if request.is_json:
-        body = request.get_json(silent=True) if request.get_data() else {}
+        body = request_json(empty={})
         if not isinstance(body, dict):
             raise ApiError(400, 'send a JSON object, e.g. {"activate": true}')
         activate = body.get("activate", False)

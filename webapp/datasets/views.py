@@ -21,6 +21,7 @@ from webapp.auth import admin_only_blueprint, current_username
 from webapp.datasets import store
 from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
+from webapp.json_input import request_json
 from webapp.security import rate_limited
 from webapp.training import jobs, teaching
 
@@ -63,7 +64,7 @@ def _page(action, done, back: str):
 # ---- what a request sends ------------------------------------------------------------------
 
 def _body() -> dict:
-    body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    body = request_json() if request.is_json else request.form.to_dict()
     if not isinstance(body, dict):
         raise ApiError(400, 'send a JSON object, e.g. {"name": "my-voice"}')
     return body

@@ -21,6 +21,7 @@ from webapp.database import db
 from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
 from webapp.gallery import evaluations
+from webapp.json_input import request_json
 from webapp.security import rate_limited
 from webapp.tables import TrainingJob
 from webapp.training import jobs
@@ -53,7 +54,7 @@ def _values() -> dict:
     """The request's folder and model: a JSON object or a form."""
     if not request.is_json:
         return {"folder": request.form.get("folder"), "model": request.form.get("model")}
-    body = request.get_json(silent=True)
+    body = request_json()
     if not isinstance(body, dict):
         raise ApiError(400, 'send a JSON object: {"folder": "/path/on/the/server", "model": "run:<id>"}')
     for name in ("folder", "model"):
