@@ -205,6 +205,10 @@ class StreamState:
     `tail` is the audio held from the next window's context on (see `Detector.held_from`:
     not in `to_dict`, a caller that keeps the audio resends it).
     """
+    # A state comes back from clients: every number in it is bounded (times, probabilities,
+    # counters), so none can overflow into Infinity or promise a next_s that /api/detect's
+    # start_s (at most MAX_SECONDS) would then refuse. 10^9 s is 31 years of stream.
+    MAX_SECONDS = 1e9
     next_sample: int = 0
     tail: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
     raw: list = field(default_factory=list)        # [time, probabilities, cut] of recent windows
@@ -231,37 +235,44 @@ class StreamState:
         try:
             if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
                 raise ValueError("not a stream state of this version")
-            raw = [[_finite(t), [_finite(p) for p in row], bool(c)] for t, row, c in data["raw"]]
+            times = (-1.0, cls.MAX_SECONDS + 1.0)      # window centres: next_sample's range, +/- 1 s
+            raw = [[_finite(t, *times), [_finite(p, 0.0, 1.0) for p in row], bool(c)]
+                   for t, row, c in data["raw"]]
             if len(raw) > smooth or any(len(row) != labels for _, row, _ in raw):
                 raise ValueError("its probabilities do not fit this model")
             fresh = int(data["fresh"])
             runs = [data["run"]] if data["run"] is not None else []
-            candidates = [_run_of(c, labels) for c in data["candidates"]]
+            candidates = [_run_of(c, labels, times) for c in data["candidates"]]
             if len(candidates) > 64:
                 raise ValueError("too many open candidates")
             state = cls(next_sample=int(data["next_sample"]), raw=raw, fresh=fresh,
-                        run=_run_of(runs[0], labels) if runs else None, candidates=candidates,
-                        last_time=None if data["last_time"] is None else _finite(data["last_time"]),
-                        now=_finite(data["now"]), windows=int(data["windows"]))
-            if not (-CLIP_SAMPLES <= state.next_sample < 2 ** 53 and 0 <= fresh <= len(raw)
-                    and 0 <= state.windows < 2 ** 53):
+                        run=_run_of(runs[0], labels, times) if runs else None, candidates=candidates,
+                        last_time=None if data["last_time"] is None else _finite(data["last_time"], *times),
+                        now=_finite(data["now"], *times), windows=int(data["windows"]))
+            if not (-CLIP_SAMPLES <= state.next_sample <= cls.MAX_SECONDS * SAMPLE_RATE
+                    and 0 <= fresh <= len(raw) and 0 <= state.windows < 2 ** 53):
                 raise ValueError("its counters are out of range")
             return state
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise DetectorError(f"bad stream state: {exc}") from None
 
 
-def _finite(x) -> float:
+def _finite(x, low: float = -math.inf, high: float = math.inf) -> float:
     if not _number(x):
         raise ValueError(f"{x!r} is not a finite number")
+    if not low <= x <= high:
+        raise ValueError(f"{x!r} is not a number from {low:g} to {high:g}")
     return float(x)
 
 
-def _run_of(d: dict, labels: int) -> _Run:
+def _run_of(d: dict, labels: int, times: tuple[float, float] = (-math.inf, math.inf)) -> _Run:
+    """A run of a state sent back: its probabilities in [0, 1], its times (end, and moment / area)
+    within `times`."""
     run = _Run(label=int(d["label"]), n=int(d["n"]), area=_finite(d["area"]),
-               moment=_finite(d["moment"]), peak=_finite(d["peak"]), end=_finite(d["end"]))
-    if not (0 <= run.label < labels and run.n >= 1 and run.area > 0):
+               moment=_finite(d["moment"]), peak=_finite(d["peak"], 0.0, 1.0), end=_finite(d["end"], *times))
+    if not (0 <= run.label < labels and 1 <= run.n < 2 ** 53 and 0 < run.area <= run.n):
         raise ValueError("a run in it does not fit this model")
+    _finite(run.moment / run.area, *times)
     return run
 
 

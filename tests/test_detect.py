@@ -178,6 +178,34 @@ def test_a_bad_stream_state_is_refused_by_name(bad):
         StreamState.from_dict(bad, len(LABELS), SMOOTH)
 
 
+def forged_state(**change) -> dict:
+    """A well-formed state of LABELS with some fields changed."""
+    run = {"label": 2, "n": 3, "area": 2.4, "moment": 2.4 * 1.5, "peak": 0.9, "end": 1.6}
+    state = {"v": 1, "next_sample": 32_000, "raw": [[1.5, [0.1, 0.1, 0.6, 0.1, 0.1], False]], "fresh": 1,
+             "run": run, "candidates": [dict(run)], "last_time": 0.5, "now": 1.5, "windows": 20}
+    for key, value in change.items():
+        if key.startswith("run_"):
+            state["run"] = {**state["run"], key[4:]: value}
+        elif key.startswith("candidate_"):
+            state["candidates"] = [{**state["candidates"][0], key[10:]: value}]
+        else:
+            state[key] = value
+    return state
+
+
+@pytest.mark.parametrize("change", [
+    {"raw": [[1.5, [1e308] * 5, False]]}, {"raw": [[1.5, [-0.5, 0.5, 0.5, 0.25, 0.25], False]]},
+    {"raw": [[1e308, [0.2] * 5, False]]}, {"now": 1e308}, {"now": -1e308}, {"last_time": 1e308},
+    {"run_area": 1e-300, "run_moment": 1e300}, {"candidate_area": 1e-300, "candidate_moment": 1e300},
+    {"run_peak": 1e308}, {"candidate_peak": 2.0}, {"run_end": -1e308}, {"run_area": 1e300},
+    {"run_n": 10 ** 300}, {"windows": 10 ** 300}, {"next_sample": 2 ** 52},
+    {"next_sample": int(StreamState.MAX_SECONDS * SAMPLE_RATE) + 1}])
+def test_every_number_of_a_stream_state_is_bounded(change):
+    assert StreamState.from_dict(forged_state(), len(LABELS), SMOOTH).run.time == 1.5
+    with pytest.raises(DetectorError, match="bad stream state"):
+        StreamState.from_dict(forged_state(**change), len(LABELS), SMOOTH)
+
+
 def test_settings_are_checked_and_a_run_can_carry_its_own():
     assert DetectorConfig.for_run({"detector": {"threshold": 0.7}}).threshold == 0.7
     assert DetectorConfig.for_run({"detector": {"threshold": 0.7}}, {"threshold": 0.6}).threshold == 0.6
@@ -426,6 +454,28 @@ def test_api_detect_stream_state_is_checked(client, tone_run):
     # a state of another model (the active one changed) starts the stream again
     other = json.dumps({"v": 1, "model": "some-other-run"})
     assert post(client, data, stream=other).status_code == 200
+
+
+def test_api_detect_answers_strict_json_and_refuses_forged_numbers(client, tone_run):
+    """A forged state gave `Infinity` (not JSON) and accepted a next_sample whose next_s the
+    next request's start_s then refused: every number is bounded, so a state is refused at once."""
+    data = wav_bytes(tone_recording(["yes"])[0])
+    labels = client.get("/api/health").get_json()["labels"]
+
+    def strict(response):
+        return json.loads(response.get_data(as_text=True), parse_constant=lambda c: pytest.fail(c))
+
+    for change in ({"raw": [[t, [1e308] * len(labels), False] for t in (1.5, 1.6, 1.7)], "fresh": 3,
+                    "run": None, "candidates": []},
+                   {"next_sample": 2 ** 52}, {"run_area": 1e-300, "run_moment": 1e300}):
+        state = {**forged_state(**change), "model": tone_run.name}
+        r = post(client, data, stream=json.dumps(state))
+        assert r.status_code == 400 and "bad stream state" in strict(r)["error"], (change, r.status_code)
+    # the largest next_sample a state may carry gives a next_s the server takes as start_s
+    top = {**forged_state(next_sample=int(StreamState.MAX_SECONDS * SAMPLE_RATE), raw=[], fresh=0, run=None,
+                          candidates=[], last_time=None, windows=0), "model": tone_run.name}
+    r = post(client, data, stream=json.dumps(top), start_s=str(StreamState.MAX_SECONDS))
+    assert r.status_code == 200 and strict(r)["next_s"] > 0, r.get_json()
 
 
 def test_pages_carry_the_detect_url_and_the_words_list(client):

@@ -135,6 +135,6 @@ def _start() -> int | None:
         start_s = float(text)
     except ValueError:
         start_s = float("nan")
-    if not 0 <= start_s < 1e9:
+    if not 0 <= start_s <= StreamState.MAX_SECONDS:    # every next_s a state accepted may give
         raise ApiError(400, "start_s must be the chunk's start in seconds from the stream's start")
     return round(start_s * SAMPLE_RATE)
