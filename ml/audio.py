@@ -4,7 +4,7 @@ Training, evaluation and serving all pass through here, so a clip is decoded,
 down-mixed, resampled and cut to one second the same way everywhere.
 
 Uploads come from anyone, so `decode` treats every file as hostile: it accepts
-only WAV (RIFF/RF64), FLAC and OGG by their first bytes, checks what the header
+only WAV (RIFF/RF64, and big-endian RIFX), FLAC and OGG by their first bytes, checks what the header
 declares (channels, rate, length, a data chunk cut short) before reading, then
 reads in bounded blocks, down-mixing as it goes, with a cap on the samples it
 will decode and a wall-clock limit. Whatever it refuses becomes an `AudioError`
@@ -55,7 +55,7 @@ class UnsupportedFormat(AudioError):
 
 def sniff(head: bytes) -> str | None:
     """'wav', 'flac' or 'ogg' from a file's first bytes (its signature); None otherwise."""
-    if len(head) >= 12 and head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+    if len(head) >= 12 and head[:4] in (b"RIFF", b"RF64", b"RIFX") and head[8:12] == b"WAVE":
         return "wav"
     if head[:4] == b"fLaC":
         return "flac"
@@ -125,18 +125,20 @@ def _riff_chunks(head: bytes):
 
     Placeholder data sizes (0 or 0xFFFFFFFF, written by streaming encoders that
     could not seek back) count as unknown: the data then runs to the end of the file.
+    RIFX is the same layout with big-endian numbers (libsndfile reads it).
     """
     rf64 = head[:4] == b"RF64"
+    order = ">" if head[:4] == b"RIFX" else "<"
     pos, fmt, data, ds64_size = 12, None, None, None
     for _ in range(10_000):
         if pos + 8 > len(head):
             break
-        chunk, size = head[pos:pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        chunk, size = head[pos:pos + 4], struct.unpack_from(order + "I", head, pos + 4)[0]
         body = pos + 8
         if chunk == b"ds64" and body + 16 <= len(head):
             ds64_size = struct.unpack_from("<Q", head, body + 8)[0]
         elif chunk == b"fmt " and 16 <= size <= 4096 and body + size <= len(head):
-            _, channels, rate, _, block_align = struct.unpack_from("<HHIIH", head, body)
+            _, channels, rate, _, block_align = struct.unpack_from(order + "HHIIH", head, body)
             fmt = (channels, rate, block_align)
         elif chunk == b"data":
             if rf64 and size == 0xFFFFFFFF:

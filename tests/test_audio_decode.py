@@ -3,10 +3,12 @@ and the person-readable AudioError it gives for everything else.
 """
 from __future__ import annotations
 
+import io
 import struct
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from ml import audio
 from ml.audio_fuzz import (HTML, RATE, encode, flac_with_total_samples, ogg_with_last_granule,
@@ -134,6 +136,24 @@ def test_wav_header_without_data():
 def test_wav_data_chunk_cut_short():
     whole = encode(tone(1.0))
     refused(whole[:len(whole) // 3], r"the file is cut short \(its header promises 31.2 KB of audio data")
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_big_endian_rifx_wav_decodes_like_riff(subtype):
+    wave = tone(0.3)
+    buf = io.BytesIO()
+    sf.write(buf, wave, RATE, format="WAV", subtype=subtype, endian="BIG")
+    big = buf.getvalue()
+    assert big[:4] == b"RIFX" and audio.sniff(big) == "wav"
+    decoded, rate = audio.decode(big)
+    little, _ = audio.decode(encode(wave, RATE, "WAV", subtype))
+    assert rate == RATE and np.array_equal(decoded, little)
+    # its header is checked as a RIFF one is, in its own byte order
+    with pytest.raises(audio.AudioError, match="cut short"):
+        audio.decode(big[:len(big) // 2])
+    wide = big[:22] + struct.pack(">H", 40) + big[24:]
+    with pytest.raises(audio.AudioError, match="40 channels is more than Hark reads"):
+        audio.decode(wide)
 
 
 def test_wav_header_claiming_gigabytes():

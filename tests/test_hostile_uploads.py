@@ -14,6 +14,7 @@ import struct
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from ml.audio_fuzz import (HTML, RATE, encode, flac_with_total_samples, ogg_with_last_granule,
                                  pcm16, tone, valid_files, wav_header, zip_bytes)
@@ -280,6 +281,14 @@ def test_truncated_ogg(client, labels, kind):
 def test_absurd_channel_counts(client, channels, fragment):
     data = wav_header(channels=channels, block_align=2, payload_len=32000) + bytes(32000)
     refused(upload(client, data), 400, fragment)
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_big_endian_rifx_wav_is_classified_not_415(client, labels, url):
+    buf = io.BytesIO()
+    sf.write(buf, tone(1.0), RATE, format="WAV", subtype="PCM_16", endian="BIG")
+    assert buf.getvalue()[:4] == b"RIFX"
+    answered(upload(client, buf.getvalue(), name="big-endian.wav", url=url), labels)
 
 
 @pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])

@@ -31,7 +31,7 @@ def describe(head: bytes) -> str | None:
         return "an MP4 or M4A file (AAC audio or video), which Hark does not read"
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
         return "MP3 or AAC audio, which Hark does not read"
-    if len(head) >= 12 and head[:4] == b"RIFF":
+    if len(head) >= 12 and head[:4] in (b"RIFF", b"RIFX"):
         return f"a RIFF file of type {head[8:12].decode('latin-1')!r}, not WAV audio"
     sample = head[:TEXT_SAMPLE]
     if b"\x00" in sample:
