@@ -5,8 +5,15 @@ queue runs jobs inline). Every bad input answers 4xx with a message and stores n
 """
 from __future__ import annotations
 
+import builtins
+import csv
+import errno
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -53,9 +60,10 @@ def make_set(admin, name="me", labels=("yes", "no")):
 
 
 def stored(app, name="me") -> list[str]:
+    """Files of the data set, its own bookkeeping (hidden files and folders) left out."""
     root = data_dir(app) / "user" / name
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
-                  and not p.name.startswith("."))
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def zipped(members: dict, **write) -> bytes:
@@ -147,8 +155,8 @@ def test_unknown_labels_speakers_and_names_are_refused(app, admin):
         r = admin.post(f"{API}/user:me/labels", json={"label": label}, headers=admin.headers)
         assert r.status_code == status, (label, r.get_json())
     assert stored(app) == ["manifest.csv"]
-    assert sorted(p.name for p in (data_dir(app) / "user/me").iterdir() if p.is_dir()) == \
-        ["_silence_", "hey", "no", "yes"]
+    assert sorted(p.name for p in (data_dir(app) / "user/me").iterdir()
+                  if p.is_dir() and not p.name.startswith(".")) == ["_silence_", "hey", "no", "yes"]
 
 
 def test_a_zip_goes_into_one_label_and_keeps_speech_commands_speakers(app, admin):
@@ -426,3 +434,180 @@ def test_a_zip_of_many_small_bombs_is_refused_by_its_total_expansion(app, admin)
     # A few such files stay under the 1 MiB anyone may unpack; a real clip compresses little.
     members, _ = store.zip_members(zipped({"s.wav": silent, "ok.wav": wav()}), "ok.zip")
     assert [m for m, _ in members] == ["s.wav", "ok.wav"]
+
+
+# Issue 27, 6: adding was O(clips stored) per clip (a listing of the label folder for each
+# clip, the whole manifest read and written again), and a killed request left clips on disk
+# that the manifest did not name.
+
+class Work:
+    """What this process reads while counting: directory entries listed, files opened for
+    reading and their bytes. A cost that is counted, not timed, so a busy machine cannot
+    change it."""
+
+    def __init__(self, monkeypatch):
+        self.entries = self.files = self.bytes = 0
+        scandir, listdir, opener = os.scandir, os.listdir, io.open
+        work = self
+
+        class Listing:
+            def __init__(self, it):
+                self.it = it
+
+            def __iter__(self):
+                for entry in self.it:
+                    work.entries += 1
+                    yield entry
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.it.close()
+
+        def listed(path="."):
+            names = listdir(path)
+            work.entries += len(names)
+            return names
+
+        def opened(file, mode="r", *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and not set(mode) & set("wax+") and os.path.isfile(file):
+                work.files += 1
+                work.bytes += os.path.getsize(file)
+            return opener(file, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "scandir", lambda path=".": Listing(scandir(path)))
+        monkeypatch.setattr(os, "listdir", listed)
+        monkeypatch.setattr(builtins, "open", opened)
+        monkeypatch.setattr(io, "open", opened)
+
+
+def seed(app, name: str, label: str, n: int, speaker: str = "aaaaaaaa") -> None:
+    """`n` clips in `label`, as earlier adds leave them (files and manifest rows), made
+    without the store: one clip linked under n names, so 2,000 take no time."""
+    ds = store.get(data_dir(app), f"user:{name}")
+    one = ds.path / ".seed.wav"
+    one.write_bytes(wav())
+    files = [f"{label}/{speaker}_nohash_{i}.wav" for i in range(n)]
+    for file in files:
+        os.link(one, ds.path / file)
+    one.unlink()
+    with open(ds.path / store.MANIFEST, "a", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([file, label, speaker, "seed", ""] for file in files)
+
+
+def leftovers(app, name="me") -> list[str]:
+    """Staging folders and temporary files a batch left in the data set."""
+    root = data_dir(app) / "user" / name
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.name.startswith((".adding-", ".new-")))
+
+
+def test_adding_clips_costs_the_same_however_many_are_stored(app, admin, monkeypatch):
+    batch = [store.prepare(wav(seed=s), "yes", f"t{s}.wav", "Ann", "test") for s in range(3)]
+    costs, rewritten = {}, []
+    for name, before in (("small", 10), ("big", 2_000)):
+        make_set(admin, name)
+        seed(app, name, "yes", before)
+        seed(app, name, "no", before, speaker="bbbbbbbb")
+        ds = store.get(data_dir(app), f"user:{name}")
+        store.add(ds, batch[:1])                    # the first add after a change may count once
+        manifest = ds.path / store.MANIFEST
+        inode = manifest.stat().st_ino
+        with monkeypatch.context() as m:
+            work = Work(m)
+            added = store.add(ds, batch)
+            labels = store.counts(ds)               # what the upload answers with
+        costs[name] = (work.entries, work.files, work.bytes)
+        rewritten.append(manifest.stat().st_ino != inode)
+        assert labels == {"no": before, "yes": before + 4}
+        rows = store.read_manifest(ds)
+        assert len(rows) == 2 * before + 4 and [r["file"] for r in rows[-3:]] == added
+        ann = store.speaker_id_of("Ann")
+        assert added == [f"yes/{ann}_nohash_{n}.wav" for n in (1, 2, 3)]
+    (entries, files, read), (big_entries, big_files, big_read) = costs["small"], costs["big"]
+    assert (big_entries, big_files) == (entries, files), costs
+    assert big_read - read < 64, costs                 # a few more digits in the counts, no more
+    assert read < 4096 and entries < 50, costs
+    assert rewritten == [False, False], "the manifest was written again, not appended to"
+    r = upload(admin, [("a.wav", wav())], key="user:big")
+    assert r.status_code == 201 and r.get_json()["labels"] == {"no": 2_000, "yes": 2_005}
+
+
+def test_a_batch_that_fails_part_way_stores_nothing(app, admin, monkeypatch):
+    make_set(admin)
+    assert upload(admin, [("first.wav", wav())]).status_code == 201
+    ds = store.get(data_dir(app), "user:me")
+    files, rows = stored(app), store.read_manifest(ds)
+    link, links = os.link, []
+
+    def disk_full_at_the_third(src, dst, *args, **kwargs):
+        links.append(dst)
+        if len(links) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return link(src, dst, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "link", disk_full_at_the_third)
+        r = upload(admin, [(f"{i}.wav", wav(seed=i)) for i in range(5)])
+    assert r.status_code == 507, r.status_code
+    assert "nothing was stored" in r.get_json()["error"] and "No space left" in r.get_json()["error"]
+    assert len(links) == 3
+    assert stored(app) == files and store.read_manifest(ds) == rows and leftovers(app) == []
+    assert admin.get(f"{API}/user:me").get_json()["labels"]["yes"] == 1
+    r = upload(admin, [("next.wav", wav())])
+    assert r.get_json()["added"][0]["file"] == f"{store.speaker_id_of('Ann')}_nohash_1.wav"
+
+
+KILLED_ADD = """
+import os, signal, sys
+from pathlib import Path
+import numpy as np
+from webapp.datasets import store
+
+data, stage = Path(sys.argv[1]), sys.argv[2]
+link, fsync, links = os.link, os.fsync, []
+
+def link_then_die(src, dst, *args, **kwargs):
+    link(src, dst, *args, **kwargs)
+    links.append(dst)
+    if stage == "linking" and len(links) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def fsync_then_die(fd):
+    fsync(fd)
+    if stage == "manifest" and os.readlink(f"/proc/self/fd/{fd}").endswith("manifest.csv"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.link, os.fsync = link_then_die, fsync_then_die
+t = np.arange(16000) / 16000
+clips = [store.NewClip("yes", (8000 * np.sin(2 * np.pi * f * t)).astype(np.int16), "Kim",
+                       store.speaker_id_of("Kim"), "killed") for f in (500, 700, 900, 1100)]
+store.add(store.get(data, "user:me"), clips)
+"""
+
+
+@pytest.mark.parametrize("stage", ["linking", "manifest"])
+def test_what_a_killed_add_left_is_rolled_back(app_factory, app, admin, stage):
+    """A worker killed part-way (gunicorn's WORKER TIMEOUT) left clips on disk that the
+    manifest did not name; now the next writer or the next worker's start undoes it."""
+    make_set(admin)
+    assert upload(admin, [("first.wav", wav())]).status_code == 201
+    ds = store.get(data_dir(app), "user:me")
+    files, rows = stored(app), store.read_manifest(ds)
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", KILLED_ADD, str(data_dir(app)), stage],
+                          env={**os.environ, "PYTHONPATH": str(root)}, cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert stored(app) != files                             # it got as far as linking clips
+    if stage == "linking":       # the next add rolls it back first
+        r = upload(admin, [("next.wav", wav())])
+        assert r.status_code == 201 and r.get_json()["labels"] == {"no": 0, "yes": 2}
+        files = sorted(files + [f"yes/{r.get_json()['added'][0]['file']}"])
+        rows = rows + store.read_manifest(ds)[-1:]
+    else:                        # a worker's start rolls it back
+        app_factory(HARK_DATA=str(data_dir(app)))
+        assert store.counts(ds) == {"no": 0, "yes": 1}
+    assert stored(app) == files and store.read_manifest(ds) == rows and leftovers(app) == []
+    assert len(store.read_manifest(ds)) == len(files) - 1    # every clip on disk is in the manifest

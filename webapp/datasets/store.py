@@ -8,14 +8,20 @@ Names are made here, never taken from a client: `<speaker id>_nohash_<n>.wav`, t
 speaker id 8 hex digits (ml.dataset.speaker_of) so splits by speaker keep working; a file
 is linked into place only under a name that does not exist yet, so nothing is ever
 overwritten, and a batch is converted whole before any of it is written, so a bad
-file stores nothing. Writers of one data set take turns (a lock file in it).
+file stores nothing; a batch that fails or is killed part-way is rolled back (see add).
+Writers of one data set take turns (a lock file in it). Hidden entries are bookkeeping:
+`.lock`, `.index/` (counts and free names per label, so an add costs the same however
+many clips are stored) and `.adding-*/` (a batch on its way in).
 No Flask here: plain functions of paths and bytes.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -39,6 +45,10 @@ USER_FOLDER = "user"
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("file", "label", "speaker", "source", "created")
 LOCK = ".lock"
+INDEX = ".index"             # per label: its clips and each speaker's next number (adds stay O(batch))
+STAGING = ".adding-"         # a batch on its way in; one left behind is rolled back
+PLAN = "plan.json"           # in a staging folder: what the batch links and the manifest's size before
+NUMBERED = re.compile(r"([0-9a-f]{8})_nohash_([0-9]+)\.", re.IGNORECASE)   # a speaker's n-th take
 BUILT_IN = {"default": ("default", "Default synthetic set"),
             "mini": ("mini_speech_commands", "Mini Speech Commands")}
 SUGGESTED_LABELS = (*COMMANDS, SILENCE)   # what a new data set offers to record
@@ -137,13 +147,13 @@ def _shown(text: str) -> str:
 
 
 def counts(ds: DataSet) -> dict[str, int]:
-    """Clips per label folder (hidden entries and other files left out), labels sorted."""
+    """Clips per label folder (hidden entries and other files left out), labels sorted: from
+    a label's index while its folder is unchanged since (no listing), else counted."""
     out = {}
-    for entry in sorted(os.scandir(ds.path), key=lambda e: e.name):
-        if entry.is_dir() and not entry.name.startswith("."):
-            with os.scandir(entry.path) as files:
-                out[entry.name] = sum(1 for f in files if not f.name.startswith(".")
-                                      and os.path.splitext(f.name)[1].lower() in AUDIO_SUFFIXES)
+    for label in _label_names(ds):
+        folder = ds.path / label
+        state = _read_state(ds, label, _stamp(folder)) if ds.editable else None
+        out[label] = state["clips"] if state else _scan_label(folder)["clips"]
     return out
 
 
@@ -195,7 +205,7 @@ def add_label(ds: DataSet, label) -> str:
     with _locked(ds):
         if (ds.path / label).is_dir():
             raise DataSetError(f"{ds.title} has a label {label} already", 409)
-        if len(counts(ds)) >= MAX_LABELS:
+        if len(_label_names(ds)) >= MAX_LABELS:
             raise DataSetError(f"a data set holds at most {MAX_LABELS} labels", 413)
         (ds.path / label).mkdir()
     return label
@@ -213,10 +223,14 @@ def delete_clip(ds: DataSet, label: str, name: str) -> None:
     _editable(ds)
     path = clip_path(ds, label, name)
     with _locked(ds):
+        _recover(ds)                 # before the manifest is rewritten: a killed batch goes first
+        state = _label_state(ds, label)
         try:
             path.unlink()
         except FileNotFoundError:
             raise DataSetError(f"no clip {label}/{name} in {ds.title}", 404) from None
+        state["clips"] -= 1          # its number is not given again: next stays
+        _save_state(ds, label, state)
         rows = [r for r in read_manifest(ds) if r["file"] != f"{label}/{name}"]
         _write_manifest(ds, rows)
 
@@ -316,62 +330,196 @@ def speaker_id_of(speaker: str) -> str:
 def add(ds: DataSet, clips: list[NewClip]) -> list[str]:
     """Write converted clips into their label folders; returns their `label/file` names.
 
-    Every label must exist already (an unknown label stores nothing); names are new, each
-    file is complete before it appears, and a failure part-way removes what was written.
+    Every label must exist already (an unknown label stores nothing); names are new, and
+    the batch is all or nothing: the clips are written into a staging folder first, then
+    linked into place under a plan that lets _roll_back undo them, whether this request
+    fails part-way or is killed (the next writer, or the next worker's start, rolls it
+    back). The work does not grow with the clips stored: label indexes give counts and
+    free names, and the manifest is appended to, never read.
     """
     _editable(ds)
     if not clips:
         raise DataSetError("no clips to add")
     if len(clips) > MAX_BATCH:
         raise DataSetError(f"at most {MAX_BATCH:,} clips at once", 413)
-    written: list[Path] = []
     with _locked(ds):
-        labels = counts(ds)
-        missing = sorted({c.label for c in clips} - set(labels))
+        _recover(ds)
+        states = {label: _label_state(ds, label) for label in _label_names(ds)}
+        missing = sorted({c.label for c in clips} - set(states))
         if missing:
             raise DataSetError(f"{ds.title} has no label {', '.join(missing)}; add the label first "
-                               f"(it has: {', '.join(labels) or 'none yet'})")
-        if sum(labels.values()) + len(clips) > MAX_CLIPS:
+                               f"(it has: {', '.join(states) or 'none yet'})")
+        if sum(s["clips"] for s in states.values()) + len(clips) > MAX_CLIPS:
             raise DataSetError(f"a data set holds at most {MAX_CLIPS:,} clips", 413)
-        created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        rows = []
+        staging = Path(tempfile.mkdtemp(dir=ds.path, prefix=STAGING))
         try:
-            for clip in clips:
-                path = _write_new(ds.path / clip.label, clip)
-                written.append(path)
-                rows.append({"file": f"{clip.label}/{path.name}", "label": clip.label,
-                             "speaker": clip.speaker, "source": clip.source, "created": created})
-            _write_manifest(ds, read_manifest(ds) + rows)
+            rows = _add_staged(ds, staging, clips, states)
+        except OSError as exc:    # a full or failing disk: said, and nothing kept
+            _roll_back(ds, staging)
+            raise DataSetError(f"the clips could not be written ({exc.strerror or exc}); "
+                               f"nothing was stored", 507) from None
         except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
+            _roll_back(ds, staging)
             raise
+        shutil.rmtree(staging, ignore_errors=True)
     return [row["file"] for row in rows]
 
 
-def _write_new(folder: Path, clip: NewClip) -> Path:
-    """The clip as `<speaker id>_nohash_<n>.wav` with the first free n; never replaces a file."""
-    pattern = re.compile(rf"^{clip.speaker_id}_nohash_([0-9]+)\.", re.IGNORECASE)
-    taken = [int(m.group(1)) for m in map(pattern.match, os.listdir(folder)) if m]
-    n = max(taken) + 1 if taken else 0
+def _add_staged(ds: DataSet, staging: Path, clips: list[NewClip], states: dict) -> list[dict]:
+    """Stage, plan, link, append: the plan is on disk before the first link, and removed
+    only once the manifest has every row (so a plan left behind means "undo this")."""
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    plan, rows = [], []
+    for i, clip in enumerate(clips):
+        staged = staging / f"{i}.wav"
+        _write_wav(staged, clip.wave)
+        state = states[clip.label]
+        n = state["next"].get(clip.speaker_id, 0)
+        while os.path.lexists(ds.path / clip.label / f"{clip.speaker_id}_nohash_{n}.wav"):
+            n += 1                   # a file the index did not know of: never replaced
+        state["next"][clip.speaker_id] = n + 1
+        state["clips"] += 1
+        file = f"{clip.label}/{clip.speaker_id}_nohash_{n}.wav"
+        plan.append((staged.name, file))
+        rows.append({"file": file, "label": clip.label, "speaker": clip.speaker,
+                     "source": clip.source, "created": created})
+    manifest = ds.path / MANIFEST
+    size = manifest.stat().st_size if manifest.is_file() else 0
+    labels = sorted({c.label for c in clips})
+    _write_file(staging / PLAN, json.dumps({"manifest_size": size, "files": plan,
+                                            "labels": labels}).encode(), sync=True)
+    for staged, file in plan:
+        os.link(staging / staged, ds.path / file)   # fails when the name exists: nothing is overwritten
+    _append_manifest(ds, rows, size)
+    for label in labels:
+        _save_state(ds, label, states[label])
+    os.unlink(staging / PLAN)                       # done: from here on the batch stays
+    return rows
+
+
+def _write_wav(path: Path, wave: np.ndarray) -> None:
     buf = io.BytesIO()
-    sf.write(buf, clip.wave, SAMPLE_RATE, format="WAV", subtype="PCM_16")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".new-", suffix=".wav")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
+    sf.write(buf, wave, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    _write_file(path, buf.getvalue(), sync=True)
+    os.chmod(path, 0o644)
+
+
+def _write_file(path: Path, data: bytes, sync: bool = False) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        if sync:
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        while True:
-            path = folder / f"{clip.speaker_id}_nohash_{n}.wav"
+
+
+def _roll_back(ds: DataSet, staging: Path) -> None:
+    """Undo a batch that did not finish: unlink what its plan linked (only files that are
+    still its own staged files), cut the manifest back to its size before, and drop the
+    indexes of the labels it touched (the next writer counts them again)."""
+    try:
+        plan = json.loads((staging / PLAN).read_text())
+    except (OSError, ValueError):
+        plan = None                  # nothing was linked yet, or the batch was complete
+    if isinstance(plan, dict):
+        for staged, file in plan.get("files", []):
+            final = ds.path / file
             try:
-                os.link(tmp, path)       # fails when the name exists: nothing is overwritten
-                return path
-            except FileExistsError:
-                n += 1
-    finally:
-        os.unlink(tmp)
+                if os.path.samefile(staging / staged, final):
+                    final.unlink()
+            except OSError:
+                pass
+        manifest = ds.path / MANIFEST
+        try:
+            if manifest.stat().st_size > plan["manifest_size"]:
+                os.truncate(manifest, plan["manifest_size"])
+        except FileNotFoundError:
+            pass
+        for label in plan.get("labels", []):
+            (ds.path / INDEX / f"{label}.json").unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _recover(ds: DataSet) -> None:
+    """Roll back the batches of requests that were killed part-way (the caller holds the
+    lock, so whoever wrote a staging folder is gone)."""
+    with os.scandir(ds.path) as entries:
+        leftovers = [Path(e.path) for e in entries if e.name.startswith(STAGING) and e.is_dir()]
+    for staging in leftovers:
+        _roll_back(ds, staging)
+
+
+def recover_all(data_dir: Path) -> None:
+    """At a worker's start: roll back what killed requests left in any user data set (a
+    set another worker is writing now is skipped: its writer recovered it first)."""
+    for ds in list_sets(data_dir):
+        if ds.editable:
+            with _locked(ds, wait=False) as mine:
+                if mine:
+                    _recover(ds)
+
+
+# ---- label indexes -------------------------------------------------------------------------
+# `.index/<label>.json`: the clips in the label's folder and each speaker's next number,
+# stamped with the folder's inode and mtime. It is trusted only while the folder is
+# unchanged since (a file copied in by hand changes the stamp), else counted again; only
+# writers, who hold the lock, save one.
+
+def _label_names(ds: DataSet) -> list[str]:
+    with os.scandir(ds.path) as entries:
+        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+
+
+def _stamp(folder: Path) -> list[int]:
+    st = os.stat(folder)
+    return [st.st_ino, st.st_mtime_ns]
+
+
+def _read_state(ds: DataSet, label: str, stamp: list[int]) -> dict | None:
+    """The label's index if it still describes the folder, else None."""
+    try:
+        with open(ds.path / INDEX / f"{label}.json", encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("stamp") != stamp \
+            or not isinstance(state.get("clips"), int) or not isinstance(state.get("next"), dict):
+        return None
+    return state
+
+
+def _scan_label(folder: Path) -> dict:
+    """One pass over a label folder: its clips, and each speaker's next free number."""
+    clips, next_n = 0, {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            clips += os.path.splitext(entry.name)[1].lower() in AUDIO_SUFFIXES
+            numbered = NUMBERED.match(entry.name)
+            if numbered:
+                speaker, n = numbered.group(1).lower(), int(numbered.group(2))
+                next_n[speaker] = max(next_n.get(speaker, 0), n + 1)
+    return {"clips": clips, "next": next_n}
+
+
+def _label_state(ds: DataSet, label: str) -> dict:
+    """A writer's view of a label (the lock held): its index, or one scan, saved."""
+    stamp = _stamp(ds.path / label)
+    state = _read_state(ds, label, stamp)
+    if state is None:
+        state = _scan_label(ds.path / label)
+        _save_state(ds, label, state, stamp)
+    return state
+
+
+def _save_state(ds: DataSet, label: str, state: dict, stamp: list[int] | None = None) -> None:
+    state["stamp"] = stamp or _stamp(ds.path / label)
+    folder = ds.path / INDEX
+    folder.mkdir(exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(state, f, separators=(",", ":"))
+    os.replace(tmp, folder / f"{label}.json")
 
 
 # ---- the manifest ------------------------------------------------------------------------
@@ -397,8 +545,41 @@ def _write_manifest(ds: DataSet, rows: list[dict]) -> None:
     os.replace(tmp, ds.path / MANIFEST)
 
 
-def _locked(ds: DataSet):
-    return file_lock(ds.path / LOCK)
+def _append_manifest(ds: DataSet, rows: list[dict], size: int) -> None:
+    """Rows added at the end of manifest.csv (`size` bytes now), synced: what is stored
+    already is neither read nor written again."""
+    path = ds.path / MANIFEST
+    with open(path, "a+b") as f:
+        f.seek(max(size - 1, 0))
+        ends_line = size == 0 or f.read(1) == b"\n"
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
+        if size == 0:
+            writer.writeheader()
+        writer.writerows(rows)
+        f.write(("" if ends_line else "\r\n").encode() + out.getvalue().encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def _locked(ds: DataSet, wait: bool = True):
+    """Writers of one data set take turns; with wait=False, yields False at once when busy."""
+    if wait:
+        with file_lock(ds.path / LOCK):
+            yield True
+        return
+    with open(ds.path / LOCK, "a") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
 
 
 # ---- ZIP uploads -------------------------------------------------------------------------
