@@ -221,6 +221,30 @@ def test_predict_is_rate_limited_with_a_json_429(tmp_path, tiny_run):
     assert client.get("/api/health").status_code == 200    # other endpoints are not limited
 
 
+def test_an_early_refusal_reads_the_upload_before_answering(tmp_path, tiny_run):
+    """A 429 (or 503...) answered with the body unread made gunicorn close the socket on it, and
+    nginx, still sending the body, answered 502: the body is read and dropped first, up to the
+    route's own limit (/api/detect takes 64 MB), never past it (413)."""
+    app = make_app(tmp_path, HARK_DEFAULT_MODEL=str(tiny_run), HARK_RATE_PREDICT="1/minute",
+                   HARK_RATE_AUDIO_SECONDS="1/minute")
+    client = app.test_client()
+
+    def send(url, size, **kw):
+        body = io.BytesIO(audio_bytes() + bytes(size))
+        r = client.post(url, input_stream=body, content_length=len(body.getvalue()),
+                        content_type="audio/wav", **kw)
+        return r, body.tell(), len(body.getvalue())
+
+    assert send("/api/predict", 0)[0].status_code == 200              # spends both budgets
+    for url, size in (("/api/predict", 2_700_000), ("/api/analyze", 2_700_000),
+                      ("/api/detect", 20 * 1024 * 1024)):
+        r, read, length = send(url, size)
+        assert r.status_code == 429 and r.get_json()["error"].startswith(("too many", "too much")), url
+        assert read == length, (url, read, length)
+    r, read, _ = send("/api/predict", 11 * 1024 * 1024, environ_base={"REMOTE_ADDR": "127.0.0.7"})
+    assert r.status_code == 413 and read == 0
+
+
 # ---- headers and cookies --------------------------------------------------------------------
 
 def test_security_headers_on_pages_and_api(app):

@@ -13,7 +13,10 @@ counts per client, and a forged X-Forwarded-For does not escape it.
 from __future__ import annotations
 
 import http.client
+import json
+import threading
 import uuid
+from collections import Counter
 
 import pytest
 
@@ -67,6 +70,36 @@ def test_rate_limits_see_each_client_address_through_nginx(behind_nginx):
     assert set(statuses) == {400, 429} and 3 <= statuses.count(400) <= 6, statuses
     # Another address is a client of its own (were the proxy's address used, it would be limited too).
     assert _predict_from(port, "127.0.0.3") == 400
+
+
+def test_rate_limited_big_uploads_get_the_429_through_nginx_not_a_502(behind_nginx):
+    """The app answered 429 without reading the body and closed the socket; nginx, still sending
+    the body, got a reset and answered 502 (11 of 320 here, before the fix). The app now reads
+    (and drops) the body first, so every refused client gets the 429 and its message."""
+    body = bytes(2_700_000)                 # 2.7 MB, as in the review: not audio, not too large
+    statuses, errors = [], []
+    lock = threading.Lock()
+
+    def client(address: str) -> None:
+        for _ in range(25):
+            conn = http.client.HTTPConnection("127.0.0.1", behind_nginx.port, timeout=30,
+                                              source_address=(address, 0))
+            conn.request("POST", "/api/predict", body=body, headers={"Content-Type": "audio/wav"})
+            r = conn.getresponse()
+            text = r.read()
+            conn.close()
+            with lock:
+                statuses.append(r.status)
+                if r.status == 429:
+                    errors.append(json.loads(text)["error"])
+
+    threads = [threading.Thread(target=client, args=(f"127.0.4.{i}",)) for i in range(1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(statuses) == {415, 429} and statuses.count(429) >= 150, Counter(statuses)
+    assert all(e.startswith("too many requests") for e in errors), errors[:2]
 
 
 def test_gunicorn_alone_is_frozen_by_three_slow_clients(tmp_path, tiny_run):

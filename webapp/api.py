@@ -66,6 +66,14 @@ def analyze():
     return jsonify(analysis(classifier, result))
 
 
+@bp.before_request
+def _body_limit():
+    """/detect takes whole recordings (HARK_MAX_DETECT_*), so a larger body; set before the
+    view's rate limits run, so a refused upload is still read to its end (webapp.security)."""
+    if request.endpoint == "api.detect":
+        request.max_content_length = current_app.config["HARK_MAX_DETECT_UPLOAD_MB"] * 1024 * 1024
+
+
 @bp.post("/detect")
 @csrf.exempt            # like /predict: programs and live mode post audio; nothing is stored
 @rate_limited("HARK_RATE_PREDICT")
@@ -74,8 +82,6 @@ def detect():
     of the next chunk of a live stream (webapp/detection.py)."""
     started = time.perf_counter()
     config = current_app.config
-    # A whole recording may be long (HARK_MAX_DETECT_*); a live chunk keeps the short limit.
-    request.max_content_length = config["HARK_MAX_DETECT_UPLOAD_MB"] * 1024 * 1024
     classifier = _classifier()
     data, name = read_upload()
     recording = detection.is_recording()

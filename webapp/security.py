@@ -62,6 +62,7 @@ HEADERS = {
 
 # Routes limited by these settings decode audio: they are also charged by HARK_RATE_AUDIO_SECONDS.
 AUDIO_LIMITED = ("HARK_RATE_PREDICT", "HARK_RATE_ANALYZE")
+DRAIN_CHUNK = 1 << 16
 # The largest id the tables' Integer columns hold everywhere (PostgreSQL's 32-bit INTEGER).
 MAX_ID = 2**31 - 1
 
@@ -145,12 +146,42 @@ def init_app(app: Flask) -> None:
         return errors.respond(429, f"too many requests (limit {exc.limit.limit}); try again in a moment")
 
     @app.after_request
+    def drain(response):
+        _drain_body()
+        return response
+
+    @app.after_request
     def headers(response):
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
+
+
+def _drain_body() -> None:
+    """Read and drop what is left of the request body, at most the route's body limit.
+
+    An answer given before the body is read (a 429 of a rate limit or the audio budget, a
+    401, a 503) made gunicorn close the socket with the body unread, and nginx, still
+    sending it, answered 502 instead of the app's answer. Behind nginx the body is already
+    buffered there, so this is a local copy; a body over the limit is left alone (413).
+    """
+    limit, length = request.max_content_length, request.content_length
+    if length is not None and limit is not None and length > limit:
+        return
+    try:
+        stream = request.stream
+        if getattr(stream, "is_exhausted", False):
+            return
+        left = limit if limit is not None else length or 0
+        while left > 0:
+            chunk = stream.read(min(DRAIN_CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+    except Exception:      # a client gone or a cut body: nothing left to answer anyway
+        pass
 
 
 def _limits(app: Flask) -> None:
