@@ -13,10 +13,13 @@ says). Every detection in background audio is a false alarm: it holds no isolate
 1 false alarm a minute of each kind; medium, at most 6 an hour of talk and none in the dev
 music and noise; low, none in any of it, and at least LOW_MARGIN above medium (the dev
 minutes are few: an unseen hour has more surprises). `--write` then stores them, each with
-what it measures on the test part, in the run's config.json `detector.sensitivity`.
+what it measures on the test part, in the run's config.json `detector.sensitivity`;
+`--write-to OTHER` stores them in another run's: the shipped model hears every speaker of
+../shared/speech, so its presets are chosen and measured on the held-out run of its recipe
+(trained without half 1), as its real_speech.json is.
 
 Run:  PYTHONPATH=. .venv/bin/python bench/detector_curve.py [--model RUN] [--part test|dev]
-          [--half tune|test|all] [--seeds 100-107] [--choose [--write]]
+          [--half tune|test|all] [--seeds 100-107] [--choose [--write | --write-to RUN]]
 """
 from __future__ import annotations
 
@@ -121,6 +124,9 @@ def main() -> int:
     ap.add_argument("--choose", action="store_true", help="choose the presets on the dev part")
     ap.add_argument("--write", action="store_true",
                     help="with --choose: store them in the run's config.json")
+    ap.add_argument("--write-to", metavar="RUN",
+                    help="with --choose: store them in this run's config.json instead (a model of "
+                         "the same recipe that heard the scored speakers)")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "hark-detect-streams"))
     args = ap.parse_args()
     if not (SPEECH / "words").is_dir() or not MAKE_STREAM.is_file() or not BACKGROUND.is_dir():
@@ -168,11 +174,14 @@ def main() -> int:
     print(table(curve, {t: "/".join(n for n in current if current[n] == t) for t in current.values()}))
     for name, t in current.items():
         print(f"{name:>6} (threshold {t}): {json.dumps(curve[t])}")
-    if args.choose and args.write:
-        about = (f"background part {args.part}, recordings of half {args.half} seeds {args.seeds}"
+    if args.choose and (args.write or args.write_to):
+        target = Path(args.write_to or model)
+        about = (f"{'run ' + clf.version + ', the same recipe without the scored speakers: ' if args.write_to else ''}"
+                 f"background part {args.part} of ../shared/background, make_stream.py recordings of half "
+                 f"{args.half} of ../shared/speech, seeds {args.seeds}"
                  + (" (speakers heard in training)" if heard else ""))
-        write_presets(model, current, {n: curve[t] for n, t in current.items()}, about)
-        print(f"wrote the presets into {model / 'config.json'}")
+        write_presets(target, current, {n: curve[t] for n, t in current.items()}, about)
+        print(f"wrote the presets into {target / 'config.json'}")
     print(FLOORS)
     return 0
 

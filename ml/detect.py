@@ -144,9 +144,10 @@ class DetectorConfig:
                 sensitivity: str = DEFAULT_SENSITIVITY) -> DetectorConfig:
         """The defaults, then the run's own `detector` section, then its `sensitivity`
         preset, then `overrides` (e.g. an expert's threshold)."""
-        section = dict(run_config.get("detector") or {})
-        if not isinstance(run_config.get("detector") or {}, dict):
+        section = run_config.get("detector") or {}
+        if not isinstance(section, dict):
             raise DetectorError("config.json: 'detector' must be an object of settings")
+        section = dict(section)
         preset = presets(section).get(check_sensitivity(sensitivity), {})
         section.pop("sensitivity", None)
         settings = {k: v for k, v in preset.items() if k != "measured"}
