@@ -4,7 +4,7 @@
 # nginx in front of gunicorn (deploy/nginx.conf.template: it buffers whole requests, so slow
 # clients cannot hold gunicorn's workers; gunicorn then listens on a private unix socket).
 # HARK_NGINX=0 serves with gunicorn alone. Ctrl-C (or SIGTERM to this script) stops them all;
-# if one dies, the others are stopped too.
+# if one dies, scripts/supervise.py restarts it (with backoff) while the others keep serving.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=2
@@ -54,40 +54,18 @@ if [ -n "$nginx" ]; then
     export HARK_PROXIES=${HARK_PROXIES:-1}
 fi
 
-.venv/bin/python -m webapp.training.worker &
-consumer=$!
 private=()        # with nginx: gunicorn's sockets in the private folder, not shared with others
 [ -z "$rundir" ] || private=(--bind "$gunicorn_bind" --control-socket "$rundir/gunicorn.ctl")
-.venv/bin/gunicorn -c gunicorn.conf.py "${private[@]}" wsgi:app &
-server=$!
-pids="$consumer $server"
-front=""
+programs=(consumer:INT .venv/bin/python -m webapp.training.worker
+          ::: gunicorn:TERM .venv/bin/gunicorn -c gunicorn.conf.py "${private[@]}" wsgi:app)
 if [ -n "$nginx" ]; then
-    "$nginx" -e stderr -p "$rundir" -c "$rundir/nginx.conf" &
-    front=$!
-    pids="$pids $front"
-fi
-
-stop() {
-    trap - INT TERM HUP
-    kill -INT "$consumer" 2>/dev/null || true   # graceful: a training stops after its batch
-    kill -TERM "$server" 2>/dev/null || true
-    [ -z "$front" ] || kill -QUIT "$front" 2>/dev/null || true   # nginx: finish the answers in flight
-    wait $pids 2>/dev/null || true
-    [ -z "$rundir" ] || rm -rf "$rundir"
-}
-trap 'stop; exit 130' INT
-trap 'stop; exit 143' TERM HUP
-
-if [ -n "$front" ]; then
-    echo "Hark: http://$bind (nginx pid $front in front of gunicorn pid $server on $gunicorn_bind;" \
-         "training queue consumer pid $consumer)"
+    programs+=(::: nginx:QUIT "$nginx" -e stderr -p "$rundir" -c "$rundir/nginx.conf")
+    echo "Hark: http://$bind (nginx in front of gunicorn on $gunicorn_bind, and the training queue consumer)"
 else
-    echo "Hark: http://$bind (training queue consumer pid $consumer, gunicorn pid $server)"
+    echo "Hark: http://$bind (gunicorn, and the training queue consumer)"
 fi
-status=0
-# shellcheck disable=SC2086
-wait -n $pids || status=$?
-echo "a Hark process ended (status $status): stopping the others" >&2
-stop
-exit "$status"
+# scripts/supervise.py restarts whichever of them ends (a crashed consumer's job is marked failed
+# at once) and stops them all on SIGINT/SIGTERM/SIGHUP, then removes the private folder.
+remove=()
+[ -z "$rundir" ] || remove=(--remove "$rundir")
+exec .venv/bin/python scripts/supervise.py "${remove[@]}" "${programs[@]}"

@@ -156,3 +156,48 @@ def test_killed_consumer_leaves_no_job_running_after_restart(tmp_path, tiny_run,
         assert second.poll() is None
     finally:
         site.stop()
+
+
+def test_a_killed_consumer_is_restarted_its_job_failed_and_the_site_keeps_serving(tmp_path, tiny_run, tones):
+    """Issue 27, item 3: the service as `make run` starts it (scripts/run.sh, scripts/supervise.py).
+    SIGKILL of the consumer mid-training: /api/health never stops answering, the job is failed
+    with the reason, a new consumer takes the next job; gunicorn's master and nginx come back too."""
+    from bench.consumer_kill import HealthWatch, children, program_pid
+    from bench.deployment import Deployment
+
+    service = Deployment(tmp_path, tiny_run, HARK_WORKERS="1")
+    site = Site(tmp_path, tiny_run, tones)            # the web side, on the service's folders
+    site.log = service.log
+    watch = HealthWatch(service.base, every=0.1)
+    try:
+        service.wait_healthy()
+        job_id = site.submit(epochs=400, patience=400, activate=True)
+        site.wait(job_id, lambda j: j["state"] == "running" and j["epochs_done"] >= 1)
+        watch.start()
+        consumer = program_pid(service.proc.pid, "webapp.training.worker")
+        os.kill(consumer, signal.SIGKILL)
+
+        done = site.wait(job_id, lambda j: j["state"] != "running", timeout=120)
+        assert done["state"] == "failed" and "killed by SIGKILL" in done["error"], done
+        assert "restarted" in done["error"] and "/" not in done["error"]
+        assert resolve(Path(site.app.config["HARK_MODEL"])).resolve() == tiny_run.resolve()
+        restarted = program_pid(service.proc.pid, "webapp.training.worker", other_than=consumer)
+        after = site.submit(epochs=1)
+        finished = site.wait(after, lambda j: j["state"] not in ("queued", "running"))
+        assert finished["state"] == "succeeded" and finished["worker"].endswith(f":{restarted}"), finished
+        assert watch.failures() == 0 and len(watch.samples) > 10        # the site never stopped answering
+        assert f"consumer (pid {consumer}) was killed by SIGKILL" in service.output()
+
+        for word in ("gunicorn", "nginx"):
+            names = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children(service.proc.pid)]
+            if not any(word.encode() in name for name in names):
+                continue                                                  # nginx not installed
+            old = program_pid(service.proc.pid, word)
+            os.kill(old, signal.SIGKILL)
+            assert program_pid(service.proc.pid, word, other_than=old) != old
+            service.wait_healthy()
+            assert f"{word} (pid {old}) was killed by SIGKILL" in service.output()
+    finally:
+        watch.done.set()
+        status = service.stop()
+    assert status == 143, service.output()[-3000:]

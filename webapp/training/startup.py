@@ -83,10 +83,28 @@ def fail_orphans(app: Flask, at_start: bool = False) -> list[str]:
     running = db.session.scalars(select(TrainingJob).where(TrainingJob.state == "running")).all()
     for job in running:
         if _orphaned(job, app, at_start):
-            tail = (job.log_tail + "\n" if job.log_tail else "") + f"failed: {ORPHAN}"
-            jobs.finish(job.id, "failed", error=ORPHAN, log_tail=tail[-jobs.LOG_CHARS:])
+            _fail(job, ORPHAN)
             report.append(f"job {job.id} was left running by {job.worker}: marked failed")
     return report
+
+
+def fail_jobs_of(app: Flask, pid: int, reason: str) -> list[str]:
+    """The running jobs of this machine's consumer `pid`, which has ended, become failed with
+    `reason` (scripts/supervise.py, at once when a consumer crashes, before it restarts one)."""
+    if _alive(pid):
+        return [f"consumer pid {pid} is still alive: its jobs are left alone"]
+    worker = f"{socket.gethostname()}:{pid}"
+    report = []
+    for job in db.session.scalars(select(TrainingJob).where(TrainingJob.state == "running",
+                                                            TrainingJob.worker == worker)).all():
+        _fail(job, reason)
+        report.append(f"job {job.id} was running in consumer {worker}, which ended: marked failed")
+    return report
+
+
+def _fail(job: TrainingJob, reason: str) -> None:
+    tail = (job.log_tail + "\n" if job.log_tail else "") + f"failed: {reason}"
+    jobs.finish(job.id, "failed", error=reason, log_tail=tail[-jobs.LOG_CHARS:])
 
 
 def clean_debris(app: Flask) -> list[str]:

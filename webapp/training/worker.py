@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m webapp.training.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--no-auto-train", action="store_true",
                         help="do not enqueue the default training job when there is no model")
+    parser.add_argument("--fail-jobs-of", type=int, metavar="PID",
+                        help="only mark the running jobs of this machine's consumer PID failed (scripts/"
+                             "supervise.py, when that consumer crashed), then exit")
+    parser.add_argument("--reason", default=None, help="the error those jobs get")
     args = parser.parse_args(argv)
     # Started in the background by a script, SIGINT arrives ignored: until Huey installs its
     # own handlers, let Ctrl-C stop the start-up instead of being lost.
@@ -37,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     from webapp.training.queue import queue
 
     app = create_app()
+    if args.fail_jobs_of is not None:
+        with app.app_context():
+            for line in startup.fail_jobs_of(app, args.fail_jobs_of, args.reason or startup.ORPHAN):
+                log.warning("%s", line)
+        return 0
     startup.check(app, auto_train=not args.no_auto_train)
     consumer = queue(app).consumer()
 
