@@ -121,13 +121,21 @@ def write_bundle(out: Path, facts: Facts) -> None:
     if facts.metrics is not None:
         entries["metrics.json"] = json.dumps(facts.metrics, indent=1)
     if facts.evaluations:
-        entries["evaluations.json"] = json.dumps(facts.evaluations, indent=1)
+        entries["evaluations.json"] = json.dumps([{**e, "folder": shown_folder(e.get("folder"))}
+                                                  for e in facts.evaluations], indent=1)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, content in entries.items():
             info = zipfile.ZipInfo(f"{top}/{name}", date_time=time.localtime()[:6])
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (0o755 if name == "predict.py" else 0o644) << 16
             zf.writestr(info, content)
+
+
+def shown_folder(folder) -> str:
+    """A folder as the bundle names it: its last two parts ("user/my-voice", "speech/words"),
+    never the path of the machine that exported it (the bundle travels)."""
+    parts = [p for p in Path(str(folder or "")).parts if p not in ("/", "..", ".", "~")]
+    return "/".join(parts[-2:]) or "?"
 
 
 def requirements(runtime: tuple[str, ...] = RUNTIME) -> str:
@@ -256,7 +264,7 @@ def _card_data(facts: Facts) -> str:
     sizes = c.get("split_sizes") or {}
     split = {"speaker": "by speaker (no voice is in two splits)", "random": "at random, clip by clip"}
     lines = ["## Data", "",
-             f"- Training data: `{c.get('data', '?')}` (content SHA-256 `{str(c.get('data_hash', '?'))[:16]}…`)",
+             f"- Training data: `{shown_folder(c.get('data'))}` (content SHA-256 `{str(c.get('data_hash', '?'))[:16]}…`)",
              f"- Split 80/10/10 {split.get(c.get('split'), c.get('split', '?'))}: "
              + ", ".join(f"{sizes[k]:,} {k}" for k in ("train", "val", "test") if k in sizes) + " clips"]
     halves = {(str(f.info.get("speakers_of")), f.info.get("half")) for f in facts.folders}
@@ -284,7 +292,7 @@ def _folder_line(folder: TrainingFolder, both: bool = False) -> str:
                    if info else "(Its folder is not on the machine that exported this.)"))
     if isinstance(info.get("speakers_of"), list):
         return (f"- `{folder.name}`: human recordings{count}, half {info.get('half', '?')} of the "
-                f"speakers of {', '.join(map(str, info['speakers_of']))} (split by speaker, "
+                f"speakers of {', '.join(map(shown_folder, info['speakers_of']))} (split by speaker, "
                 "`python -m ml data speakers`; "
                 + ("the other half is in another training folder)" if both else
                    "the other half was never trained on)")
@@ -294,7 +302,7 @@ def _folder_line(folder: TrainingFolder, both: bool = False) -> str:
         minutes = ", ".join(f"{k} {v:g} min" for k, v in (info.get("minutes") or {}).items())
         mined = info.get("mined_with") or {}
         return (f"- `{folder.name}`: real recordings with no command in them{count} (`python -m ml data "
-                f"negatives`, the {info.get('part', '?')} part of {info['negatives_of']}: {minutes}), "
+                f"negatives`, the {info.get('part', '?')} part of {shown_folder(info['negatives_of'])}: {minutes}), "
                 "cut into one-second `_unknown_` (talk) and `_silence_` (music, noise, pauses) windows"
                 + (f", with the windows model {mined.get('model', '?')} wrongly fired on." if mined else "."))
     if folder.name == MINI_SPEECH_COMMANDS:
@@ -377,7 +385,7 @@ def _card_accuracy(facts: Facts) -> str:
         for e in facts.evaluations:
             r = e["report"]
             per = r.get("per_class") or {}
-            lines.append(f"| `{e['folder']}` | {r.get('n', 0):,} | {_pct(r.get('accuracy'))} | "
+            lines.append(f"| `{shown_folder(e['folder'])}` | {r.get('n', 0):,} | {_pct(r.get('accuracy'))} | "
                          f"{_recall(per, SILENCE)} | {_recall(per, UNKNOWN)} |")
     else:
         lines.append("Not measured for this export (export with `--eval DIR`, or evaluate the model "
@@ -468,7 +476,7 @@ def _folder_licences(folder: TrainingFolder) -> list[str]:
     if folder.name == MINI_SPEECH_COMMANDS:
         return [f"The training clips of `{folder.name}`: {SPEECH_COMMANDS_LICENCE}"]
     sources = folder.info.get("speakers_of")
-    where = f" (from {', '.join(map(str, sources))})" if isinstance(sources, list) else ""
+    where = f" (from {', '.join(map(shown_folder, sources))})" if isinstance(sources, list) else ""
     return [f"The training clips of `{folder.name}`{where}: not recorded by Hark; the licence of "
             "its own clips applies."]
 

@@ -38,12 +38,14 @@ def tiny_run(tone_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app_factory(tmp_path_factory, tiny_run):
+def app_factory(tmp_path_factory, tiny_run, tone_data):
     """app_factory(**config): an app in fresh folders, serving tiny_run as its default model
-    (an admin exists, tasks run inline); `config` goes on top."""
+    (an admin exists, tasks run inline; the tone set is public like Hark's own sets);
+    `config` goes on top."""
     def make(**config):   # a model of tones on the guard's spoken check set means nothing: off
         return helpers.make_app(tmp_path_factory.mktemp("app"), **{
-            "HARK_DEFAULT_MODEL": str(tiny_run), "HARK_GUARD": False, **config})
+            "HARK_DEFAULT_MODEL": str(tiny_run), "HARK_GUARD": False,
+            "HARK_PUBLIC_DATA": str(tone_data), **config})
     return make
 
 

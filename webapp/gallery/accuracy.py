@@ -16,10 +16,12 @@ only on the same measure (webapp/admin/activation.py).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from flask import url_for
 
+from webapp import privacy
 from webapp.gallery import data as gallery_data
 from webapp.gallery.evaluations import list_evaluations
 from webapp.settings import ROOT
@@ -82,7 +84,8 @@ def real_speech(run_dir: Path) -> list[dict]:
 
 
 def _evaluations(run_dir: Path, skip_folders: set[str]) -> list[dict]:
-    """The gallery's stored evaluations of this run, newest first, one per folder."""
+    """The gallery's stored evaluations of this run, newest first, one per folder (those on
+    private clips for the admin only; a folder is named, never given as a server path)."""
     out, seen = [], set(skip_folders)
     for path in list_evaluations(gallery_data.evaluations_folder()):
         record = gallery_data.read_cached(path)
@@ -93,11 +96,12 @@ def _evaluations(run_dir: Path, skip_folders: set[str]) -> list[dict]:
         except OSError:
             continue
         folder = str(record.get("folder", ""))
-        if not same or folder in seen:
+        if not same or folder in seen or not privacy.may_hear([folder]):
             continue
         seen.add(folder)
-        where = "/".join(Path(folder).parts[-2:]) or folder
-        figure = _figure("folder", f"folder {where}", record.get("report"), f"folder:{folder}",
+        where = privacy.shown_folder(folder)
+        key = hashlib.sha1(folder.encode()).hexdigest()[:16]
+        figure = _figure("folder", f"folder {where}", record.get("report"), f"folder:{key}",
                          url=url_for("gallery.index", source=f"eval:{path.stem}"))
         if figure is not None:
             out.append(figure)

@@ -47,6 +47,7 @@ def sources():
 def clips(source: str):
     """One page of cards: filters true, pred, errors, min, max, sort, page, per_page."""
     src = gallery_data.get_source(source)
+    gallery_data.check_audible(src)
     rows = gallery_data.rows_of(src)
     labels = gallery_data.labels_of(src, rows)
     f = gallery_data.parse_filters(request.args, labels)
@@ -129,6 +130,8 @@ def compare():
     which = request.args.get("which") or "all"
     if which not in gallery_compare.WHICH:
         raise ApiError(400, f"which must be one of {', '.join(gallery_compare.WHICH)}")
+    gallery_data.check_audible(a)
+    gallery_data.check_audible(b)
     f = gallery_data.parse_filters({k: v for k, v in request.args.items()
                                     if k in ("page", "per_page")}, [])
     pairs = gallery_compare.disagreements(a, b, which)

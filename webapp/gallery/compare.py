@@ -37,8 +37,8 @@ def test_sets(a: Source, b: Source) -> dict:
                         "so a clip with the same name may not be the same audio.")
     else:
         kind = "none"
-        message = (f"They do not share a test set (A: {n_a} clips from {a.data or '?'}, "
-                   f"B: {n_b} clips from {b.data or '?'}), so only their figures can be compared, "
+        message = (f"They do not share a test set (A: {n_a} clips from {a.shown_data or '?'}, "
+                   f"B: {n_b} clips from {b.shown_data or '?'}), so only their figures can be compared, "
                    "not their clips.")
     return {"kind": kind, "message": message, "common": common, "n_a": n_a, "n_b": n_b}
 
@@ -70,4 +70,4 @@ def summary(source: Source) -> dict:
     return {"key": source.key, "title": source.title, "kind": source.kind,
             "accuracy": report.get("accuracy"), "n": report.get("n"),
             "arch": config.get("arch"), "parameters": config.get("parameters"),
-            "data": source.data}
+            "data": source.shown_data}

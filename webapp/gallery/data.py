@@ -19,6 +19,7 @@ from pathlib import Path
 from flask import current_app
 
 from ml.dataset import AUDIO_SUFFIXES
+from webapp import privacy
 from webapp.errors import ApiError
 from webapp.gallery.evaluations import ID as EVAL_ID
 from webapp.gallery.evaluations import list_evaluations
@@ -97,6 +98,15 @@ class Source:
         return {"available": False, "partial": self.data_root.is_dir(),
                 "message": f"The audio of the clips in {names} is not on this machine.",
                 "command": "; ".join(commands) or None}
+
+    @property
+    def shown_data(self) -> str:
+        """The data folder as pages name it (never the server's path)."""
+        return privacy.shown_folder(self.data) if self.data else ""
+
+    def audible(self) -> bool:
+        """May this visitor list, hear and see the clips (webapp/privacy.py)?"""
+        return privacy.may_hear(self.folders() if self.data else [""])
 
     def missing_audio_error(self) -> str:
         status = self.audio_status()
@@ -214,7 +224,7 @@ def list_sources() -> list[Source]:
         sources.append(source)
     for path in list_evaluations(evaluations_folder()):
         source = _evaluation_source(path)
-        if source is not None:
+        if source is not None and source.audible():    # one on private clips is the admin's
             sources.append(source)
     return sources
 
@@ -228,7 +238,8 @@ def _find(key: str) -> Source | None:
     kind, _, ident = key.partition(":")
     if kind == "eval":
         path = evaluations_folder() / f"{ident}.json"
-        return _evaluation_source(path) if EVAL_ID.fullmatch(ident) and path.is_file() else None
+        source = _evaluation_source(path) if EVAL_ID.fullmatch(ident) and path.is_file() else None
+        return source if source is not None and source.audible() else None
     if kind != "run" or not SAFE_NAME.fullmatch(ident):
         return None
     active = active_run_dir()
@@ -291,8 +302,18 @@ def labels_of(source: Source, rows: list[dict]) -> list[str]:
     return sorted({r["true"] for r in rows} | {r["pred"] for r in rows})
 
 
+def check_audible(source: Source) -> None:
+    """401 unless this visitor may list and hear the source's clips (a model trained on a
+    private data set shows anyone its figures, never its clips)."""
+    if not source.audible():
+        raise ApiError(401, f"the clips of {source.id} come from a data set that is not public: "
+                            "log in as the admin to see and hear them")
+
+
 def clip_path(source: Source, index: int, rows: list[dict] | None = None) -> Path:
-    """The audio file of clip `index`, only ever inside the source's own data folder."""
+    """The audio file of clip `index`, only ever inside the source's own data folder, for a
+    visitor who may hear it."""
+    check_audible(source)
     rows = rows_of(source) if rows is None else rows
     if not 0 <= index < len(rows):
         raise ApiError(404, f"no clip {index} in {source.key}")

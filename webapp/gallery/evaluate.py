@@ -10,14 +10,16 @@ web worker. GET /gallery/evaluate is the form; its script follows the job's prog
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from flask import Blueprint, jsonify, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 from sqlalchemy import select
 
 from ml.dataset import DataError, list_clips
 from ml.runs import labels_of
 from webapp.auth import admin_required, current_username
 from webapp.database import db
+from webapp.datasets import store
 from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
 from webapp.gallery import evaluations
@@ -51,16 +53,27 @@ def form():
 
 
 def _values() -> dict:
-    """The request's folder and model: a JSON object or a form."""
+    """The request's folder (or data set) and model: a JSON object or a form."""
     if not request.is_json:
-        return {"folder": request.form.get("folder"), "model": request.form.get("model")}
+        return {name: request.form.get(name) for name in ("folder", "dataset", "model")}
     body = request_json()
     if not isinstance(body, dict):
         raise ApiError(400, 'send a JSON object: {"folder": "/path/on/the/server", "model": "run:<id>"}')
-    for name in ("folder", "model"):
+    for name in ("folder", "dataset", "model"):
         if body.get(name) is not None and not isinstance(body[name], str):
             raise ApiError(400, f"{name} must be a string")
     return body
+
+
+def _folder(values: dict) -> str:
+    """The folder to evaluate on: a data set by its key (a data set's page sends it, so no
+    server path goes to the browser), else the folder typed."""
+    if not values.get("dataset"):
+        return values.get("folder") or ""
+    try:
+        return str(store.get(Path(current_app.config["HARK_DATA"]), values["dataset"]).path)
+    except store.DataSetError as exc:
+        raise ApiError(exc.status, str(exc)) from None
 
 
 @bp.post("/admin/api/evaluations")
@@ -75,7 +88,7 @@ def create():
     if source.kind != "run" or source.model_dir is None:
         raise ApiError(400, "model must be a model version (run:<id>), not an evaluation")
     try:
-        path = evaluations.check_folder(values.get("folder") or "")
+        path = evaluations.check_folder(_folder(values))
         labels, clips = list_clips(path)
         known = labels_of(source.model_dir)
     except DataError as exc:

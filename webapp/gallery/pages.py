@@ -31,7 +31,7 @@ def _facts(source: gallery_data.Source, rows: list[dict]) -> dict:
              "arch": config.get("arch"), "parameters": config.get("parameters"),
              "created": str(config.get("created", ""))[:16].replace("T", " ") or None,
              "epochs_run": config.get("epochs_run"), "split": config.get("split"),
-             "data": source.data, "size": None, "model": None}
+             "data": source.shown_data, "size": None, "model": None}
     # What the headline accuracy was measured on, and the version's other measures.
     facts["on"] = accuracy.test_split_name(config)
     facts["measures"] = [m for m in accuracy.measures(source.model_dir) if m["kind"] != "test"] \
@@ -39,7 +39,7 @@ def _facts(source: gallery_data.Source, rows: list[dict]) -> dict:
     if source.kind == "evaluation":
         record = source.extra["record"]
         facts.update(created=str(record.get("created", ""))[:16].replace("T", " "),
-                     model=record.get("model"), on=f"the folder {Path(source.data).name}",
+                     model=record.get("model"), on=f"the folder {Path(source.shown_data).name}",
                      measures=[])
     if source.model_dir is not None and source.model_dir.is_dir():
         facts["size"] = sizes(source.model_dir)
@@ -75,7 +75,7 @@ def index():
         per_class=figures.per_class_rows(report) if report else [],
         confusion=_confusion_rows(report, labels) if report else None,
         audio=audio_state(source), compare_with=others[0].key if others else None,
-        clips_url=url_for("gallery_api.clips", source=source.key),
+        audible=source.audible(), clips_url=url_for("gallery_api.clips", source=source.key),
         evaluation_url=url_for("gallery_api.evaluation", source=source.key))
 
 
@@ -101,9 +101,14 @@ def compare():
         table.append({"name": display_name(label), "a": ca, "b": cb,
                       "delta": (cb["f1"] - ca["f1"]) if ca and cb else None})
     chart = figures.compare_per_class(report_a, report_b, "A", "B")
+    test_sets = gallery_compare.test_sets(a, b)
+    if not (a.audible() and b.audible()):     # figures for anyone, private clips for the admin
+        test_sets = {**test_sets, "common": 0, "kind": "private",
+                     "message": "The clips of one of them come from a data set that is not public: "
+                                "log in as the admin to see the clips they disagree on."}
     return render_template(
         "compare.html", sources=sources, a=a, b=b, which=which,
         summary_a=gallery_compare.summary(a), summary_b=gallery_compare.summary(b),
-        test_sets=gallery_compare.test_sets(a, b), table=table, chart=chart,
+        test_sets=test_sets, table=table, chart=chart,
         disagreements_url=url_for("gallery_api.compare", a=a.key, b=b.key, which=which))
 

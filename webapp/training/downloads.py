@@ -33,7 +33,7 @@ from flask_login import current_user
 
 from ml import export_formats, runs
 from ml.export_formats import FORMATS, ExportError
-from webapp import child_builds
+from webapp import child_builds, privacy
 from webapp.database import db
 from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
@@ -93,7 +93,7 @@ def unavailable_reason(version: ModelVersion, fmt: str) -> str | None:
         return f"{', '.join(missing)} of model version {version.name} is not on this machine"
     if spec.needs_data and not data_folder(config).is_dir():
         return (f"{spec.title} is calibrated on the training clips, and their folder "
-                f"{config.get('data')} is not on this machine")
+                f"{privacy.shown_folder(config.get('data'))} is not on this machine")
     return None
 
 
@@ -116,13 +116,15 @@ class Export:
 
 
 def _evaluations_of(run_dir: Path) -> tuple[Path, ...]:
-    """Stored gallery evaluations of this run (quoted in its bundle's model card)."""
+    """Stored gallery evaluations of this run (quoted in its bundle's model card): those on
+    public clips only, as anyone may download the active model's bundle (webapp/privacy.py)."""
     folder = gallery_data.evaluations_folder()
     found = []
     for path in list_evaluations(folder):
         record = gallery_data.read_cached(path)
         if isinstance(record, dict) and record.get("report") and record.get("model_dir") \
-                and Path(record["model_dir"]).resolve() == run_dir:
+                and Path(record["model_dir"]).resolve() == run_dir \
+                and privacy.folder_public(record.get("folder")):
             found.append(path)
     return tuple(sorted(found))
 
@@ -196,7 +198,7 @@ def _record_failure(export: Export) -> None:
         pass
     refusals = [line[len("error: "):] for line in output.splitlines() if line.startswith("error: ")]
     if refusals:
-        failure = {"status": 409, "error": f"the export was refused: {refusals[-1]}"}
+        failure = {"status": 409, "error": f"the export was refused: {privacy.scrub(refusals[-1])}"}
     else:
         failure = {"status": 500, "error": "the export failed (the server log has the details)"}
         log.error("export of %s as %s failed:\n%s", export.version.name, export.fmt, output[-3000:])

@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 
 from ml import config
 from ml.dataset import DataError
+from webapp import privacy
 from webapp.database import db, iso, utcnow
 from webapp.tables import FINISHED, JobEpoch, ModelVersion, TrainingJob
 
@@ -331,7 +332,8 @@ def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
         "prepare_data": p.get("prepare_data"), "activate": p.get("activate"),
         "created_at": iso(job.created_at), "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),
-        "cancel_requested": job.cancel_requested, "error": job.error,
+        # the error names files, never where the server keeps them (the log has the rest)
+        "cancel_requested": job.cancel_requested, "error": privacy.scrub(job.error),
         "test_accuracy": None if evaluation else metrics.get("accuracy"),
         # {"activated": bool, "why": reason it was not, "guard": both versions' figures}
         "activation": None if evaluation else metrics.get("activation"),

@@ -16,7 +16,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, jsonify
 
 from ml.config import JOB_SETTINGS
-from webapp import figures
+from webapp import figures, privacy
 from webapp.database import db, utcnow
 from webapp.errors import ApiError
 from webapp.gallery import accuracy
@@ -32,7 +32,8 @@ PUBLIC = ("id", "kind", "what", "state", "stage", "stalled", "dataset", *JOB_SET
 
 
 def _scrub(text: str | None, job: TrainingJob) -> str | None:
-    """Server paths out of text shown to anyone."""
+    """Server paths out of text shown to anyone: the job's folders by name, then every other
+    path (absolute or relative, e.g. an init version's run folder) cut to its last part."""
     if not text:
         return text
     for data in jobs.data_folders(job.params or {}):
@@ -41,7 +42,7 @@ def _scrub(text: str | None, job: TrainingJob) -> str | None:
     for root, name in ((current_app.config["HARK_RUNS"], "runs"),
                        (current_app.config["HARK_DATA"], "data"), (str(ROOT), ".")):
         text = text.replace(str(Path(root).resolve()), name).replace(str(root), name)
-    return text
+    return privacy.scrub(text)
 
 
 def public_job(job: TrainingJob, detail: bool = False, summary: dict | None = None) -> dict:
