@@ -418,3 +418,69 @@ def test_training_status_shows_the_running_job_with_curves(queued_app, tone_data
     rev = status["rev"]
     assert client.get("/api/training").get_json()["rev"] == rev       # unchanged: same rev
 
+
+
+# ---- a version in use by a job (issue 27, item 13) ------------------------------------------
+
+def test_a_version_a_queued_job_fine_tunes_from_cannot_be_deleted(queued_app, tiny_run, tone_data):
+    """409 naming the job (JSON on the API, a message on the admin page) while a queued or
+    running job starts from the version or evaluates it; deletable once the job is over."""
+    runs = Path(queued_app.config["HARK_RUNS"])
+    copy = copy_run(tiny_run, runs / "20260103-000000-kws")
+    with queued_app.app_context():
+        startup.check(queued_app, auto_train=False)
+        version = versions.find(copy)
+        version_id, name = version.id, version.name
+        with queued_app.test_request_context():
+            params = jobs.make_params(dataset="folder", data=str(tone_data), epochs=1,
+                                      init=name, init_dir=str(copy))
+        tune = jobs.submit(params, "admin").id
+        evaluate = jobs.submit(jobs.make_eval_params(tone_data, copy, name, 80), "admin").id
+    admin = queued_app.test_client()
+    headers = {"X-CSRFToken": login(admin)}
+    refused = admin.delete(f"/admin/api/versions/{version_id}", headers=headers)
+    assert refused.status_code == 409 and refused.mimetype == "application/json"
+    assert f"job #{tune} (queued" in refused.get_json()["error"]
+    page = admin.post(f"/admin/versions/{version_id}/delete", data={"csrf_token": headers["X-CSRFToken"]},
+                      follow_redirects=True).get_data(as_text=True)
+    assert f"is in use by job #{tune}" in page and "Traceback" not in page
+    assert copy.is_dir()
+    with queued_app.app_context():
+        assert versions.find(copy) is not None
+        jobs.cancel(tune)
+    refused = admin.delete(f"/admin/api/versions/{version_id}", headers=headers)
+    assert refused.status_code == 409 and f"job #{evaluate} (queued" in refused.get_json()["error"]
+    with queued_app.app_context():
+        jobs.cancel(evaluate)
+    r = admin.delete(f"/admin/api/versions/{version_id}", headers=headers)
+    assert r.status_code == 200 and r.get_json() == {"deleted": name} and not copy.exists()
+    with queued_app.app_context():        # a job submitted from a version deleted meanwhile
+        with pytest.raises(jobs.JobError) as late:
+            jobs.submit(params, "admin")
+        assert late.value.status == 409 and "not on this machine any more" in str(late.value)
+
+
+def test_a_job_whose_version_vanished_fails_without_server_paths_in_public(queued_app, tiny_run, tone_data):
+    """A version removed behind the app's back: the job fails, and anyone reading its page or
+    the status API sees the reason with no server path, absolute or relative."""
+    runs = Path(queued_app.config["HARK_RUNS"])
+    copy = copy_run(tiny_run, runs / "20260104-000000-kws")
+    with queued_app.app_context():
+        startup.check(queued_app, auto_train=False)
+        with queued_app.test_request_context():
+            params = jobs.make_params(dataset="folder", data=str(tone_data), epochs=1,
+                                      init=copy.name, init_dir=str(copy))
+        job_id = jobs.submit(params, "admin").id
+        shutil.rmtree(copy)
+        runner.run_job(job_id)
+        job = db.session.get(TrainingJob, job_id, populate_existing=True)
+        assert job.state == "failed" and job.error
+    anyone = queued_app.test_client()
+    shown = [anyone.get("/api/training").get_json()["history"][0]["error"],
+             anyone.get(f"/api/training/jobs/{job_id}").get_json()["error"],
+             anyone.get(f"/api/training/jobs/{job_id}").get_json()["log_tail"],
+             anyone.get(f"/training/jobs/{job_id}").get_data(as_text=True)]
+    for text in shown:
+        assert str(runs) not in text and str(tone_data) not in text
+        assert f"runs/{copy.name}" not in text and f"/{copy.name}/" not in text
+    assert copy.name in shown[0]                # the version is still named

@@ -79,7 +79,11 @@ def start_job():
     form = TrainForm()
     if not form.validate():
         return render_template("admin.html", **_context(form), form_error=True), 400
-    job = jobs.submit(form.params(), current_username())
+    try:
+        job = jobs.submit(form.params(), current_username())
+    except jobs.JobError as exc:      # its version was deleted since the form was checked
+        flash(str(exc)[:1].upper() + str(exc)[1:], "error")
+        return redirect(url_for("admin.index"))
     flash(f"Training job {job.id} is queued.")
     return redirect(url_for("admin.index"))
 
@@ -166,7 +170,7 @@ def api_start_job():
     if not form.validate():
         first = next(iter(form.errors.items()))
         return jsonify(error=f"{first[0]}: {first[1][0]}", fields=form.errors), 400
-    job = jobs.submit(form.params(), current_username())
+    job = _api(lambda: jobs.submit(form.params(), current_username()))
     return jsonify(jobs.summary(job, admin=True)), 202
 
 

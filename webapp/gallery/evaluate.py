@@ -101,8 +101,11 @@ def create():
                             f"(it knows {', '.join(known)})")
     if len(clips) > MAX_CLIPS:
         raise ApiError(413, f"{path} has {len(clips):,} clips; at most {MAX_CLIPS:,} are evaluated at once")
-    job = jobs.submit(jobs.make_eval_params(path, source.model_dir, source.id, len(clips)),
-                      current_username())
+    try:
+        job = jobs.submit(jobs.make_eval_params(path, source.model_dir, source.id, len(clips)),
+                          current_username())
+    except jobs.JobError as exc:      # the version was deleted meanwhile
+        raise ApiError(exc.status, str(exc)) from None
     log.info("evaluation job %s: model %s on %s (%d clips)", job.id, source.id, path, len(clips))
     body = jobs.summary(job, admin=True)
     body["job_url"] = url_for("admin.api_job", job_id=job.id)

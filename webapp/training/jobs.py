@@ -13,6 +13,7 @@ queue twice still runs once.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections import deque
@@ -182,12 +183,24 @@ def train_config(params: dict, data: str | list, runs: str) -> config.TrainConfi
 # ---- requests from the web -------------------------------------------------
 
 def submit(params: dict, user: str | None) -> TrainingJob:
-    """Store a queued job, then put it on the queue (the row first: a lost message is recoverable)."""
-    job = TrainingJob(params=params, state="queued", stage="waiting for the worker",
-                      created_by=user, epochs=params.get("epochs"), log_tail="")
-    db.session.add(job)
-    db.session.commit()
-    job_id = job.id
+    """Store a queued job, then put it on the queue (the row first: a lost message is recoverable).
+
+    A job that starts from a version or evaluates one is stored under the versions' lock once
+    that version's folder is seen to be there: a delete, which refuses while a queued job uses
+    the version (versions.job_using), cannot slip in between (409 when it came first)."""
+    from webapp.training import versions
+
+    used = [Path(p) for p in (params.get("init_dir"), params.get("model_dir")) if p]
+    with versions.lock() if used else contextlib.nullcontext():
+        gone = [p for p in used if not p.is_dir()]
+        if gone:
+            raise JobError(f"the model version {gone[0].name} is not on this machine any more "
+                           f"(it was just deleted?): pick another one", 409)
+        job = TrainingJob(params=params, state="queued", stage="waiting for the worker",
+                          created_by=user, epochs=params.get("epochs"), log_tail="")
+        db.session.add(job)
+        db.session.commit()
+        job_id = job.id
     current_app.extensions["hark.queue"].enqueue(job_id)
     return db.session.get(TrainingJob, job_id, populate_existing=True)
 

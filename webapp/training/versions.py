@@ -31,8 +31,8 @@ from ml.teach import MIN_TEST_PER_LABEL    # fewer test clips of a label: its fi
 from webapp.database import db, iso, utcnow
 from webapp.instance import ensure_pointer, file_lock, pointer_text, write_atomic
 from webapp.model_store import resolve
-from webapp.tables import ModelVersion
-from webapp.training.jobs import JobError
+from webapp.tables import ModelVersion, TrainingJob
+from webapp.training.jobs import JobError, data_folders, describe
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,10 @@ def delete(version_id: int) -> str:
             raise JobError(in_use, 409)
         if version.source == "default":
             raise JobError("the shipped default model cannot be deleted", 409)
+        user = job_using(run_dir, name)
+        if user is not None:
+            raise JobError(f"{name} is in use by job #{user.id} ({user.state}: {describe(user.params or {})}); "
+                           f"wait for it to finish or cancel it, then delete the version", 409)
         gone = db.session.execute(sql_delete(ModelVersion).where(ModelVersion.id == version_id)
                                   .where(ModelVersion.active.is_(False)))
         if gone.rowcount != 1:           # activated by a process this lock does not reach
@@ -212,6 +216,29 @@ def delete(version_id: int) -> str:
         if run_dir.resolve().parent == runs_root and run_dir.is_dir():
             shutil.rmtree(run_dir, ignore_errors=True)
     return name
+
+
+def job_using(run_dir: Path, name: str) -> TrainingJob | None:
+    """A queued or running job that starts from this version, evaluates it or reads data
+    inside its folder: the version must stay until it ends (jobs.submit checks under the
+    same lock that a version it names is still there)."""
+    run_dir = Path(run_dir).resolve()
+
+    def inside(path) -> bool:
+        try:
+            return bool(path) and Path(str(path)).resolve().is_relative_to(run_dir)
+        except (OSError, RuntimeError, ValueError):
+            return False
+
+    pending = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running")))
+                                 .order_by(TrainingJob.id))
+    for job in pending:
+        p = job.params or {}
+        if inside(p.get("init_dir")) or inside(p.get("model_dir")) \
+                or any(inside(folder) for folder in data_folders(p)) \
+                or (p.get("init") == name and not p.get("init_dir")):
+            return job
+    return None
 
 
 def summary(version: ModelVersion) -> dict:
