@@ -658,7 +658,9 @@ def web(app_factory, tiny_run, tmp_path_factory):
 def test_anyone_downloads_the_active_model_with_name_type_and_caching(web):
     app, vid = web["app"], web["active"]
     client = app.test_client()
-    first = client.get(f"/versions/{vid}/download/tflite")
+    admin = app.test_client()
+    login(admin)
+    first = admin.get(f"/versions/{vid}/download/tflite")        # an administrator's download builds it
     assert first.status_code == 202 and first.headers["Retry-After"]
     assert "Preparing hark-" in first.get_data(as_text=True)
     status = _wait_ready(client, f"/api/versions/{vid}/exports/tflite")
@@ -746,7 +748,8 @@ def test_download_menus_in_the_versions_table_and_the_gallery(web):
     app = web["app"]
     anonymous = app.test_client()
     gallery = anonymous.get("/gallery").get_data(as_text=True)
-    assert 'class="download-menu"' in gallery and f'/versions/{web["active"]}/download/bundle' in gallery
+    assert 'class="download-menu"' in gallery and "not built on this server yet" in gallery
+    assert f'/versions/{web["active"]}/download/bundle"' not in gallery     # anonymous: built files only
     other_gallery = anonymous.get("/gallery?source=run:20990101-000000-kws").get_data(as_text=True)
     assert 'class="download-menu"' not in other_gallery        # not the active model: admin only
     admin = app.test_client()
@@ -813,3 +816,83 @@ def test_only_evaluations_on_public_clips_go_into_the_bundle(web, tone_data, tmp
         finally:
             for path in files.values():
                 path.unlink()
+
+
+# ---- bounded builds (issue 27, item 11) -----------------------------------------------------
+
+def _tensorflow_processes(pids) -> int:
+    """How many of `pids` have TensorFlow's library mapped (a build past the slot)."""
+    count = 0
+    for pid in pids:
+        try:
+            count += "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            pass
+    return count
+
+
+def test_finished_build_children_are_reaped_at_once(tmp_path):
+    from webapp import child_builds
+
+    marker = tmp_path / "x.building"
+    pid = child_builds.start(["this"], marker, tmp_path / "x.log")      # prints the Zen and ends
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or ") Z" not in stat.read_text(), "the ended child is a zombie"
+    assert not child_builds.running(marker) and "Beautiful" in (tmp_path / "x.log").read_text()
+
+
+@pytest.mark.slow
+def test_builds_run_one_at_a_time_and_the_waiting_ones_are_capped(app_factory, tiny_run):
+    """Three builds asked at once with room for one waiting: two accepted, the third 503 with
+    Retry-After and JSON; never two TensorFlow processes at a time; both files then built."""
+    from webapp.training import startup, versions
+
+    app = app_factory(HARK_EXPORT_WAITING=1)
+    copy_run(tiny_run, Path(app.config["HARK_RUNS"]) / "20990404-000000-kws")
+    startup.check(app, auto_train=False)
+    with app.app_context():
+        ids = [v.id for v in versions.all_versions()]
+    admin = app.test_client()
+    login(admin)
+    asked = [f"/api/versions/{ids[0]}/exports/tflite", f"/api/versions/{ids[1]}/exports/tflite",
+             f"/api/versions/{ids[1]}/exports/keras"]
+    first, second, third = (admin.get(url) for url in asked)
+    assert first.status_code == 202 and second.status_code == 202
+    assert third.status_code == 503 and third.headers["Retry-After"].isdigit()
+    assert "one at a time" in third.get_json()["error"] and third.get_json()["code"] == "busy"
+    markers = list((Path(app.instance_path) / "cache" / "exports").glob("*/*.building"))
+    pids = [json.loads(m.read_text())["pid"] for m in markers]
+    assert len(pids) == 2
+    most, deadline = 0, time.monotonic() + 300
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        most = max(most, _tensorflow_processes(pids))
+        time.sleep(0.1)
+    assert most == 1                                           # each built, never both at once
+    assert [_wait_ready(admin, url)["state"] for url in asked[:2]] == ["ready", "ready"]
+    assert admin.get(asked[2]).status_code == 202                # room again
+
+
+def test_anonymous_visitors_get_built_files_and_never_start_a_build(app_factory):
+    from webapp.training import startup, versions
+
+    app = app_factory()
+    startup.check(app, auto_train=False)
+    with app.app_context():
+        vid = next(v.id for v in versions.all_versions() if v.active)
+    anonymous = app.test_client()
+    for fmt in ("tflite", "keras"):
+        api = anonymous.get(f"/api/versions/{vid}/exports/{fmt}")
+        assert api.status_code == 404 and api.get_json()["code"] == "not_built", api.get_json()
+        assert "not been built" in api.get_json()["error"]
+        assert anonymous.get(f"/versions/{vid}/download/{fmt}").status_code == 404
+    exports = Path(app.instance_path) / "cache" / "exports"
+    assert not list(exports.glob("*/*.building"))               # nothing started
+    admin = app.test_client()
+    login(admin)
+    assert _wait_ready(admin, f"/api/versions/{vid}/exports/keras")["state"] == "ready"
+    built = anonymous.get(f"/api/versions/{vid}/exports/keras")
+    assert built.status_code == 200 and anonymous.get(built.get_json()["url"]).status_code == 200
+    assert anonymous.get(f"/api/versions/{vid}/exports/tflite").status_code == 404

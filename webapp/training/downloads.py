@@ -35,7 +35,7 @@ from ml import export_formats, runs
 from ml.export_formats import FORMATS, ExportError
 from webapp import child_builds, privacy
 from webapp.database import db
-from webapp.errors import ApiError
+from webapp.errors import ApiError, respond
 from webapp.gallery import data as gallery_data
 from webapp.gallery.evaluations import list_evaluations
 from webapp.settings import ROOT
@@ -48,6 +48,8 @@ bp = Blueprint("downloads", __name__)
 RETRY_FAILED_S = 60          # a failed build is reported this long before a request tries again
 BUILD_LIMIT_S = 30 * 60      # a build still running after this is stopped and reported failed
 POLL_S = 2                   # how often the "preparing" page reloads
+WAITING_BUILDS = 2           # builds that may wait for the one running (HARK_EXPORT_WAITING); then 503
+RETRY_BUSY_S = 30            # Retry-After of that 503: about one build
 FINGERPRINTED = ("model.keras", "metrics.json")    # besides the served files (ml.runs.serving_files)
 
 
@@ -164,8 +166,7 @@ def state(export: Export, start: bool) -> dict:
         marker = export.sibling(".building")
         if marker.exists():
             if child_builds.running(marker):
-                _stop_if_stuck(marker)
-                return {"state": "building"}
+                return {"state": "building", "waiting": not _stop_if_stuck(marker)}
             _record_failure(export)
         failure = _failure(export)
         if failure is not None:
@@ -176,12 +177,13 @@ def state(export: Export, start: bool) -> dict:
         return {"state": "building"}
 
 
-def _stop_if_stuck(marker: Path) -> None:
-    try:
-        info = json.loads(marker.read_text() or "{}")
-    except (OSError, ValueError):
-        return
-    if time.time() - info.get("started", time.time()) > BUILD_LIMIT_S and info.get("pid"):
+def _stop_if_stuck(marker: Path) -> bool:
+    """True when this build holds the machine's build slot; stopped if it has held it too long
+    (the time it waited for the slot does not count)."""
+    info = child_builds.holder(marker.parent.parent / ".slot")
+    if not info or not info.get("pid") or info["pid"] != child_builds.marker_pid(marker):
+        return False
+    if time.time() - info.get("started", time.time()) > BUILD_LIMIT_S:
         log.error("export %s ran over %d s: stopping it", marker.name, BUILD_LIMIT_S)
         try:
             os.killpg(int(info["pid"]), signal.SIGTERM)
@@ -213,8 +215,32 @@ def _failure(export: Export) -> dict | None:
     return {"state": "failed", "status": failure.get("status", 500), "error": failure.get("error")}
 
 
+class _Busy(Exception):
+    """As many builds as allowed are running or waiting on this machine."""
+
+
+@bp.errorhandler(_Busy)
+def _busy(exc: _Busy):
+    return respond(503, str(exc), [("Retry-After", str(RETRY_BUSY_S))], code="busy")
+
+
 def _start(export: Export) -> None:
-    """Run `python -m ml export` for this file in a child process holding the `.building` lock."""
+    """Run `python -m ml export` for this file in a child process holding the `.building` lock.
+
+    One build at a time per machine (each child waits for the exports' `.slot` lock before it
+    imports TensorFlow, ~700 MB), and at most WAITING_BUILDS waiting: counted and started under
+    one lock, so two gunicorn workers cannot both take the last place."""
+    root = export.path.parent.parent
+    with open(root / ".queue-lock", "a") as queue_lock:
+        fcntl.flock(queue_lock.fileno(), fcntl.LOCK_EX)
+        live = [m for m in root.glob("*/*.building") if child_builds.running(m)]
+        if len(live) > current_app.config.get("HARK_EXPORT_WAITING", WAITING_BUILDS):
+            raise _Busy(f"{len(live)} exports are being built or waiting on this server (one at a "
+                        f"time): try again in {RETRY_BUSY_S} s")
+        _start_child(export, root / ".slot")
+
+
+def _start_child(export: Export, slot: Path) -> None:
     earlier = re.compile(rf"{re.escape(export.fmt)}-[0-9a-f]{{16}}[^/]*")   # the run's older states
     for old in export.path.parent.iterdir():
         if earlier.fullmatch(old.name) and not old.name.startswith(export.path.name) \
@@ -225,7 +251,7 @@ def _start(export: Export) -> None:
     for path in export.evaluations:
         command += ["--evaluation", str(path)]
     pid = child_builds.start(command, export.sibling(".building"), export.sibling(".log"),
-                             env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+                             env={"TF_CPP_MIN_LOG_LEVEL": "2"}, slot=slot)
     log.info("exporting model version %s as %s (pid %d)", export.version.name, export.fmt, pid)
 
 
@@ -241,6 +267,16 @@ def _checked(version_id: int, fmt: str) -> Export:
     if reason:
         raise ApiError(404 if fmt not in export_formats.formats_of(_config(version)) else 409, reason)
     return _export_of(version, fmt)
+
+
+def _now(export: Export) -> dict:
+    """state() for this visitor: only a logged-in user starts a build; anyone else gets what
+    is built already (the active model's files), else 404."""
+    now = state(export, start=current_user.is_authenticated)
+    if now["state"] == "absent":
+        raise ApiError(404, f"{export.download_name} has not been built on this server yet "
+                            "(an administrator's download builds it)", code="not_built")
+    return now
 
 
 class _Refused(Exception):
@@ -264,7 +300,7 @@ def _send(export: Export):
 def download(version_id: int, fmt: str):
     """The file; 202 and a page that reloads itself while it is being built."""
     export = _checked(version_id, fmt)
-    now = state(export, start=True)
+    now = _now(export)
     if now["state"] == "ready":
         return _send(export)
     if now["state"] == "failed":
@@ -280,10 +316,10 @@ def download(version_id: int, fmt: str):
 def status(version_id: int, fmt: str):
     """{"state", "url", "file_name"}: starts the build; the menu's script polls it until ready."""
     export = _checked(version_id, fmt)
-    now = state(export, start=True)
+    now = _now(export)
     if now["state"] == "failed":
         raise ApiError(now["status"], now["error"])
-    body = {"state": now["state"], "format": fmt, "file_name": export.download_name,
+    body = {"state": now["state"], "waiting": now.get("waiting", False), "format": fmt, "file_name": export.download_name,
             "url": url_for("downloads.download", version_id=version_id, fmt=fmt)}
     return jsonify(body), 200 if now["state"] == "ready" else 202, {"Cache-Control": "no-store"}
 
@@ -306,8 +342,15 @@ def download_menu(version_id: int | None = None, run_dir: str | Path | None = No
                       "file_name": export_formats.file_name(version.name, fmt),
                       "url": url_for("downloads.download", version_id=version.id, fmt=fmt),
                       "status_url": url_for("downloads.status", version_id=version.id, fmt=fmt),
-                      "unavailable": unavailable_reason(version, fmt)})
+                      "unavailable": unavailable_reason(version, fmt) or _not_built(version, fmt)})
     return {"version": version.name, "id": version.id, "items": items} if items else None
+
+
+def _not_built(version: ModelVersion, fmt: str) -> str | None:
+    """For visitors who may not start a build: the formats not built yet."""
+    if current_user.is_authenticated or _export_of(version, fmt).path.is_file():
+        return None
+    return "not built on this server yet"
 
 
 @bp.app_context_processor
