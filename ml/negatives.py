@@ -76,7 +76,11 @@ def _assign_parts(found: list[Recording]) -> list[Recording]:
 
 def _speakers(folder: Path) -> dict[str, str]:
     """file (relative path) -> speaker, from MANIFEST.tsv where the folder has one. Only a
-    one-word name is a person (p225, LJ, an id); a description ("broadcast speech") is not."""
+    one-word name is a person (p225, LJ); a description ("broadcast speech") is not, and
+    neither is an id followed by a transcript (speechocean762's `0111 "MIKE LIKES ..."`: one
+    sentence a speaker there, so each file is its speaker's group anyway). The parts of the
+    shipped model's training and measurements rest on these groups: change them and the
+    held-out parts move."""
     manifest = folder / "MANIFEST.tsv"
     if not manifest.is_file():
         return {}
