@@ -21,8 +21,9 @@ from ml.dataset import about
 from webapp.settings import ROOT
 
 USER_FOLDER = "user"      # webapp/datasets/store.py's USER_FOLDER
-# A path in a message: absolute ("/srv/x"), home ("~/x") or relative with a slash ("runs/x/y").
-PATH = re.compile(r"(?<![\w:/.~-])(?:~|\.{1,2})?/?(?:[\w.+-]+/)+[\w.+-]*")
+# A path in a message: absolute ("/srv/x"), home ("~/x") or relative with a slash ("runs/x");
+# a fraction ("epoch 2/5") is not one.
+PATH = re.compile(r"(?<![\w:/.~-])(?!\d+/\d+(?![\w./]))(?:~|\.{1,2})?/?(?:[\w.+-]+/)+[\w.+-]*")
 
 
 def _roots() -> list[Path]:
