@@ -68,7 +68,9 @@ def serve(config: dict):
 
     from webapp import create_app
 
-    app = create_app(config)
+    # The browser tests are about pages, not privacy (tests/test_gallery.py and test_datasets.py
+    # are): every folder's clips are public to them, wherever pytest made it.
+    app = create_app({"HARK_PUBLIC_DATA": "/", **config})
 
     @app.after_request
     def strict_csp(response):   # any inline script or handler would now fail, visibly
