@@ -77,6 +77,14 @@ def file_lock(path: Path):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+@contextmanager
+def versions_lock(instance_path):
+    """Held while the active model or the set of versions changes, or a job naming a version
+    is stored (every process of this machine)."""
+    with file_lock(Path(instance_path) / ".versions.lock"):
+        yield
+
+
 def secret_key(folder: Path) -> str:
     """The session key: generated on first start, owner-readable only, the same for every worker."""
     path = Path(folder) / SECRET_FILE

@@ -27,6 +27,7 @@ from ml import config
 from ml.dataset import DataError
 from webapp import privacy
 from webapp.database import db, iso, utcnow
+from webapp.instance import versions_lock
 from webapp.tables import FINISHED, JobEpoch, ModelVersion, TrainingJob
 
 LOG_LINES, LOG_CHARS = 200, 20_000
@@ -188,10 +189,8 @@ def submit(params: dict, user: str | None) -> TrainingJob:
     A job that starts from a version or evaluates one is stored under the versions' lock once
     that version's folder is seen to be there: a delete, which refuses while a queued job uses
     the version (versions.job_using), cannot slip in between (409 when it came first)."""
-    from webapp.training import versions
-
     used = [Path(p) for p in (params.get("init_dir"), params.get("model_dir")) if p]
-    with versions.lock() if used else contextlib.nullcontext():
+    with versions_lock(current_app.instance_path) if used else contextlib.nullcontext():
         gone = [p for p in used if not p.is_dir()]
         if gone:
             raise JobError(f"the model version {gone[0].name} is not on this machine any more "

@@ -29,7 +29,7 @@ from ml import runs
 from ml.measure import measure
 from ml.teach import MIN_TEST_PER_LABEL    # fewer test clips of a label: its figures mean little
 from webapp.database import db, iso, utcnow
-from webapp.instance import ensure_pointer, file_lock, pointer_text, write_atomic
+from webapp.instance import ensure_pointer, pointer_text, versions_lock, write_atomic
 from webapp.model_store import resolve
 from webapp.tables import ModelVersion, TrainingJob
 from webapp.training.jobs import JobError, data_folders, describe
@@ -105,7 +105,7 @@ def register(run_dir: Path, source: str = "job", job_id: int | None = None) -> M
 @contextmanager
 def lock(app: Flask | None = None):
     """Held while the active model or the set of versions changes (every process of this machine)."""
-    with file_lock(Path((app or current_app).instance_path) / ".versions.lock"):
+    with versions_lock((app or current_app).instance_path):
         yield
 
 
