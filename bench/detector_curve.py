@@ -176,9 +176,10 @@ def main() -> int:
         print(f"{name:>6} (threshold {t}): {json.dumps(curve[t])}")
     if args.choose and (args.write or args.write_to):
         target = Path(args.write_to or model)
+        speakers = {"tune": "half 0 of", "test": "half 1 of", "all": "all of"}[args.half]
         about = (f"{'run ' + clf.version + ', the same recipe without the scored speakers: ' if args.write_to else ''}"
-                 f"background part {args.part} of ../shared/background, make_stream.py recordings of half "
-                 f"{args.half} of ../shared/speech, seeds {args.seeds}"
+                 f"background part {args.part} of ../shared/background, make_stream.py recordings of "
+                 f"{speakers} the speakers of ../shared/speech, seeds {args.seeds}"
                  + (" (speakers heard in training)" if heard else ""))
         write_presets(target, current, {n: curve[t] for n, t in current.items()}, about)
         print(f"wrote the presets into {target / 'config.json'}")

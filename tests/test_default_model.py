@@ -33,12 +33,28 @@ def test_default_model_ships_complete_and_small():
 MEASURED_HALF = 1
 
 
+def test_default_model_stays_quiet_in_real_rooms_by_its_presets():
+    """Issue 26: trained on real talk, music and noise (ml/negatives.py), with sensitivity
+    presets chosen on the measured curve of its held-out run, medium the default, each saying
+    what it measured and on what."""
+    from ml.detect import DetectorConfig
+
+    config = json.loads((DEFAULT / "config.json").read_text())
+    presets = config["detector"]["sensitivity"]
+    t = {name: DetectorConfig.for_run(config, sensitivity=name).threshold for name in presets}
+    assert t["low"] > t["medium"] > t["high"] and DetectorConfig.for_run(config).threshold == t["medium"]
+    medium = presets["medium"]["measured"]
+    assert max(medium["false_alarms_per_hour"][k] for k in ("music", "noise")) <= 6
+    assert medium["noise on"]["hits"] > 0.8 and "the same recipe without the scored speakers" in medium["on"]
+
+
 def test_default_model_trained_on_both_halves_of_the_real_speakers():
     from ml.dataset import speaker_of
     from ml.speakers import speaker_half
 
     datasets = json.loads((DEFAULT / "config.json").read_text())["datasets"]
-    assert [d["path"] for d in datasets] == ["data/default", "data/real-half0", "data/real-half1"]
+    assert [d["path"] for d in datasets] == ["data/default", "data/real-half0", "data/real-half1",
+                                             "data/negatives"]
     split = json.loads((DEFAULT / "split.json").read_text())
     real = {speaker_of(Path(p).name) for part in ("train", "val") for p in split[part]
             if p.startswith("real-half")} - {None}
@@ -46,7 +62,7 @@ def test_default_model_trained_on_both_halves_of_the_real_speakers():
 
 
 # The floors of issue 12 on real speakers the recipe never heard, read from the card: the
-# held-out run reaches 96.3% on the words, 99.2% `_silence_` and 87.1% `_unknown_` recall.
+# held-out run reaches 95.8% on the words and 91.8% on silence and other words.
 WORDS_FLOOR = 0.94
 
 
