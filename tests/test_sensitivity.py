@@ -3,7 +3,6 @@ detect --sensitivity`, `POST /api/detect`'s `sensitivity` field and the pages' c
 an expert's `--threshold` over them."""
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -13,7 +12,7 @@ from ml.audio import SAMPLE_RATE
 from ml.cli import main as cli
 from ml.detect import DetectorConfig, DetectorError, presets
 from tests.helpers import with_detector
-from tests.test_detect import WORDS, tone_recording, wav_bytes
+from tests.test_detect import WORDS, post, tone_recording, wav_bytes
 
 MEASURED = {"noise on": {"hits": 0.91, "wrong": 0.01, "commands": 256},
             "noise off": {"hits": 0.95, "wrong": 0.01, "commands": 256},
@@ -82,11 +81,6 @@ def test_cli_detect_takes_a_sensitivity_and_an_expert_threshold(preset_run, long
 @pytest.fixture(scope="module")
 def client(app_factory, preset_run):
     return app_factory(HARK_MODEL=str(preset_run)).test_client()
-
-
-def post(client, data, **fields):
-    return client.post("/api/detect", data={"file": (io.BytesIO(data), "long.wav"), **fields},
-                       content_type="multipart/form-data")
 
 
 def test_api_detect_takes_the_sensitivity_as_a_form_field(client):
