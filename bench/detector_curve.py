@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_detect import (SPEECH, MAKE_STREAM, TEST_SEEDS, half_dir, read_truth, recording,  # noqa: E402
                           replay, score, seeds, total, window_probs)
+from ml import runs  # noqa: E402
 from ml.speakers import heard_speakers, speakers_in  # noqa: E402
 
 BACKGROUND = ROOT.parent / "shared" / "background"
@@ -102,14 +103,16 @@ def choose(curve: dict[float, dict]) -> dict[str, float]:
 def write_presets(model: Path, chosen: dict[str, float], measured: dict[str, dict], about: str) -> None:
     """The presets, with what each measures, into the run's config.json (atomically)."""
     path = model / "config.json"
-    config = json.loads(path.read_text())
-    section = config.setdefault("detector", {})
-    section["sensitivity"] = {name: {"threshold": chosen[name], "thresholds": {},
-                                     "measured": {**measured[name], "on": about}}
-                              for name in ("low", "medium", "high")}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config, indent=1) + "\n")
-    os.replace(tmp, path)
+    config = runs.read_json(path)
+    config.setdefault("detector", {})["sensitivity"] = {
+        name: {"threshold": chosen[name], "thresholds": {}, "measured": {**measured[name], "on": about}}
+        for name in ("low", "medium", "high")}
+    runs.write_json(path, config)
+
+
+def marks(thresholds: dict[str, float]) -> dict[float, str]:
+    """threshold -> the presets at it ("low", "medium/high"), for `table`."""
+    return {t: "/".join(n for n in thresholds if thresholds[n] == t) for t in thresholds.values()}
 
 
 def main() -> int:
@@ -167,11 +170,11 @@ def main() -> int:
     if args.choose:
         dev = curve_on("dev")
         chosen = choose(dev)
-        print(table(dev, {t: "/".join(n for n in chosen if chosen[n] == t) for t in chosen.values()}))
+        print(table(dev, marks(chosen)))
         print(f"chosen on dev: {json.dumps(chosen)}")
         current = chosen
     curve = curve_on(args.part, current.values())
-    print(table(curve, {t: "/".join(n for n in current if current[n] == t) for t in current.values()}))
+    print(table(curve, marks(current)))
     for name, t in current.items():
         print(f"{name:>6} (threshold {t}): {json.dumps(curve[t])}")
     if args.choose and (args.write or args.write_to):

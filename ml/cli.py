@@ -209,6 +209,7 @@ def _argument(f) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
+    from ml.detect import DEFAULT_SENSITIVITY, SENSITIVITIES
     from ml.synth.generate import DEFAULT_PER_WORD, DEFAULT_SEED
 
     p = argparse.ArgumentParser(prog="python -m ml", description="Hark: train and use spoken-command classifiers.")
@@ -316,7 +317,7 @@ def parser() -> argparse.ArgumentParser:
                         "({file, error} for one that could not be read)")
     k.add_argument("--max-seconds", type=float, default=3600.0,
                    help="refuse longer files (default: 3600)")
-    k.add_argument("--sensitivity", choices=("low", "medium", "high"), default="medium",
+    k.add_argument("--sensitivity", choices=SENSITIVITIES, default=DEFAULT_SENSITIVITY,
                    help="more hears more commands and fires more often on talk, music and noise "
                         "(the run's presets, chosen on a measured curve: see its model card; "
                         "default medium)")

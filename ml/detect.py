@@ -148,7 +148,7 @@ class DetectorConfig:
         if not isinstance(section, dict):
             raise DetectorError("config.json: 'detector' must be an object of settings")
         section = dict(section)
-        preset = presets(section).get(check_sensitivity(sensitivity), {})
+        preset = presets(section)[check_sensitivity(sensitivity)]
         section.pop("sensitivity", None)
         settings = {k: v for k, v in preset.items() if k != "measured"}
         return cls.from_dict({**section, **settings, **(overrides or {})})
