@@ -60,9 +60,9 @@ def _assign_parts(found: list[Recording]) -> list[Recording]:
     each up to its share of the kind's minutes: the same parts on every machine."""
     out = []
     for kind in KINDS:
-        mine = [r for r in found if r.kind == kind]
+        of_kind = [r for r in found if r.kind == kind]
         groups: dict[str, float] = {}
-        for r in mine:
+        for r in of_kind:
             groups[r.group] = groups.get(r.group, 0.0) + r.seconds
         order = sorted(groups, key=lambda g: hashlib.sha1(g.encode()).hexdigest())
         total, done, part = sum(groups.values()), 0.0, {}
@@ -70,7 +70,7 @@ def _assign_parts(found: list[Recording]) -> list[Recording]:
         for g in order:
             part[g] = PARTS[min(int(np.searchsorted(edges, done + groups[g] / 2)), len(PARTS) - 1)]
             done += groups[g]
-        out += [replace(r, part=part[r.group]) for r in mine]
+        out += [replace(r, part=part[r.group]) for r in of_kind]
     return out
 
 
