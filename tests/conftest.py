@@ -66,3 +66,22 @@ def admin(app):
     client.token = helpers.login(client)
     client.headers = {"X-CSRFToken": client.token}
     return client
+
+
+@pytest.fixture
+def limiter_clock(monkeypatch):
+    """Stops the clock of the in-memory rate-limit counters (Flask-Limiter's, the audio budget's).
+
+    Flask-Limiter counts in windows aligned to the wall clock (whole minutes for "3/minute") and,
+    once a window has passed, weighs its hits down (rounding the sum down): requests that straddle
+    a minute boundary undercount, so a test's fourth attempt at "3/minute" got through now and
+    then. With the clock stopped every hit of the test falls in one window. Returns the time.
+    """
+    import time
+    import types
+
+    import limits.storage.memory
+
+    now = time.time()
+    monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(time=lambda: now))
+    return now

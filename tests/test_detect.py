@@ -405,7 +405,7 @@ def test_api_detect_answers_detections_and_a_timeline(client, tone_run):
     assert raw.status_code == 200 and raw.get_json()["detections"] == body["detections"]
 
 
-def test_api_detect_refuses_what_predict_refuses(app_factory, client, tone_run):
+def test_api_detect_refuses_what_predict_refuses(app_factory, client, tone_run, limiter_clock):
     assert post(client, b"not audio at all").status_code == 415
     assert client.post("/api/detect", data=b"", content_type="audio/wav").status_code == 400
     short = app_factory(HARK_MODEL=str(tone_run), HARK_MAX_DETECT_SECONDS=5.0).test_client()

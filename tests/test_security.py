@@ -194,7 +194,7 @@ def test_pages_carry_the_token_for_scripts(app):
 
 # ---- rate limits ------------------------------------------------------------------------
 
-def test_login_is_rate_limited(tmp_path, tiny_run):
+def test_login_is_rate_limited(tmp_path, tiny_run, limiter_clock):
     app = make_app(tmp_path, HARK_DEFAULT_MODEL=str(tiny_run), HARK_RATE_LOGIN="3/minute")
     client = app.test_client()
     token = csrf_token(client, "/login")
@@ -209,7 +209,7 @@ def test_login_is_rate_limited(tmp_path, tiny_run):
     assert api.status_code in (400, 429)
 
 
-def test_predict_is_rate_limited_with_a_json_429(tmp_path, tiny_run):
+def test_predict_is_rate_limited_with_a_json_429(tmp_path, tiny_run, limiter_clock):
     app = make_app(tmp_path, HARK_DEFAULT_MODEL=str(tiny_run), HARK_RATE_PREDICT="2/minute")
     client = app.test_client()
     answers = [client.post("/api/predict", data=audio_bytes(), content_type="audio/wav")
@@ -221,7 +221,7 @@ def test_predict_is_rate_limited_with_a_json_429(tmp_path, tiny_run):
     assert client.get("/api/health").status_code == 200    # other endpoints are not limited
 
 
-def test_an_early_refusal_reads_the_upload_before_answering(tmp_path, tiny_run):
+def test_an_early_refusal_reads_the_upload_before_answering(tmp_path, tiny_run, limiter_clock):
     """A 429 (or 503...) answered with the body unread made gunicorn close the socket on it, and
     nginx, still sending the body, answered 502: the body is read and dropped first, up to the
     route's own limit (/api/detect takes 64 MB), never past it (413)."""
