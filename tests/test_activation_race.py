@@ -1,4 +1,4 @@
-"""Activate and delete of the same model version, raced (issue 14, item 1).
+"""Activate and delete of the same model version, raced.
 
 The attack: one admin session activates a version while another deletes it, a
 few milliseconds apart. Before the fix activate answered 500, the pointer named

@@ -1,4 +1,4 @@
-"""Hostile input gets a 4xx with a message, never a 500 (issue 14, item 3).
+"""Hostile input gets a 4xx with a message, never a 500.
 
 Each attack of the review is reproduced as it was made; then every route of the
 app is walked with hostile ids, query strings and bodies, logged in as an admin

@@ -159,7 +159,7 @@ def test_killed_consumer_leaves_no_job_running_after_restart(tmp_path, tiny_run,
 
 
 def test_a_killed_consumer_is_restarted_its_job_failed_and_the_site_keeps_serving(tmp_path, tiny_run, tones):
-    """Issue 27, item 3: the service as `make run` starts it (scripts/run.sh, scripts/supervise.py).
+    """The service as `make run` starts it (scripts/run.sh, scripts/supervise.py).
     SIGKILL of the consumer mid-training: /api/health never stops answering, the job is failed
     with the reason, a new consumer takes the next job; gunicorn's master and nginx come back too."""
     from bench.consumer_kill import HealthWatch, children, program_pid

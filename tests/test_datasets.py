@@ -1,4 +1,4 @@
-"""Data sets of the admin's own (issue 15): make one, add clips, train on it, evaluate on it.
+"""Data sets of the admin's own: make one, add clips, train on it, evaluate on it.
 
 Real files under a throwaway HARK_DATA, real decoding, real training on tone clips (the
 queue runs jobs inline). Every bad input answers 4xx with a message and stores nothing.
@@ -357,10 +357,10 @@ def test_job_parameters_of_one_data_set_stay_as_they_were(app):
     assert cfg.init == "/runs/v1" and cfg.folders() == [params["data"]]
 
 
-# ---- hardening, round three (issue 27) ----------------------------------------------------------
+# ---- names, label limits and archives at their edges -------------------------------------------
 
 def test_names_and_labels_ending_in_a_newline_are_refused(app, admin):
-    """`$` matches before a final newline: names are checked with full matches (issue 27, 7)."""
+    """`$` matches before a final newline: names are checked with full matches."""
     for body in ({"name": "abc\n"}, {"name": "abc\n", "labels": ["yes"]},
                  {"name": "fine", "labels": ["yes\n"]}):
         r = admin.post(API, json=body, headers=admin.headers)
@@ -388,7 +388,7 @@ def test_stored_evaluations_with_a_newline_in_their_name_are_not_listed(tmp_path
 
 
 def test_a_new_data_set_keeps_the_label_limit(app, admin):
-    """The 100-label limit holds at creation too, before anything is made (issue 27, 8)."""
+    """The 100-label limit holds at creation too, before anything is made."""
     many = [f"w{i}" for i in range(store.MAX_LABELS + 1)]
     r = admin.post(API, json={"name": "many", "labels": many}, headers=admin.headers)
     assert r.status_code == 413 and f"at most {store.MAX_LABELS} labels" in r.get_json()["error"]
@@ -404,7 +404,7 @@ def test_a_new_data_set_keeps_the_label_limit(app, admin):
 
 
 def test_an_overlong_clip_name_is_a_404_with_a_message_not_a_500(app, admin):
-    """Past the file system's 255 bytes a name raised OSError "File name too long" (issue 27, 9)."""
+    """Past the file system's 255 bytes a name raised OSError "File name too long"."""
     make_set(admin)
     upload(admin, [("a.wav", wav())])
     for name in ("a" * 300 + ".wav", "é" * 130 + ".wav"):      # 300 characters; 264 bytes
@@ -419,7 +419,7 @@ def test_an_overlong_clip_name_is_a_404_with_a_message_not_a_500(app, admin):
 
 def test_a_zip_of_many_small_bombs_is_refused_by_its_total_expansion(app, admin):
     """Members up to 1 MiB skipped the ratio check: 40 silent 1 MB WAVs deflate about 1,000
-    to 1 and were all unpacked (255 of them: a 294 KB upload held 255 MB) (issue 27, 10)."""
+    to 1 and were all unpacked (255 of them: a 294 KB upload held 255 MB)."""
     make_set(admin)
     buf = io.BytesIO()
     sf.write(buf, np.zeros(500_000, np.int16), 16000, format="WAV", subtype="PCM_16")
@@ -436,7 +436,7 @@ def test_a_zip_of_many_small_bombs_is_refused_by_its_total_expansion(app, admin)
     assert [m for m, _ in members] == ["s.wav", "ok.wav"]
 
 
-# Issue 27, 6: adding was O(clips stored) per clip (a listing of the label folder for each
+# Adding a clip was once O(clips stored) (a listing of the label folder for each
 # clip, the whole manifest read and written again), and a killed request left clips on disk
 # that the manifest did not name.
 
@@ -613,7 +613,7 @@ def test_what_a_killed_add_left_is_rolled_back(app_factory, app, admin, stage):
     assert len(store.read_manifest(ds)) == len(files) - 1    # every clip on disk is in the manifest
 
 
-# ---- who may hear a data set (issue 27, item 2) ---------------------------------------------------
+# ---- who may hear a data set ---------------------------------------------------------------------
 
 def test_a_data_set_is_private_until_the_admin_makes_it_public(app, admin, tone_data):
     """The per-set switch: stored in the set's own dataset.json, set by the API and the page,

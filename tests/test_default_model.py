@@ -34,7 +34,7 @@ MEASURED_HALF = 1
 
 
 def test_default_model_stays_quiet_in_real_rooms_by_its_presets():
-    """Issue 26: trained on real talk, music and noise (ml/negatives.py), with sensitivity
+    """Trained on real talk, music and noise (ml/negatives.py), with sensitivity
     presets chosen on the measured curve of its held-out run, medium the default, each saying
     what it measured and on what."""
     from ml.detect import DetectorConfig
@@ -61,7 +61,7 @@ def test_default_model_trained_on_both_halves_of_the_real_speakers():
     assert len(real) > 140 and {speaker_half(f"{s}_nohash_0.wav") for s in real} == {0, 1}
 
 
-# The floors of issue 12 on real speakers the recipe never heard, read from the card: the
+# The floors on real speakers the recipe never heard, read from the card: the
 # held-out run reaches 95.8% on the words and 91.8% on silence and other words.
 WORDS_FLOOR = 0.94
 

@@ -1,4 +1,4 @@
-"""Long work leaves the request (issue 14, item 4): folder evaluations are queue jobs, and
+"""Long work leaves the request: folder evaluations are queue jobs, and
 decoded audio is charged to the client's rate limit.
 
 The attack of the review: a folder of 4,999 hard links to one 40 KB FLAC that holds

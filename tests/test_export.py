@@ -1,4 +1,4 @@
-"""Exports (issue 16): keras, tflite, tflite-int8 and the bundle, from the CLI and the Download menu.
+"""Exports: keras, tflite, tflite-int8 and the bundle, from the CLI and the Download menu.
 
 Each exported file is loaded in a fresh process and compared with the served
 model (ml.classifier.Classifier) on the same clips; the bundle's predict.py runs
@@ -618,7 +618,7 @@ def _wait_ready(client, status_url: str, limit_s: float = 300) -> dict:
 
 def test_the_bundle_names_data_folders_never_the_server_s_paths(tmp_path):
     """MODEL_CARD.md and evaluations.json travel with the bundle: a folder is named by its last
-    two parts, whatever path the run and its evaluations recorded (issue 27, item 2)."""
+    two parts, whatever path the run and its evaluations recorded."""
     from ml import bundle as bundle_module
 
     voice = "/srv/hark/data/user/voice"
@@ -794,7 +794,7 @@ def test_the_download_menu_offers_the_bundle_of_an_ensemble_and_of_a_head(app_fa
 
 def test_only_evaluations_on_public_clips_go_into_the_bundle(web, tone_data, tmp_path):
     """Anyone may download the active model's bundle: the gallery's evaluations it quotes are
-    those on public clips, never one on the admin's private recordings (issue 27, item 2)."""
+    those on public clips, never one on the admin's private recordings."""
     from webapp.database import db
     from webapp.gallery import data as gallery_data
     from webapp.tables import ModelVersion
@@ -818,7 +818,7 @@ def test_only_evaluations_on_public_clips_go_into_the_bundle(web, tone_data, tmp
                 path.unlink()
 
 
-# ---- bounded builds (issue 27, item 11) -----------------------------------------------------
+# ---- bounded builds ----------------------------------------------------------------------
 
 def _tensorflow_processes(pids) -> int:
     """How many of `pids` have TensorFlow's library mapped (a build past the slot)."""

@@ -1,4 +1,4 @@
-"""Training on several data sets at once, and fine-tuning from an existing run (issue 15).
+"""Training on several data sets at once, and fine-tuning from an existing run.
 
 Real models on tone data: a second data set brings a new label and a single speaker; a
 run started from another keeps its labels, adds the new one and starts from its skill.

@@ -534,7 +534,7 @@ def test_admin_endpoint_evaluates_a_folder(app, runs, tone_data):
     assert "Evaluate on a folder" in html
 
 
-# ---- private recordings (issue 27, item 2) -----------------------------------------------------
+# ---- private recordings ---------------------------------------------------------------------
 
 def test_clips_of_a_private_data_set_are_for_the_admin_until_made_public(app_factory, tiny_run, tone_data, tmp_path):
     """A version trained on a user data set, and an evaluation on it: anyone sees the version's

@@ -420,7 +420,7 @@ def test_training_status_shows_the_running_job_with_curves(queued_app, tone_data
 
 
 
-# ---- a version in use by a job (issue 27, item 13) ------------------------------------------
+# ---- a version in use by a job ----------------------------------------------------------
 
 def test_a_version_a_queued_job_fine_tunes_from_cannot_be_deleted(queued_app, tiny_run, tone_data):
     """409 naming the job (JSON on the API, a message on the admin page) while a queued or

@@ -1,4 +1,4 @@
-"""Scale-out for real: a real Redis and a real PostgreSQL (issue 14, item 7).
+"""Scale-out for real: a real Redis and a real PostgreSQL.
 
 bench/services.py starts Debian's redis-server and a throwaway PostgreSQL
 cluster (initdb in a temporary folder, as the postgres account when we are

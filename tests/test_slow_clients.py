@@ -1,4 +1,4 @@
-"""Slow clients cannot freeze the deployment that `make run` starts (issue 14, item 2).
+"""Slow clients cannot freeze the deployment that `make run` starts.
 
 scripts/run.sh starts nginx in front of gunicorn's sync workers. The attack:
 connections that send `POST /api/predict` with `Content-Length: 1000000` and

@@ -20,7 +20,7 @@ from webapp.training import runner, startup
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-# The strict policy issue 7 intends: no inline or eval'd script anywhere (Plotly injects styles).
+# The strict policy the pages are held to: no inline or eval'd script anywhere (Plotly injects styles).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

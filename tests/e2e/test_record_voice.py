@@ -1,4 +1,4 @@
-"""Your own voice, end to end in real Chromium (issue 15): record clips with the microphone,
+"""Your own voice, end to end in real Chromium: record clips with the microphone,
 fine-tune the shipped model on them, and see the new version hear that voice (activated by
 hand: the guard refuses a version that hears other people worse, and says so).
 

@@ -1,4 +1,4 @@
-"""Teaching a new word end to end in real Chromium (issue 25): record takes of a word the
+"""Teaching a new word end to end in real Chromium: record takes of a word the
 shipped model never learned with the fake microphone, press "Teach these words" on the
 data set page, and hear the word in Live mode once the new version serves.
 

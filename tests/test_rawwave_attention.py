@@ -1,4 +1,4 @@
-"""The raw-waveform network (rawwave) and the attention network (issue 18).
+"""The raw-waveform network (rawwave) and the attention network.
 
 Each trains for real on the tone set, saves, loads, exports to LiteRT and serves
 through the Classifier with the same probabilities as Keras; the admin form offers

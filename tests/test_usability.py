@@ -1,4 +1,4 @@
-"""What a new user stumbled on (issue 17), through Flask's test client and real files.
+"""What the pages tell a newcomer, through Flask's test client and real files.
 
 Accuracy said with what it was measured on (test split, real speech, a folder), the
 gallery making the default set's audio on a machine without it, activation that

@@ -1,6 +1,6 @@
-"""A new user's walk through Hark in real headless Chromium (issue 17), at 1280x800 and 390x844.
+"""A new user's walk through Hark in real headless Chromium, at 1280x800 and 390x844.
 
-Each item of the issue is checked as a person meets it: accuracy said with what it was
+Each thing is checked as a person meets it: accuracy said with what it was
 measured on, a gallery that makes its missing audio and then plays, an activation that
 warns before a worse version, the running job first and a page per job, the upload
 summary and its wording, Listen's timing, per-browser threshold, focus and arrow keys,
@@ -21,7 +21,7 @@ from ml.synth.tones import tone_clip
 from tests.e2e.conftest import open_page, serve
 from tests.helpers import PASSWORD, make_app
 from tests.test_gallery import copy_run
-from tests.test_new_user import A_ID, B_ID, FEW_ID, make_runs
+from tests.test_usability import A_ID, B_ID, FEW_ID, make_runs
 from webapp.database import db
 from webapp.training import jobs, versions
 

@@ -1,4 +1,4 @@
-"""Sessions, login limits and the admin command (issue 14, items 5 and 6).
+"""Sessions, login limits and the admin command.
 
 - A session cookie copied before logout, or before a password reset, must not
   work after it (the session carries the admin's session generation).
