@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a fresh machine for Hark: a virtualenv with requirements.txt and, where
+# Set up a fresh machine for Hark: a virtualenv with requirements.txt (and with
+# HARK_DEV=1, as `make test` and `make check` set it, requirements-dev.txt: ruff and mypy) and, where
 # apt is available and we are root, the optional Debian packages (extra TTS
 # voices for the default data set, nginx to front gunicorn in scripts/run.sh, and
 # what HARK_EXTRA_APT adds: for the tests Chromium, Redis and PostgreSQL).
@@ -17,6 +18,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/pip install --quiet --upgrade pip
     .venv/bin/pip install --quiet -r requirements.txt
     echo "$want" > "$stamp"
+fi
+if [ "${HARK_DEV:-0}" = 1 ]; then
+    dev_stamp=.venv/.requirements-dev.sha256
+    dev_want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+    if [ "$(cat "$dev_stamp" 2>/dev/null)" != "$dev_want" ]; then
+        .venv/bin/pip install --quiet -r requirements-dev.txt
+        echo "$dev_want" > "$dev_stamp"
+    fi
+    touch "$dev_stamp"      # the Makefile's sign that the tools are there and current
 fi
 
 # Optional system packages: never required, used when present.
