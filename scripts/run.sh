@@ -14,7 +14,7 @@ bind=${HARK_BIND:-127.0.0.1:8000}
 nginx=""
 case "${HARK_NGINX:-1}" in
     0) echo "note: HARK_NGINX=0: gunicorn faces clients alone on $bind; put a buffering proxy" \
-            "in front of it (README: Deployment)" >&2 ;;
+            "in front of it (docs/deployment.md)" >&2 ;;
     1) nginx=$(command -v nginx || true)
        [ -n "$nginx" ] || [ ! -x /usr/sbin/nginx ] || nginx=/usr/sbin/nginx ;;
     *) [ ! -x "$HARK_NGINX" ] || nginx=$HARK_NGINX ;;
@@ -22,7 +22,7 @@ esac
 if [ -z "$nginx" ] && [ "${HARK_NGINX:-1}" != 0 ]; then
     echo "warning: nginx not found, so gunicorn faces clients alone and a few clients that send" \
          "slowly can hold all its workers. Install nginx (scripts/setup.sh does as root:" \
-         "apt-get install nginx) or put another buffering proxy in front (README: Deployment)." >&2
+         "apt-get install nginx) or put another buffering proxy in front (docs/deployment.md)." >&2
 fi
 
 .venv/bin/flask --app wsgi db upgrade
