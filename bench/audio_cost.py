@@ -60,7 +60,7 @@ def main(argv=None) -> int:
 
     from webapp import create_app, settings
     from webapp.audio_budget import UNIT_RATE
-    from webapp.gallery.evaluations import read_clip
+    from ml.evaluate import read_clip
 
     defaults = settings.jobs_and_security()
     default_limit = defaults["HARK_RATE_AUDIO_SECONDS"]

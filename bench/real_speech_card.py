@@ -2,7 +2,7 @@
 
 The test-split accuracy of a model trained on the synthetic default set says how
 it hears synthetic voices; pages show this file's figures beside it, labelled
-"real speech" (webapp/gallery/accuracy.py). The file holds the reports of
+"real speech" (webapp/versions/accuracy.py). The file holds the reports of
 `python -m ml evaluate --model RUN --data FOLDER --json` for ../shared/speech/words
 (the 8 commands) and ../shared/speech/extra (silence and other words), and how
 they were measured (commands, date, clips, speakers, library versions). A run trained

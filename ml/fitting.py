@@ -17,13 +17,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from ml.cancel import Cancelled
 from ml.config import TrainConfig
 
-__all__ = ["Progress", "TrainingCancelled", "fit", "new_run_folder", "run_folder", "smoothed_loss"]
-
-
-class TrainingCancelled(RuntimeError):
-    """The caller asked training to stop; no run directory is left behind."""
+__all__ = ["Cancelled", "Progress", "fit", "new_run_folder", "run_folder", "smoothed_loss"]
 
 
 class Progress(keras.callbacks.Callback):
@@ -130,7 +127,7 @@ def fit(model, train_xy, val_xy, cfg: TrainConfig, progress: Progress, verbose: 
               # validation, progress rows and early stopping all see the averaged weights
               callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), progress, stopper])
     if progress.cancelled:
-        raise TrainingCancelled("training was cancelled")
+        raise Cancelled("training was cancelled")   # no run directory is left behind
 
 
 def _ema_momentum(steps: int) -> float:

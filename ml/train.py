@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from ml import dataset, runs, teach, warm_start
-from ml.fitting import Progress, TrainingCancelled, fit, run_folder, smoothed_loss
+from ml.fitting import Cancelled, Progress, fit, run_folder, smoothed_loss
 from ml.classifier import Classifier
 from ml.config import ARCHS, FINE_TUNE_LR_SCALE, TrainConfig, check_unknown_weight
 from ml.augment import background_mixer
@@ -28,7 +28,7 @@ from ml.evaluate import evaluate_arrays
 from ml.export import export_serving, label_weights
 from ml.models import build_head, build_model
 
-__all__ = ["TrainConfig", "TrainingCancelled", "train"]
+__all__ = ["Cancelled", "TrainConfig", "train"]
 
 
 @dataclass

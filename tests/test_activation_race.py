@@ -33,9 +33,10 @@ from sqlalchemy import select
 
 from tests.helpers import PASSWORD, ROOT, audio_bytes, copy_run, login, make_app
 from webapp.database import db
-from webapp.model_store import ModelStore, NoModel, resolve
+from webapp.versions.model_store import ModelStore, NoModel, resolve
 from webapp.tables import ModelVersion
-from webapp.training import startup, versions
+from webapp.training import startup
+from webapp.versions import registry
 
 TRIES = 16
 ACTIVATE_LOST = (404, 409)       # the version was deleted first: gone, or its files half-removed
@@ -64,7 +65,7 @@ def new_version(app, name: str) -> tuple[int, Path]:
     """A copy of the default run under runs/, registered as a version of its own."""
     run_dir = copy_run(Path(app.config["HARK_DEFAULT_MODEL"]), Path(app.config["HARK_RUNS"]) / name)
     with app.app_context():
-        return versions.register(run_dir, source="imported").id, run_dir
+        return registry.register(run_dir, source="imported").id, run_dir
 
 
 def check_outcome(app, statuses: tuple[int, int], run_dir: Path) -> str:
@@ -72,7 +73,7 @@ def check_outcome(app, statuses: tuple[int, int], run_dir: Path) -> str:
     activated, deleted = statuses
     assert (activated, deleted) in [(200, 409)] + [(s, 200) for s in ACTIVATE_LOST], statuses
     serving = resolve(Path(app.config["HARK_MODEL"])).resolve()
-    assert versions.usable(serving), f"the pointer names {serving}, which is gone"
+    assert registry.usable(serving), f"the pointer names {serving}, which is gone"
     with app.app_context():
         active = db.session.scalars(select(ModelVersion).where(ModelVersion.active.is_(True))).all()
         assert [Path(v.run_dir).resolve() for v in active] == [serving]
@@ -156,7 +157,7 @@ def test_the_startup_repair_restores_the_last_active_version_that_exists(app_fac
     latest, latest_dir = new_version(app, "20990103-000002-kws")
     with app.app_context():
         for version_id in (older, newer, latest):
-            versions.activate(version_id, "admin")
+            registry.activate(version_id, "admin")
     shutil.rmtree(latest_dir)        # the active run is gone (the attack's end state) ...
     shutil.rmtree(newer_dir)         # ... and so is the one active before it
     result = app.test_cli_runner().invoke(args=["check", "--no-auto-train"])
@@ -164,7 +165,7 @@ def test_the_startup_repair_restores_the_last_active_version_that_exists(app_fac
     assert "restored the last active version 20990103-000000-kws" in result.output
     assert resolve(Path(app.config["HARK_MODEL"])).resolve() == older_dir.resolve()
     with app.app_context():
-        assert versions.reconcile(app).id == older
+        assert registry.reconcile(app).id == older
     shutil.rmtree(older_dir)         # none left that was ever active: the shipped default
     result = app.test_cli_runner().invoke(args=["check", "--no-auto-train"])
     assert "fell back to" in result.output

@@ -20,7 +20,7 @@ from ml.synth.tones import make_tone_set
 from tests.helpers import ROOT
 from webapp.training import jobs
 from webapp.database import db
-from webapp.model_store import resolve
+from webapp.versions.model_store import resolve
 from webapp.tables import JobEpoch, ModelVersion, TrainingJob
 
 pytestmark = pytest.mark.slow

@@ -379,7 +379,7 @@ def test_names_and_labels_ending_in_a_newline_are_refused(app, admin):
 
 
 def test_stored_evaluations_with_a_newline_in_their_name_are_not_listed(tmp_path):
-    from webapp.gallery.evaluations import list_evaluations
+    from webapp.versions.evaluations import list_evaluations
 
     good = "20260101-120000-v1-abcdef"
     for stem in (good, good + "\n"):

@@ -22,10 +22,13 @@ import pytest
 import soundfile as sf
 from sqlalchemy import select
 
+from ml import evaluate as ml_evaluate
+from ml.audio import AudioError
+from ml.cancel import Cancelled
 from tests.helpers import audio_bytes, login
 from tests.test_consumer import Site
 from webapp.database import db
-from webapp.gallery import evaluations
+from webapp.versions import evaluations
 from webapp.tables import TrainingJob
 from webapp.training import jobs
 
@@ -61,7 +64,7 @@ def admin_client(app):
 
 def test_progress_is_reported_per_chunk_and_stop_stores_nothing(tiny_run, tone_data, tmp_path,
                                                                 monkeypatch):
-    monkeypatch.setattr(evaluations, "CHUNK", 16)
+    monkeypatch.setattr(ml_evaluate, "CHUNK", 16)
     seen = []
     summary = evaluations.evaluate_and_store(tiny_run, tone_data, tmp_path / "store",
                                              progress=lambda done, total: seen.append((done, total)))
@@ -72,7 +75,7 @@ def test_progress_is_reported_per_chunk_and_stop_stores_nothing(tiny_run, tone_d
     def stop_after_two_chunks():
         asked.append(1)
         return len(seen) >= 7
-    with pytest.raises(evaluations.Cancelled):
+    with pytest.raises(Cancelled):
         evaluations.evaluate_and_store(tiny_run, tone_data, tmp_path / "other",
                                        progress=lambda done, total: seen.append((done, total)),
                                        should_stop=stop_after_two_chunks)
@@ -80,13 +83,13 @@ def test_progress_is_reported_per_chunk_and_stop_stores_nothing(tiny_run, tone_d
 
 
 def test_a_clip_past_the_cap_is_refused_at_its_header(tiny_run, tone_data, heavy_flac, tmp_path):
-    with pytest.raises(evaluations.AudioError, match="longer than 10 s"):
-        evaluations.read_clip(heavy_flac)
+    with pytest.raises(AudioError, match="longer than 10 s"):
+        ml_evaluate.read_clip(heavy_flac)
     folder = linked_folder(tmp_path, tone_data, heavy_flac, 30)
     lines = []
     summary = evaluations.evaluate_and_store(tiny_run, folder, tmp_path / "store", log=lines.append)
     assert summary["n"] == 80                                  # the tone clips; the heavy ones skipped
-    assert sum("skipped heavy-" in line for line in lines) == evaluations.SKIPS_LOGGED
+    assert sum("skipped heavy-" in line for line in lines) == ml_evaluate.SKIPS_LOGGED
     assert lines[-1].startswith("skipped 30 of 110 clips in all")
 
 

@@ -644,14 +644,15 @@ def test_the_bundle_names_data_folders_never_the_server_s_paths(tmp_path):
 @pytest.fixture(scope="module")
 def web(app_factory, tiny_run, tmp_path_factory):
     """An app serving tiny_run, with a second, inactive version (an imported copy)."""
-    from webapp.training import startup, versions
+    from webapp.training import startup
+    from webapp.versions import registry
 
     app = app_factory()
     other = copy_run(tiny_run, Path(app.config["HARK_RUNS"]) / "20990101-000000-kws")
     startup.check(app, auto_train=False)
     with app.app_context():
-        ids = {v.name: v.id for v in versions.all_versions()}
-        active = next(v.id for v in versions.all_versions() if v.active)
+        ids = {v.name: v.id for v in registry.all_versions()}
+        active = next(v.id for v in registry.all_versions() if v.active)
     return {"app": app, "active": active, "other": ids[other.name], "other_dir": other}
 
 
@@ -729,14 +730,15 @@ def test_unknown_versions_formats_and_missing_data_are_clear(web, tiny_run):
 
 def test_a_failed_build_is_reported_not_retried_at_once(web, tmp_path):
     """A version whose model file is broken: the child fails, and the failure is said plainly."""
-    from webapp.training import startup, versions
+    from webapp.training import startup
+    from webapp.versions import registry
 
     app = web["app"]
     broken = copy_run(web["other_dir"], Path(app.config["HARK_RUNS"]) / "20990202-000000-kws")
     (broken / "model.keras").write_bytes(b"not a keras file")
     with app.app_context():
         startup.check(app, auto_train=False)
-        vid = versions.find(broken).id
+        vid = registry.find(broken).id
     admin = app.test_client()
     login(admin)
     status = _wait_ready(admin, f"/api/versions/{vid}/exports/tflite")
@@ -763,7 +765,8 @@ def test_download_menus_in_the_versions_table_and_the_gallery(web):
 
 
 def test_the_download_menu_offers_the_bundle_of_an_ensemble_and_of_a_head(app_factory, ensemble_run, embed_run):
-    from webapp.training import startup, versions
+    from webapp.training import startup
+    from webapp.versions import registry
 
     app = app_factory()
     runs_dir = Path(app.config["HARK_RUNS"])
@@ -771,7 +774,7 @@ def test_the_download_menu_offers_the_bundle_of_an_ensemble_and_of_a_head(app_fa
     head = copy_run(embed_run, runs_dir / "20990303-000000-embed-mlp")
     startup.check(app, auto_train=False)
     with app.app_context():
-        ids = {v.name: v.id for v in versions.all_versions()}
+        ids = {v.name: v.id for v in registry.all_versions()}
     admin = app.test_client()
     login(admin)
     tables = admin.get("/admin/tables").get_data(as_text=True)
@@ -798,7 +801,7 @@ def test_only_evaluations_on_public_clips_go_into_the_bundle(web, tone_data, tmp
     from webapp.database import db
     from webapp.gallery import data as gallery_data
     from webapp.tables import ModelVersion
-    from webapp.training import downloads
+    from webapp.versions import downloads
 
     app = web["app"]
     with app.app_context():
@@ -848,13 +851,14 @@ def test_finished_build_children_are_reaped_at_once(tmp_path):
 def test_builds_run_one_at_a_time_and_the_waiting_ones_are_capped(app_factory, tiny_run):
     """Three builds asked at once with room for one waiting: two accepted, the third 503 with
     Retry-After and JSON; never two TensorFlow processes at a time; both files then built."""
-    from webapp.training import startup, versions
+    from webapp.training import startup
+    from webapp.versions import registry
 
     app = app_factory(HARK_EXPORT_WAITING=1)
     copy_run(tiny_run, Path(app.config["HARK_RUNS"]) / "20990404-000000-kws")
     startup.check(app, auto_train=False)
     with app.app_context():
-        ids = [v.id for v in versions.all_versions()]
+        ids = [v.id for v in registry.all_versions()]
     admin = app.test_client()
     login(admin)
     asked = [f"/api/versions/{ids[0]}/exports/tflite", f"/api/versions/{ids[1]}/exports/tflite",
@@ -876,12 +880,13 @@ def test_builds_run_one_at_a_time_and_the_waiting_ones_are_capped(app_factory, t
 
 
 def test_anonymous_visitors_get_built_files_and_never_start_a_build(app_factory):
-    from webapp.training import startup, versions
+    from webapp.training import startup
+    from webapp.versions import registry
 
     app = app_factory()
     startup.check(app, auto_train=False)
     with app.app_context():
-        vid = next(v.id for v in versions.all_versions() if v.active)
+        vid = next(v.id for v in registry.all_versions() if v.active)
     anonymous = app.test_client()
     for fmt in ("tflite", "keras"):
         api = anonymous.get(f"/api/versions/{vid}/exports/{fmt}")

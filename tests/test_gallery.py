@@ -21,7 +21,8 @@ import soundfile as sf
 from ml.dataset import DataError
 from ml.metrics import classification_report
 from tests.helpers import PASSWORD, ROOT
-from webapp.gallery import evaluations, thumbnails
+from webapp.gallery import thumbnails
+from webapp.versions import evaluations
 
 A_ID, B_ID = "20990101-000001-kws", "20990101-000002-kws"
 OTHER_ID, NODATA_ID = "20990101-000003-kws", "20990101-000004-kws"

@@ -18,9 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.helpers import copy_run, login, make_app
 from ml.synth.tones import make_tone_set
-from webapp.training import jobs, runner, startup, versions
+from webapp.training import jobs, runner, startup
+from webapp.versions import registry
 from webapp.database import at_head, db, utcnow
-from webapp.model_store import resolve
+from webapp.versions.model_store import resolve
 from webapp.tables import JobEpoch, ModelVersion, TrainingJob
 
 
@@ -140,7 +141,7 @@ def test_the_form_refuses_bad_input_with_clear_messages(app, admin, tmp_path, to
     shutil.copytree(tone_data / "yes", one_label / "yes")
     cases = [
         ({"folder": ""}, "give the folder"),
-        ({"folder": str(tmp_path / "nope")}, "is not a folder on the server"),
+        ({"folder": str(tmp_path / "nope")}, "no such folder on the server"),
         ({"folder": "relative/path"}, "absolute path"),
         ({"folder": str(one_label)}, "at least 2 are needed"),
         ({"epochs": "0"}, "epochs must be between 1 and 500"),
@@ -258,7 +259,7 @@ def test_activate_and_delete_versions(app, admin, tiny_run):
     with app.app_context():
         startup.check(app, auto_train=False)
         default = db.session.scalar(select(ModelVersion).where(ModelVersion.source == "default"))
-        other = versions.find(copy)
+        other = registry.find(copy)
         assert default.active and other is not None and other.source == "imported"
         default_id, other_id = default.id, other.id
     headers = {"X-CSRFToken": admin.token}
@@ -279,14 +280,14 @@ def test_activate_and_delete_versions(app, admin, tiny_run):
     assert not copy.exists() and tiny_run.is_dir()
     assert admin.delete("/admin/api/versions/424242", headers=headers).status_code == 404
     with app.app_context():
-        assert [v.source for v in versions.all_versions()] == ["default"]
+        assert [v.source for v in registry.all_versions()] == ["default"]
 
 
 def test_activation_refuses_a_broken_run(app, admin, tiny_run):
     runs = Path(app.config["HARK_RUNS"])
     broken = copy_run(tiny_run, runs / "20260102-000000-kws")
     with app.app_context():
-        version = versions.register(broken, source="imported")
+        version = registry.register(broken, source="imported")
     (broken / "body.tflite").write_bytes(b"not a model")
     before = Path(app.config["HARK_MODEL"]).read_text()
     r = admin.post(f"/admin/api/versions/{version.id}/activate", headers={"X-CSRFToken": admin.token})
@@ -299,7 +300,7 @@ def test_a_fixed_run_directory_cannot_be_switched(tmp_path, tiny_run):
     client = app.test_client()
     token = login(client)
     with app.app_context():
-        version = versions.register(tiny_run, source="imported")
+        version = registry.register(tiny_run, source="imported")
     r = client.post(f"/admin/api/versions/{version.id}/activate", headers={"X-CSRFToken": token})
     assert r.status_code == 409 and "HARK_MODEL" in r.get_json()["error"]
 
@@ -316,7 +317,7 @@ def test_startup_check_repairs_what_a_crash_leaves(queued_app, tiny_run, tmp_pat
     (data / ".tmp-default-7").mkdir(parents=True)
     (data / ".old-default-7").mkdir()                 # a torn swap: the old set is back in place
     pointer = Path(queued_app.config["HARK_MODEL"])
-    versions.write_pointer(pointer, runs / "20250101-000000-gone")   # names a missing run
+    registry.write_pointer(pointer, runs / "20250101-000000-gone")   # names a missing run
     with queued_app.app_context():
         dead = TrainingJob(params={"kind": "admin", "dataset": "default"}, state="running",
                            worker=f"{os.uname().nodename}:999999999", started_at=utcnow(),
@@ -337,7 +338,7 @@ def test_startup_check_repairs_what_a_crash_leaves(queued_app, tiny_run, tmp_pat
         assert dead.state == "failed" and "worker stopped" in dead.error
         assert "epoch 1/5" in dead.log_tail and dead.finished_at is not None
         assert lost_id in queue(queued_app).pending_job_ids()
-        assert versions.reconcile(queued_app).source == "default"
+        assert registry.reconcile(queued_app).source == "default"
     assert not list(runs.glob(".tmp-*"))
     assert (data / "default").is_dir() and not list(data.glob(".*-default-*"))
     assert resolve(pointer).resolve() == tiny_run.resolve()
@@ -429,7 +430,7 @@ def test_a_version_a_queued_job_fine_tunes_from_cannot_be_deleted(queued_app, ti
     copy = copy_run(tiny_run, runs / "20260103-000000-kws")
     with queued_app.app_context():
         startup.check(queued_app, auto_train=False)
-        version = versions.find(copy)
+        version = registry.find(copy)
         version_id, name = version.id, version.name
         with queued_app.test_request_context():
             params = jobs.make_params(dataset="folder", data=str(tone_data), epochs=1,
@@ -446,7 +447,7 @@ def test_a_version_a_queued_job_fine_tunes_from_cannot_be_deleted(queued_app, ti
     assert f"is in use by job #{tune}" in page and "Traceback" not in page
     assert copy.is_dir()
     with queued_app.app_context():
-        assert versions.find(copy) is not None
+        assert registry.find(copy) is not None
         jobs.cancel(tune)
     refused = admin.delete(f"/admin/api/versions/{version_id}", headers=headers)
     assert refused.status_code == 409 and f"job #{evaluate} (queued" in refused.get_json()["error"]

@@ -71,14 +71,82 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+FACTORY = "webapp"     # webapp/__init__.py: create_app wires every package together
+
+
+def package_of(module: str) -> str:
+    """The package a module belongs to for the one-way rule: ml, a sub-package of webapp
+    (webapp.training), a module at the top of webapp (webapp.security), or the factory."""
+    parts = module.split(".")
+    return parts[0] if parts[0] != "webapp" else ".".join(parts[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """package -> the packages its modules import. The factory (webapp/__init__.py) is left
+    out: it imports every package to wire them together, and only the queue consumer's entry
+    point (`python -m webapp.training.worker`) imports it back, to build the app it runs in
+    (test_only_entry_points_import_the_factory)."""
+    packages: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if module == FACTORY:
+            continue
+        edges = packages.setdefault(package_of(module), set())
+        edges |= {package_of(t) for t in targets if t != FACTORY} - {package_of(module)}
+    return packages
+
+
 def test_no_import_cycles():
     graph = import_graph()
     assert "webapp.training.jobs" in graph and graph["webapp.training.runner"]
     assert cycles(graph) == []
 
 
+def test_packages_import_one_way():
+    """No two packages import each other, directly or round a longer loop."""
+    packages = package_graph(import_graph())
+    assert {"ml", "webapp.training", "webapp.gallery", "webapp.versions", "webapp.classify",
+            "webapp.security"} <= set(packages)
+    assert "webapp.versions" in packages["webapp.training"]
+    assert cycles(packages) == []
+
+
+def test_the_package_check_finds_a_package_cycle():
+    """Modules with no cycle among them can still tie their packages in a knot: training's
+    runner reading the gallery while the gallery's models read training's versions."""
+    modules = {"webapp.training.runner": {"webapp.gallery.evaluations"},
+               "webapp.gallery.evaluations": set(),
+               "webapp.gallery.models": {"webapp.training.versions"},
+               "webapp.training.versions": {"ml.runs"}, "ml.runs": set(),
+               "webapp": {"webapp.training.runner"}, "webapp.training.worker": {"webapp"}}
+    assert cycles(modules) == []
+    assert cycles(package_graph(modules)) == [["webapp.gallery", "webapp.training"]]
+    modules["webapp.gallery.models"] = {"ml.runs"}
+    assert cycles(package_graph(modules)) == []
+
+
+def test_only_entry_points_import_the_factory():
+    importers = sorted(m for m, targets in import_graph().items() if FACTORY in targets)
+    assert importers == ["webapp.training.worker"]
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_top_of_webapp_is_infrastructure():
+    """Features live in packages; the top of webapp/ holds what every one of them uses."""
+    top = sorted(p.stem for p in (ROOT / "webapp").glob("*.py") if p.stem != "__init__")
+    assert not {"api", "pages", "views", "inference", "detection"} & set(top), top
+
+
+def test_route_modules_have_one_name_in_every_package():
+    """views.py serves a package's pages, api.py its JSON routes: no other module has routes
+    but the admin's folder evaluation and the versions' downloads (one blueprint each)."""
+    routed = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "webapp").rglob("*.py")
+                    if "Blueprint(" in p.read_text())
+    others = [p for p in routed if Path(p).name not in ("views.py", "api.py")]
+    assert others == ["webapp/admin/evaluations.py", "webapp/assets.py", "webapp/auth.py",
+                      "webapp/versions/downloads.py"], others
 
 
 def test_ml_never_imports_the_web_side():

@@ -179,10 +179,10 @@ def test_a_data_set_names_the_served_unknown_weight_of_its_models(tone_data, tmp
 
 
 def test_progress_callback_and_stop_request(tone_data, tmp_path):
-    from ml.train import TrainConfig, TrainingCancelled, train
+    from ml.train import Cancelled, TrainConfig, train
 
     rows = []
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(Cancelled):
         train(TrainConfig(data=str(tone_data), arch="kws", epochs=3, batch_size=16, runs=str(tmp_path)),
               on_epoch=rows.append, should_stop=lambda: len(rows) >= 1, verbose=0, log=lambda m: None)
     assert len(rows) == 1 and {"epoch", "loss", "elapsed_s", "eta_s"} <= set(rows[0])

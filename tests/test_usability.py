@@ -23,7 +23,8 @@ from tests.helpers import login
 from tests.test_gallery import copy_run
 from webapp.database import db
 from webapp.tables import JobEpoch, ModelVersion
-from webapp.training import jobs, versions
+from webapp.training import jobs
+from webapp.versions import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 A_ID, B_ID, FEW_ID = "20990201-000001-kws", "20990201-000002-kws", "20990201-000003-kws"
@@ -66,19 +67,19 @@ def app(app_factory, runs, tmp_path):
     app = app_factory(HARK_DEFAULT_MODEL=str(runs / A_ID), HARK_RUNS=str(runs),
                       HARK_AUTO_TRAIN=False, HARK_QUEUE_IMMEDIATE=False)
     with app.app_context():
-        a = versions.register(runs / A_ID, source="default")
-        versions.register(runs / B_ID)
-        few = versions.register(runs / FEW_ID)
+        a = registry.register(runs / A_ID, source="default")
+        registry.register(runs / B_ID)
+        few = registry.register(runs / FEW_ID)
         few.labels = [label for label in few.labels if label != "_silence_"]   # "drops" silence
         db.session.commit()
-        versions.reconcile(app)
+        registry.reconcile(app)
         assert db.session.get(ModelVersion, a.id).active
     return app
 
 
 def ids(app) -> dict[str, int]:
     with app.app_context():
-        return {v.name: v.id for v in versions.all_versions()}
+        return {v.name: v.id for v in registry.all_versions()}
 
 
 def text_of(html: str) -> str:
@@ -112,7 +113,7 @@ def test_every_accuracy_says_what_it_was_measured_on(app, runs):
 
 
 def test_a_run_on_several_data_sets_names_them_all():
-    from webapp.gallery.accuracy import test_split_name
+    from webapp.versions.accuracy import test_split_name
 
     config = {"data": "data", "datasets": [{"path": "data/default"}, {"path": "data/real-half0"}]}
     assert test_split_name(config) == "the test split of the synthetic set and folder real-half0"
@@ -150,7 +151,7 @@ def test_real_speech_card_script_writes_what_the_pages_read(app, runs, tone_data
     assert words["command"].startswith("python -m ml evaluate --model ") and words["command"].endswith(" --json")
     assert "created" in card and card["written_by"] == "bench/real_speech_card.py"
     with app.test_request_context():
-        from webapp.gallery import accuracy
+        from webapp.versions import accuracy
 
         found = accuracy.measures(run)
     assert [m["kind"] for m in found] == ["test", "real", "real"]

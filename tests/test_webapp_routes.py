@@ -10,9 +10,9 @@ import pytest
 
 from tests.helpers import audio_bytes
 from webapp import figures
-from webapp.audio_input import sniff
+from webapp.classify.audio_input import sniff
 from webapp.labels import verdict
-from webapp.model_store import ModelStore, NoModel
+from webapp.versions.model_store import ModelStore, NoModel
 
 
 @pytest.fixture(scope="module")

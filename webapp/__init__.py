@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask
 
 from webapp import assets, errors, settings
-from webapp.model_store import ModelStore
+from webapp.versions.model_store import ModelStore
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -22,21 +22,21 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from webapp import admin, api, auth, cli, context, database, datasets, gallery, pages, security, training
-    from webapp.training import versions
+    from webapp import admin, auth, classify, cli, context, database, datasets, gallery, security, training, versions
+    from webapp.versions import registry
 
     security.configure(app)          # secret key, cookie flags, proxy headers
     database.init_app(app)           # and migrations
     if not app.config["HARK_MODEL"]:
-        app.config["HARK_MODEL"] = str(versions.default_pointer(app))
+        app.config["HARK_MODEL"] = str(registry.default_pointer(app))
     app.extensions["hark.models"] = ModelStore(
         app.config["HARK_MODEL"], check_s=app.config["HARK_MODEL_CHECK_S"],
         threads=app.config["HARK_MODEL_THREADS"])
 
-    app.register_blueprint(api.bp)
-    app.register_blueprint(pages.bp)
+    classify.init_app(app)           # /, /upload, /api/predict, /api/analyze, /api/detect
     app.register_blueprint(auth.bp)
     training.init_app(app)           # the task queue, /training, /api/training
+    versions.init_app(app)           # the Download menus
     gallery.init_app(app)            # /gallery, /api/gallery, the admin's evaluations
     admin.init_app(app)              # /admin, /admin/api
     datasets.init_app(app)           # /admin/datasets, /admin/api/datasets

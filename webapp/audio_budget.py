@@ -5,7 +5,7 @@ as much CPU as hundreds of one-second clips. The views that decode audio (those
 limited by HARK_RATE_PREDICT or HARK_RATE_ANALYZE, see webapp/security.py) are
 wrapped by `metered`: before the view runs, the client's address must have budget
 left (else 429 with Retry-After); after it, what it decoded is charged (the decoder
-reports each block to `charge_audio`, see webapp.audio_input.decode_upload; in
+reports each block to `charge_audio`, see webapp.classify.audio_input.decode_upload; in
 seconds counted at 16 kHz), whether the audio was then used or refused: a file cut
 short or longer than its header says costs the work it took. One budget covers
 all those views.

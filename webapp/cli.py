@@ -45,14 +45,15 @@ def init_app(app: Flask) -> None:
     def check(no_auto_train: bool):
         """Repair what a crash left half-done and report the state (scripts/run.sh runs it)."""
         from webapp.auth import admin_count, admin_from_environment
-        from webapp.training import startup, versions
+        from webapp.training import startup
+        from webapp.versions import registry
 
         app = current_app._get_current_object()
         admin_from_environment(app)
         for line in startup.check(app, auto_train=not no_auto_train, log_report=False):
             click.echo(f"startup check: {line}")
-        run_dir = versions.active_run_dir(app)
-        version = versions.find(run_dir) if versions.usable(run_dir) else None
+        run_dir = registry.active_run_dir(app)
+        version = registry.find(run_dir) if registry.usable(run_dir) else None
         click.echo(f"active model: {version.name if version else 'none yet (the first training job makes one)'}")
         if not admin_count():
             click.echo("no admin account yet: create one with\n"

@@ -22,7 +22,7 @@ def from_environment() -> dict:
         # A run directory, or a small pointer file naming one (swapped atomically to
         # change the active model without a restart).
         # Unset: a pointer file in the instance folder, first naming models/default; the
-        # admin page activates a model version by replacing it (webapp/training/versions.py).
+        # admin page activates a model version by replacing it (webapp/versions/registry.py).
         "HARK_MODEL": _env("HARK_MODEL", None),
         # How often (s) a worker looks whether the active model changed.
         "HARK_MODEL_CHECK_S": _env("HARK_MODEL_CHECK_S", 1.0, float),

@@ -23,7 +23,8 @@ from tests.helpers import PASSWORD, make_app
 from tests.test_gallery import copy_run
 from tests.test_usability import A_ID, B_ID, FEW_ID, make_runs
 from webapp.database import db
-from webapp.training import jobs, versions
+from webapp.training import jobs
+from webapp.versions import registry
 
 pytestmark = pytest.mark.e2e
 
@@ -103,12 +104,12 @@ def site(tmp_path, runs, live_server):            # live_server: skips without C
               "HARK_AUTO_TRAIN": False, "HARK_MODEL_CHECK_S": 0}
     app = make_app(tmp_path, **config)
     with app.app_context():
-        versions.register(runs / A_ID, source="default")
-        versions.register(runs / B_ID)
-        few = versions.register(runs / FEW_ID)
+        registry.register(runs / A_ID, source="default")
+        registry.register(runs / B_ID)
+        few = registry.register(runs / FEW_ID)
         few.labels = [label for label in few.labels if label != "_silence_"]
         db.session.commit()
-        versions.reconcile(app)
+        registry.reconcile(app)
     url, stop = serve(config)
     yield url, app
     stop()
@@ -158,7 +159,7 @@ def test_training_page_running_job_first_time_left_and_a_page_per_job(browser, s
                            " === 'finishing: testing and saving the model'", timeout=10_000)
     with app.app_context():
         jobs.finish(job_id, "succeeded", run_dir=str(runs / B_ID), metrics={"accuracy": 0.625})
-        version = versions.find(runs / B_ID)
+        version = registry.find(runs / B_ID)
         version.job_id = job_id
         db.session.commit()
     page.wait_for_selector(f"#history-rows a[href='/training/jobs/{job_id}']", timeout=10_000)
@@ -246,7 +247,7 @@ def test_admin_tables_on_a_phone_show_every_action(browser, site, tone_data, art
     assert active.is_visible() and "active" in active.inner_text()
     check_contrast(phone)
     phone.screenshot(path=artifacts / "new-user-admin-phone.png", full_page=True)
-    phone.locator("section:has(#versions-title)").screenshot(path=artifacts / "new-user-admin-phone-versions.png")
+    phone.locator("section:has(#versions-title)").screenshot(path=artifacts / "new-user-admin-phone-registry.png")
     assert phone.js_errors == []
     phone.context.close()
 

@@ -3,7 +3,7 @@
 "Serve X from now on?" let an admin swap a 93% model for a 26% one that had
 lost its silence and not-a-command classes. `change()` sets the candidate next
 to the active version: accuracy on every measure both were measured on (the
-same test split, real speech, the same folder; webapp/gallery/accuracy.py),
+same test split, real speech, the same folder; webapp/versions/accuracy.py),
 the labels it gains and loses, and whether the swap needs a clear, explicit
 confirmation (it is worse on a shared measure, or drops labels, or the two
 share no measure and its own test accuracy is lower).
@@ -15,10 +15,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from webapp.database import db
-from webapp.gallery import accuracy
+from webapp.versions import accuracy
 from webapp.labels import display_name
 from webapp.tables import ModelVersion, TrainingJob
-from webapp.training import versions
+from webapp.versions import registry
 
 WORSE_BY = 0.0005            # below this (0.05 points) two accuracies count as equal
 
@@ -27,8 +27,8 @@ def active_version() -> ModelVersion | None:
     """The version the pointer names now (by the table's flag, else by its run directory)."""
     version = db.session.scalar(select(ModelVersion).where(ModelVersion.active.is_(True)))
     if version is None:
-        run_dir = versions.active_run_dir()
-        version = versions.find(run_dir) if run_dir else None
+        run_dir = registry.active_run_dir()
+        version = registry.find(run_dir) if run_dir else None
     return version
 
 

@@ -17,12 +17,13 @@ from wtforms import (BooleanField, FloatField, IntegerField, RadioField, SelectF
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ml import config, runs
+from ml import config, folders, runs
 from ml.dataset import DataError
 from webapp.datasets import store
 from webapp.json_input import request_json
 from webapp.security import json_form_data
-from webapp.training import jobs, versions
+from webapp.training import jobs
+from webapp.versions import registry
 
 AUGMENT = {"arch": None, "on": True, "off": False}
 AUGMENT_JSON = {None: "arch", True: "on", False: "off"}
@@ -111,7 +112,7 @@ class TrainForm(FlaskForm):
         self.init.choices = self.init.choices[:1] + [
             (str(v.id), f"{v.name} ({v.arch}, {len(v.labels or [])} labels"
                         f"{', active' if v.active else ''})")
-            for v in versions.all_versions() if versions.usable(Path(v.run_dir))]
+            for v in registry.all_versions() if registry.usable(Path(v.run_dir))]
 
     def _json_values(self):
         """The JSON body as form data, each value checked as JSON (errors kept for `validate`)."""
@@ -196,13 +197,17 @@ class TrainForm(FlaskForm):
         text = (field.data or "").strip()
         if not text:
             raise ValidationError("give the folder's path on the server")
-        field.data = check_folder(text, min_labels=2 if len(self.dataset.data) == 1 else 1)
+        try:     # absolute, in the Speech Commands layout, audio in every label folder
+            field.data = str(folders.check_folder(text, min_labels=2 if len(self.dataset.data) == 1 else 1,
+                                                  every_label=True))
+        except DataError as exc:
+            raise ValidationError(str(exc)) from None
 
     def validate_init(self, field):
         if field.data in (None, ""):
             field.data = None
             return
-        found = versions.all_versions()
+        found = registry.all_versions()
         version = next((v for v in found if str(v.id) == field.data), None) or \
             next((v for v in found if v.name == field.data), None)
         if version is None:
@@ -263,27 +268,3 @@ def _has_weights(run_dir: Path) -> bool:
     except (OSError, ValueError):
         return False
     return all((m / runs.MODEL_FILE).is_file() for m in (members or [run_dir]))
-
-
-def check_folder(path: Path | str, min_labels: int = 2) -> str:
-    """A data folder in the Speech Commands layout, or a ValidationError saying what is wrong."""
-    from ml.dataset import list_clips
-
-    try:
-        path = jobs.server_path(str(path))
-    except DataError as exc:
-        raise ValidationError(str(exc)) from None
-    if not path.is_absolute():
-        raise ValidationError("give an absolute path (it is a folder on the server)")
-    try:
-        if not path.is_dir():
-            raise ValidationError(f"{path} is not a folder on the server")
-        labels, clips = list_clips(path)
-    except (DataError, OSError) as exc:
-        raise ValidationError(str(exc)) from None
-    if len(labels) < min_labels:
-        raise ValidationError(f"{path} has {len(labels)} label folder(s); at least 2 are needed")
-    empty = sorted(set(labels) - {c.label for c in clips})
-    if empty:
-        raise ValidationError(f"label folders without audio: {', '.join(empty)}")
-    return str(path.resolve())

@@ -23,10 +23,11 @@ from webapp.admin.forms import TrainForm
 from webapp.auth import admin_required, current_username
 from webapp.database import db
 from webapp.errors import ApiError
-from webapp.gallery import accuracy
+from webapp.versions import accuracy
 from webapp.json_input import request_json
 from webapp.tables import ModelVersion, TrainingJob
-from webapp.training import jobs, versions
+from webapp.training import jobs
+from webapp.versions import registry
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -35,11 +36,11 @@ def _context(form: TrainForm | None = None) -> dict:
     return {
         "form": form or TrainForm(formdata=None),
         "jobs": jobs.summaries(jobs.recent(30), admin=True),
-        "versions": [{**versions.summary(v), "measures": accuracy.measures(v.run_dir)}
-                     for v in versions.all_versions()],
+        "versions": [{**registry.summary(v), "measures": accuracy.measures(v.run_dir)}
+                     for v in registry.all_versions()],
         "mini_available": jobs.dataset_available("mini"),
         "default_ready": (jobs.default_data() / "dataset.json").is_file(),
-        "can_activate": versions.pointer() is not None,
+        "can_activate": registry.pointer() is not None,
     }
 
 
@@ -123,9 +124,9 @@ def _version_or_404(version_id: int) -> ModelVersion:
 def confirm_activation(version_id: int):
     """What serving this version would change; the page's form activates it."""
     version = _version_or_404(version_id)
-    return render_template("activate.html", version=versions.summary(version),
+    return render_template("activate.html", version=registry.summary(version),
                            change=activation.change(version),
-                           can_activate=versions.pointer() is not None)
+                           can_activate=registry.pointer() is not None)
 
 
 @bp.post("/versions/<int:version_id>/activate")
@@ -137,14 +138,14 @@ def activate_version(version_id: int):
         flash("This version is worse or knows fewer words than the active one: read what changes "
               "and confirm to activate it.", "error")
         return redirect(url_for("admin.confirm_activation", version_id=version_id))
-    return _flash_action(lambda: versions.activate(version_id, current_username()),
+    return _flash_action(lambda: registry.activate(version_id, current_username()),
                          "The model is active: every worker serves it within a second or two.")
 
 
 @bp.post("/versions/<int:version_id>/delete")
 @admin_required
 def delete_version(version_id: int):
-    return _flash_action(lambda: versions.delete(version_id), "The model version is deleted.")
+    return _flash_action(lambda: registry.delete(version_id), "The model version is deleted.")
 
 
 # ---- JSON API --------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def api_regenerate():
 @bp.get("/api/versions")
 @admin_required
 def api_versions():
-    return jsonify(versions=[versions.summary(v) for v in versions.all_versions()])
+    return jsonify(versions=[registry.summary(v) for v in registry.all_versions()])
 
 
 @bp.get("/api/versions/<int:version_id>/activation")
@@ -214,11 +215,11 @@ def api_activation(version_id: int):
 @bp.post("/api/versions/<int:version_id>/activate")
 @admin_required
 def api_activate(version_id: int):
-    return jsonify(versions.summary(_api(lambda: versions.activate(version_id, current_username()))))
+    return jsonify(registry.summary(_api(lambda: registry.activate(version_id, current_username()))))
 
 
 @bp.delete("/api/versions/<int:version_id>")
 @admin_required
 def api_delete_version(version_id: int):
-    name = _api(lambda: versions.delete(version_id))
+    name = _api(lambda: registry.delete(version_id))
     return jsonify(deleted=name)

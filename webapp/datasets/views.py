@@ -16,7 +16,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 
 from ml.audio import AudioError, take_problems
 from ml.config import SILENCE
-from webapp.audio_input import display_name
+from webapp.classify.audio_input import display_name
 from webapp.auth import admin_only_blueprint, current_username
 from webapp.datasets import store
 from webapp.errors import ApiError

@@ -5,9 +5,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """The gallery's pages, its JSON API and the admin's evaluate-a-folder endpoint."""
-    from webapp.gallery import api, evaluate, pages
+    """The gallery's pages and its JSON API."""
+    from webapp.gallery import api, views
 
-    app.register_blueprint(pages.bp)
+    app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(evaluate.bp)

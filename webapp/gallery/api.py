@@ -10,12 +10,14 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
-from webapp import figures, inference
-from webapp.api import analysis
+from webapp import figures
+
+from webapp.classify import inference
+from webapp.classify.api import analysis
 from webapp.errors import ApiError
 from webapp.gallery import compare as gallery_compare
 from webapp.gallery import data as gallery_data
-from webapp.gallery import models as gallery_models
+from webapp.gallery import classifiers
 from webapp.gallery import thumbnails
 from webapp.gallery.audio_build import audio_state
 from webapp.gallery.data import Source
@@ -87,7 +89,7 @@ def analyze(source: str, index: int):
     src = gallery_data.get_source(source)
     rows = gallery_data.rows_of(src)
     path = gallery_data.clip_path(src, index, rows)
-    classifier = gallery_models.classifier_for(src.model_dir, current_app.extensions["hark.models"])
+    classifier = classifiers.classifier_for(src.model_dir, current_app.extensions["hark.models"])
     result = inference.run(classifier, path.read_bytes(), path.name,
                            current_app.config["HARK_MAX_SECONDS"], started)
     body = analysis(classifier, result)
@@ -115,7 +117,7 @@ def evaluation(source: str):
         body["figures"].update(figures.training_curves(history))
     if src.model_dir is not None and src.model_dir.is_dir() and request.args.get("latency") != "0":
         try:
-            body["latency"] = gallery_models.latency(src.model_dir, gallery_data.cache_folder(),
+            body["latency"] = classifiers.latency(src.model_dir, gallery_data.cache_folder(),
                                                      current_app.extensions["hark.models"])
         except ApiError:
             body["latency"] = None

@@ -8,11 +8,9 @@ folder, and are checked to stay inside that folder.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +19,10 @@ from flask import current_app
 from ml.dataset import AUDIO_SUFFIXES
 from webapp import privacy
 from webapp.errors import ApiError
-from webapp.gallery.evaluations import ID as EVAL_ID
-from webapp.gallery.evaluations import list_evaluations
+from webapp.versions import evaluations
+from webapp.versions.evaluations import ID as EVAL_ID
+from webapp.versions.evaluations import list_evaluations
+from webapp.versions.run_files import read_cached
 from webapp.labels import display_name
 from webapp.settings import ROOT
 
@@ -114,34 +114,6 @@ class Source:
         return status["message"] + (f" Regenerate it with: {command}" if command else "")
 
 
-# ---- reading JSON files once per change ----------------------------------------------
-
-_cache: dict[str, tuple[tuple, object]] = {}
-_cache_lock = threading.Lock()
-
-
-def read_cached(path: Path):
-    """A JSON file's content, parsed again only when its size or time changes."""
-    path = Path(path)
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    stamp = (st.st_mtime_ns, st.st_size)
-    hit = _cache.get(str(path))
-    if hit and hit[0] == stamp:
-        return hit[1]
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    with _cache_lock:
-        if len(_cache) > 64:
-            _cache.clear()
-        _cache[str(path)] = (stamp, data)
-    return data
-
-
 # ---- listing sources ------------------------------------------------------------------
 
 def runs_folder() -> Path:
@@ -158,7 +130,7 @@ def instance_folder() -> Path:
 
 def evaluations_folder() -> Path:
     """Where stored evaluations live (one JSON file each)."""
-    return instance_folder() / "evaluations"
+    return evaluations.folder()
 
 
 def cache_folder() -> Path:

@@ -1,4 +1,4 @@
-"""Training jobs and model versions: the queue, its consumer, startup repairs, the status page and API."""
+"""Training jobs: the queue, its consumer, startup repairs, the Training page and its API."""
 from __future__ import annotations
 
 from flask import Flask
@@ -6,9 +6,10 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """The task queue (its task runs webapp.training.runner), the Training page and its API."""
-    from webapp.training import downloads, pages, queue, runner, status
+    from webapp.training import api, jobs, queue, runner, views
+    from webapp.versions import registry
 
     queue.init_app(app, runner.run_job)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(status.bp)
-    app.register_blueprint(downloads.bp)      # Download menus: exports of model versions
+    registry.add_holder(app, jobs.holding)     # a version a job uses is never deleted under it
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)

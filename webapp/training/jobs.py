@@ -24,7 +24,6 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ml import config
-from ml.dataset import DataError
 from webapp import privacy
 from webapp.database import db, iso, utcnow
 from webapp.instance import versions_lock
@@ -35,7 +34,6 @@ DATASETS = {"default": "default synthetic set", "mini": "mini Speech Commands", 
 USER_SET = "user:"        # a data set key "user:<name>": <HARK_DATA>/user/<name> (webapp/datasets)
 PREPARE = ("none", "missing", "rebuild")   # default set: use as is, make if missing, build afresh
 EVALUATE = "evaluate"                       # params "kind" of an evaluation job
-MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255  # Linux's PATH_MAX (less the NUL) and NAME_MAX
 
 
 class JobError(ValueError):
@@ -92,28 +90,6 @@ def dataset_label(params: dict) -> str:
         else:
             names.append(DATASETS.get(kind, kind))
     return " + ".join(names)
-
-
-def server_path(text, base: Path | None = None) -> Path:
-    """A folder path an admin typed, as a Path (a relative one taken from `base` when given),
-    or a DataError saying what is wrong: control characters (a NUL byte would reach the
-    operating system), a name or path longer than the file system allows, "~user" for no user."""
-    if not isinstance(text, str) or not text.strip():
-        raise DataError("name a folder on the server")
-    text = text.strip()
-    if not text.isprintable():
-        raise DataError("the folder path contains a control character (such as a NUL byte or a "
-                        "line break)")
-    raw = os.fsencode(text)
-    if len(raw) > MAX_PATH_BYTES:
-        raise DataError(f"the folder path is longer than {MAX_PATH_BYTES} bytes")
-    if any(len(part) > MAX_NAME_BYTES for part in raw.split(b"/")):
-        raise DataError(f"a part of the folder path is longer than {MAX_NAME_BYTES} bytes")
-    try:
-        path = Path(text).expanduser()
-    except RuntimeError:                 # "~name" for a user this server does not have
-        raise DataError(f"{text}: no such user's home folder on the server") from None
-    return Path(base) / path if base is not None and not path.is_absolute() else path
 
 
 def make_params(dataset: str | list = "default", data: str | None = None, activate: bool = False,
@@ -188,7 +164,7 @@ def submit(params: dict, user: str | None) -> TrainingJob:
 
     A job that starts from a version or evaluates one is stored under the versions' lock once
     that version's folder is seen to be there: a delete, which refuses while a queued job uses
-    the version (versions.job_using), cannot slip in between (409 when it came first)."""
+    the version (job_using), cannot slip in between (409 when it came first)."""
     used = [Path(p) for p in (params.get("init_dir"), params.get("model_dir")) if p]
     with versions_lock(current_app.instance_path) if used else contextlib.nullcontext():
         gone = [p for p in used if not p.is_dir()]
@@ -227,6 +203,36 @@ def has_pending(kind: str | None = None) -> bool:
     """Is a job queued or running (optionally only jobs of `kind`, e.g. "auto")?"""
     jobs = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running"))))
     return any(kind is None or j.params.get("kind") == kind for j in jobs)
+
+
+def job_using(run_dir: Path, name: str) -> TrainingJob | None:
+    """A queued or running job that starts from this version, evaluates it or reads data
+    inside its folder: the version must stay until it ends (jobs.submit checks under the
+    same lock that a version it names is still there; registry.delete asks `holding`)."""
+    run_dir = Path(run_dir).resolve()
+
+    def inside(path) -> bool:
+        try:
+            return bool(path) and Path(str(path)).resolve().is_relative_to(run_dir)
+        except (OSError, RuntimeError, ValueError):
+            return False
+
+    pending = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running")))
+                                 .order_by(TrainingJob.id))
+    for job in pending:
+        p = job.params or {}
+        if inside(p.get("init_dir")) or inside(p.get("model_dir")) \
+                or any(inside(folder) for folder in data_folders(p)) \
+                or (p.get("init") == name and not p.get("init_dir")):
+            return job
+    return None
+
+
+
+def holding(run_dir: Path, name: str) -> str | None:
+    """What holds a version, for webapp.versions.registry.delete: "job #3 (queued: ...)", or None."""
+    job = job_using(run_dir, name)
+    return None if job is None else f"job #{job.id} ({job.state}: {describe(job.params or {})})"
 
 
 # ---- what the running job reports ------------------------------------------

@@ -2,10 +2,10 @@
 
 A training job: claim -> (build the default data set) -> ml.train.train with
 progress rows and a cancel flag read from the database -> register the model
-version -> activate it when asked -> succeeded. An evaluation job (params kind
-"evaluate"): claim -> webapp.gallery.evaluations.evaluate_and_store with its
-progress in clips and the same cancel flag -> succeeded, with the stored
-evaluation's id, accuracy and size as its metrics. Any failure marks the job
+version -> activate it when asked -> succeeded. A job of another kind (the
+admin's folder evaluation, kind "evaluate") is done by the function its package
+registered with `add_job_kind`, with the same log, heartbeat and cancel flag, and
+succeeds with the metrics it returns. Any failure marks the job
 failed with its error and log tail; a cancelled job ends "cancelled". Neither
 changes the active model: activation is the very last step of a successful
 training, and ml.train leaves no run directory behind when it is cancelled or fails.
@@ -18,6 +18,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import current_app
@@ -25,7 +26,8 @@ from flask import current_app
 from webapp.database import db
 from webapp.settings import ROOT
 from webapp.tables import TrainingJob
-from webapp.training import jobs, versions
+from webapp.training import jobs
+from webapp.versions import registry
 
 log = logging.getLogger(__name__)
 # Set by the consumer when it is asked to stop: a running training ends after its batch.
@@ -66,6 +68,18 @@ class _StopFlag:
         return self.cancelled
 
 
+JOB_KINDS = "hark.job_kinds"
+# run(job_id, params, log, should_stop) -> the job's metrics
+KindRunner = Callable[[int, dict, jobs.LogTail, Callable[[], bool]], dict]
+
+
+def add_job_kind(app, kind: str, run: KindRunner) -> None:
+    """Let another package's jobs (params "kind") go through this queue and consumer: `run` does
+    the work and returns the job's metrics; claiming, heartbeat, failure and cancel are done here,
+    as for a training. Registered by that package's init_app, as the queue is given run_job."""
+    app.extensions.setdefault(JOB_KINDS, {})[kind] = run
+
+
 def run_job(job_id: int) -> None:
     """Run one job to its end state; never raises (the queue has nothing to retry)."""
     if not jobs.claim(job_id):
@@ -80,8 +94,10 @@ def run_job(job_id: int) -> None:
     beat.start()
     run_dir = None
     try:
-        if jobs.is_evaluation(params):
-            _evaluate(job_id, params, tail, stop)
+        other_kind = app.extensions.get(JOB_KINDS, {}).get(params.get("kind"))
+        if other_kind is not None:
+            metrics = other_kind(job_id, params, tail, stop)
+            jobs.finish(job_id, "succeeded", log_tail=tail.text(), metrics=metrics)
             return
         data = teach_folders(params)
         if data is not None:
@@ -94,13 +110,13 @@ def run_job(job_id: int) -> None:
         jobs.set_stage(job_id, "loading data")
         run_dir = _train(job_id, params, data, tail, stop)
         jobs.set_stage(job_id, "measuring the model")
-        version = versions.register(run_dir, source="job", job_id=job_id)
+        version = registry.register(run_dir, source="job", job_id=job_id)
         tail(f"model version {version.name}: test accuracy "
              f"{(version.test_accuracy or 0):.1%}, {version.size_bytes / 1024:.0f} KB, "
              f"{version.latency_ms:.2f} ms per clip")
         run_dir = None   # registered: from here on it is a version, never removed as debris
         metrics = dict(version.metrics or {})
-        if params.get("activate") or not versions.usable(versions.active_run_dir()):
+        if params.get("activate") or not registry.usable(registry.active_run_dir()):
             metrics["activation"] = _guarded_activate(job_id, version, requested_by, tail)
         jobs.finish(job_id, "succeeded", run_dir=version.run_dir, metrics=metrics,
                     log_tail=tail.text())
@@ -116,38 +132,17 @@ def run_job(job_id: int) -> None:
         _free_memory()
 
 
-def _evaluate(job_id: int, params: dict, tail: jobs.LogTail, stop) -> None:
-    from webapp.gallery import data as gallery_data
-    from webapp.gallery.evaluations import evaluate_and_store
-
-    jobs.set_stage(job_id, "loading the model")
-    tail(f"{jobs.describe(params)}: {params.get('clips', 0):,} clips")
-    started = time.monotonic()
-
-    def progress(done: int, total: int) -> None:
-        elapsed = time.monotonic() - started
-        eta = elapsed / done * (total - done) if done else None
-        jobs.record_progress(job_id, done, total, eta)
-
-    result = evaluate_and_store(params["model_dir"], params["data"], gallery_data.evaluations_folder(),
-                                log=tail, progress=progress, should_stop=stop)
-    tail(f"evaluation {result['id']}: accuracy {result['accuracy']:.1%} on {result['n']:,} clips")
-    jobs.finish(job_id, "succeeded", log_tail=tail.text(),
-                metrics={k: result[k] for k in ("id", "accuracy", "n", "model")})
-
-
 def _cancelled():
-    from ml.train import TrainingCancelled
+    from ml.cancel import Cancelled
 
-    return TrainingCancelled("training was cancelled")
+    return Cancelled("training was cancelled")
 
 
 def _fail(job_id: int, exc: BaseException, tail: jobs.LogTail) -> None:
+    from ml.cancel import Cancelled
     from ml.dataset import DataError
-    from ml.train import TrainingCancelled
-    from webapp.gallery.evaluations import Cancelled
 
-    if isinstance(exc, (TrainingCancelled, Cancelled)):
+    if isinstance(exc, Cancelled):
         if jobs.stop_requested(job_id):
             tail("cancelled")
             jobs.finish(job_id, "cancelled", log_tail=tail.text())
@@ -168,9 +163,9 @@ def _fail(job_id: int, exc: BaseException, tail: jobs.LogTail) -> None:
 def _guarded_activate(job_id: int, version, requested_by: str | None, tail: jobs.LogTail) -> dict:
     """Activate the job's version unless the guard finds it worse than the active one
     (ml/guard.py); what was decided and why, for the job's metrics and pages."""
-    active = versions.active_run_dir()
+    active = registry.active_run_dir()
     verdict = None
-    if current_app.config["HARK_GUARD"] and versions.usable(active):
+    if current_app.config["HARK_GUARD"] and registry.usable(active):
         jobs.set_stage(job_id, "checking it against the active version")
         verdict = check_against_active(Path(version.run_dir), active, tail)
         if not verdict["ok"]:
@@ -178,10 +173,10 @@ def _guarded_activate(job_id: int, version, requested_by: str | None, tail: jobs
             tail(f"succeeded, not activated: {why}")
             return {"activated": False, "why": why, "guard": verdict}
     try:
-        versions.activate(version.id, requested_by or "job")
+        registry.activate(version.id, requested_by or "job")
         tail(f"model version {version.name} is now the active model")
         return {"activated": True, "guard": verdict}
-    except jobs.JobError as exc:
+    except registry.VersionError as exc:
         tail(f"not activated: {exc}")
         return {"activated": False, "why": str(exc), "guard": verdict}
 

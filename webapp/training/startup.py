@@ -28,7 +28,8 @@ from sqlalchemy import select
 
 from webapp.database import db
 from webapp.tables import ModelVersion, TrainingJob
-from webapp.training import jobs, versions
+from webapp.training import jobs
+from webapp.versions import registry
 from webapp.training.queue import queue
 
 log = logging.getLogger("webapp.training.startup")
@@ -43,8 +44,8 @@ def check(app: Flask, auto_train: bool = True, log_report: bool = True) -> list[
         report += clean_debris(app)
         report += repair_pointer(app)
         report += register_runs(app)
-        with versions.lock(app):          # an activation meanwhile would be undone otherwise
-            versions.reconcile(app)
+        with registry.lock(app):          # an activation meanwhile would be undone otherwise
+            registry.reconcile(app)
         report += requeue_lost(app)
         if auto_train:
             report += first_model(app)
@@ -138,31 +139,31 @@ def clean_debris(app: Flask) -> list[str]:
 def repair_pointer(app: Flask) -> list[str]:
     """A pointer naming a missing or incomplete run goes back to the last active version
     that still exists, and only when there is none to the shipped default model."""
-    pointer = versions.pointer(app)
+    pointer = registry.pointer(app)
     if pointer is None:
         return []
-    with versions.lock(app):      # not while an admin activates or deletes a version
+    with registry.lock(app):      # not while an admin activates or deletes a version
         return _repair_pointer(app, pointer)
 
 
 def _repair_pointer(app: Flask, pointer: Path) -> list[str]:
     default = Path(app.config["HARK_DEFAULT_MODEL"])
     missing = not pointer.exists()
-    target = None if missing else versions.active_run_dir(app)
-    if not missing and versions.usable(target):
+    target = None if missing else registry.active_run_dir(app)
+    if not missing and registry.usable(target):
         return []
     problem = (f"the active-model pointer {pointer} was missing" if missing
                else f"the active model {target} is missing or incomplete")
     pointer.parent.mkdir(parents=True, exist_ok=True)
-    previous = versions.last_active(exclude=target)
+    previous = registry.last_active(exclude=target)
     if previous is not None:
-        versions.write_pointer(pointer, Path(previous.run_dir))
+        registry.write_pointer(pointer, Path(previous.run_dir))
         return [f"{problem}: restored the last active version {previous.name} ({previous.run_dir})"]
     if missing:
-        versions.write_pointer(pointer, default)
+        registry.write_pointer(pointer, default)
         return [f"{problem}: now names {default}"]
-    if versions.usable(default) and target != default.resolve():
-        versions.write_pointer(pointer, default)
+    if registry.usable(default) and target != default.resolve():
+        registry.write_pointer(pointer, default)
         return [f"{problem}: fell back to {default}"]
     return [f"no usable model: {target} is missing or incomplete (a training job will make one)"]
 
@@ -180,16 +181,16 @@ def register_runs(app: Flask) -> list[str]:
     for run_dir, source in candidates:
         if source == "imported" and _run_id(run_dir) in known:
             continue     # a copy of a version already listed (models/default is one of runs/)
-        if versions.usable(run_dir) and versions.find(run_dir) is None:
+        if registry.usable(run_dir) and registry.find(run_dir) is None:
             try:
-                version = versions.register(run_dir, source=source)
+                version = registry.register(run_dir, source=source)
                 known.add(version.name)
                 report.append(f"registered model version {version.name}")
             except Exception as exc:  # noqa: BLE001  one broken run must not stop the check
                 db.session.rollback()
                 report.append(f"could not register {run_dir}: {exc}")
     for version in db.session.scalars(select(ModelVersion)):
-        if not versions.usable(Path(version.run_dir)):
+        if not registry.usable(Path(version.run_dir)):
             report.append(f"model version {version.name}: its files are missing ({version.run_dir})")
     return report
 
@@ -216,9 +217,9 @@ def requeue_lost(app: Flask) -> list[str]:
 
 def first_model(app: Flask) -> list[str]:
     """No usable model and nothing training: enqueue the default job (data set first if missing)."""
-    if not app.config.get("HARK_AUTO_TRAIN") or versions.usable(versions.active_run_dir(app)):
+    if not app.config.get("HARK_AUTO_TRAIN") or registry.usable(registry.active_run_dir(app)):
         return []
-    if versions.pointer(app) is None or jobs.has_pending():
+    if registry.pointer(app) is None or jobs.has_pending():
         return []
     params = jobs.make_params(epochs=app.config["HARK_AUTO_TRAIN_EPOCHS"], activate=True,
                               kind="auto", app=app)

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from ml import teach
 from webapp.tables import TrainingJob
-from webapp.training import jobs, versions
+from webapp.training import jobs
+from webapp.versions import registry
 
 
 def _active():
     """The active version's row (JobError 409 when none is registered and usable)."""
-    run_dir = versions.active_run_dir()
-    version = versions.find(run_dir) if run_dir is not None and versions.usable(run_dir) else None
+    run_dir = registry.active_run_dir()
+    version = registry.find(run_dir) if run_dir is not None and registry.usable(run_dir) else None
     if version is None:
         raise jobs.JobError("there is no active model version to teach", 409)
     return version

@@ -3,7 +3,7 @@
 /api/predict stays lean (no charts) for programs and live mode; /api/analyze
 adds the result view's charts and wording for the pages. Both, /detect and the
 gallery's analyze charge the client for the audio they decode, refused or not
-(webapp.audio_input.decode_upload, the HARK_RATE_AUDIO_SECONDS limit).
+(webapp.classify.audio_input.decode_upload, the HARK_RATE_AUDIO_SECONDS limit).
 """
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 
 from ml.audio import SAMPLE_RATE
-from webapp import detection, figures, inference
-from webapp.audio_input import read_upload
+from webapp import figures
+from webapp.classify import detection
+from webapp.classify import inference
+from webapp.classify.audio_input import read_upload
 from webapp.errors import ApiError
 from webapp.labels import display_name, display_names, verdict
-from webapp.model_store import NoModel
+from webapp.versions.model_store import NoModel
 from webapp.security import csrf, rate_limited
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -79,7 +81,7 @@ def _body_limit():
 @rate_limited("HARK_RATE_PREDICT")
 def detect():
     """Every command of a recording with its time and a timeline figure, or the commands
-    of the next chunk of a live stream (webapp/detection.py)."""
+    of the next chunk of a live stream (webapp/classify/detection.py)."""
     started = time.perf_counter()
     config = current_app.config
     classifier = _classifier()

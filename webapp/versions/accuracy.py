@@ -22,8 +22,9 @@ from pathlib import Path
 from flask import url_for
 
 from webapp import privacy
-from webapp.gallery import data as gallery_data
-from webapp.gallery.evaluations import list_evaluations
+from webapp.versions import evaluations
+from webapp.versions.evaluations import list_evaluations
+from webapp.versions.run_files import read_cached
 from webapp.settings import ROOT
 
 REAL_SPEECH_FILE = "real_speech.json"
@@ -57,7 +58,7 @@ def test_split_name(config: dict) -> str:
 
 
 def _test_split(run_dir: Path, config: dict) -> dict | None:
-    report = gallery_data.read_cached(run_dir / "metrics.json")
+    report = read_cached(run_dir / "metrics.json")
     key = f"test:{config.get('data_hash') or config.get('data')}:{config.get('split')}:{config.get('seed')}"
     return _figure("test", test_split_name(config), report, key,
                    url=url_for("gallery.index", source=f"run:{run_dir.name}"))
@@ -65,7 +66,7 @@ def _test_split(run_dir: Path, config: dict) -> dict | None:
 
 def real_speech(run_dir: Path) -> list[dict]:
     """The figures of the run's real_speech.json, one per evaluated folder."""
-    card = gallery_data.read_cached(Path(run_dir) / REAL_SPEECH_FILE)
+    card = read_cached(Path(run_dir) / REAL_SPEECH_FILE)
     if not isinstance(card, dict) or not isinstance(card.get("sets"), list):
         return []
     out = []
@@ -87,8 +88,8 @@ def _evaluations(run_dir: Path, skip_folders: set[str]) -> list[dict]:
     """The gallery's stored evaluations of this run, newest first, one per folder (those on
     private clips for the admin only; a folder is named, never given as a server path)."""
     out, seen = [], set(skip_folders)
-    for path in list_evaluations(gallery_data.evaluations_folder()):
-        record = gallery_data.read_cached(path)
+    for path in list_evaluations(evaluations.folder()):
+        record = read_cached(path)
         if not isinstance(record, dict) or not record.get("model_dir"):
             continue
         try:
@@ -113,11 +114,11 @@ def measures(run_dir: str | Path | None) -> list[dict]:
     if run_dir is None:
         return []
     run_dir = Path(run_dir).resolve()
-    config = gallery_data.read_cached(run_dir / "config.json") or {}
+    config = read_cached(run_dir / "config.json") or {}
     out = [f for f in [_test_split(run_dir, config)] if f]
     real = real_speech(run_dir)
     out += real
-    card = gallery_data.read_cached(run_dir / REAL_SPEECH_FILE) or {}
+    card = read_cached(run_dir / REAL_SPEECH_FILE) or {}
     measured = {str((ROOT / s["folder"]).resolve()) for s in card.get("sets", [])
                 if isinstance(s, dict) and isinstance(s.get("folder"), str)
                 and s.get("half") is None} if real else set()   # half a folder is not the folder

@@ -15,7 +15,7 @@ from ml.audio import FORMATS as ACCEPTED
 from ml.audio import AudioError, TooLong, UnsupportedFormat, decode, sniff
 from webapp.audio_budget import charge_audio
 from webapp.errors import ApiError
-from webapp.file_kind import describe
+from webapp.classify.file_kind import describe
 
 __all__ = ["ACCEPTED", "display_name", "read_upload", "sniff"]
 

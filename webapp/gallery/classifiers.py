@@ -17,7 +17,7 @@ from ml import runs
 from ml.measure import CLIPS
 from ml.measure import latency as measure_latency
 from webapp.errors import ApiError
-from webapp.training import versions
+from webapp.versions import registry
 
 KEEP = 3
 _loaded: OrderedDict[tuple, object] = OrderedDict()
@@ -59,7 +59,7 @@ def classifier_for(run_dir: Path | None, store=None):
 
 def latency(run_dir: Path, cache: Path, store=None) -> dict:
     """The version's recorded latency, else the cached one, measured now if never measured."""
-    version = versions.find(run_dir)
+    version = registry.find(run_dir)
     if version is not None and version.latency_ms is not None:
         return {"median_ms": version.latency_ms, "clips": CLIPS}
     key = hashlib.sha1("|".join(map(str, _stamp(run_dir))).encode()).hexdigest()

@@ -19,10 +19,11 @@ from ml.config import JOB_SETTINGS
 from webapp import figures, privacy
 from webapp.database import db, utcnow
 from webapp.errors import ApiError
-from webapp.gallery import accuracy
+from webapp.versions import accuracy
 from webapp.settings import ROOT
 from webapp.tables import JobEpoch, ModelVersion, TrainingJob
-from webapp.training import jobs, versions
+from webapp.training import jobs
+from webapp.versions import registry
 
 bp = Blueprint("training_status", __name__, url_prefix="/api")
 PUBLIC = ("id", "kind", "what", "state", "stage", "stalled", "dataset", *JOB_SETTINGS, "epoch",
@@ -80,7 +81,7 @@ def snapshot() -> dict:
                                .where(TrainingJob.state == "queued")) or 0
     body = {
         "active_model": ({"name": active.name, "test_accuracy": active.test_accuracy,
-                          "activated_at": versions.summary(active)["activated_at"]}
+                          "activated_at": registry.summary(active)["activated_at"]}
                          if active else ({"name": store.version, "test_accuracy": None,
                                           "activated_at": None} if store else None)),
         "current": public_job(current, detail=True) if current else None,

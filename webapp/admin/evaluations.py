@@ -3,30 +3,33 @@
 POST /admin/api/evaluations checks the folder (a path, in the Speech Commands layout,
 with labels the model knows: a few directory listings) and answers 202 with a queued
 "evaluate" job; the queue consumer does the work (webapp/training/runner.py ->
-webapp.gallery.evaluations.evaluate_and_store), so a folder of any size never holds a
+webapp.versions.evaluations.evaluate_and_store), so a folder of any size never holds a
 web worker. GET /gallery/evaluate is the form; its script follows the job's progress
 (GET /admin/api/jobs/<id>) and links the stored result when it is done.
 """
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 from sqlalchemy import select
 
 from ml.dataset import DataError, list_clips
+from ml.folders import check_folder
 from ml.runs import labels_of
 from webapp.auth import admin_required, current_username
 from webapp.database import db
 from webapp.datasets import store
 from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
-from webapp.gallery import evaluations
+from webapp.settings import ROOT
 from webapp.json_input import request_json
 from webapp.security import rate_limited
 from webapp.tables import TrainingJob
 from webapp.training import jobs
+from webapp.versions import evaluations
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gallery_admin", __name__)
@@ -88,7 +91,7 @@ def create():
     if source.kind != "run" or source.model_dir is None:
         raise ApiError(400, "model must be a model version (run:<id>), not an evaluation")
     try:
-        path = evaluations.check_folder(_folder(values))
+        path = check_folder(_folder(values), base=ROOT)
         labels, clips = list_clips(path)
         known = labels_of(source.model_dir)
     except DataError as exc:
@@ -110,3 +113,21 @@ def create():
     body = jobs.summary(job, admin=True)
     body["job_url"] = url_for("admin.api_job", job_id=job.id)
     return jsonify(body), 202
+
+
+def run_job(job_id: int, params: dict, log: jobs.LogTail, should_stop) -> dict:
+    """An "evaluate" job in the queue consumer: its progress counted in clips; the job's metrics
+    name the stored evaluation."""
+    jobs.set_stage(job_id, "loading the model")
+    log(f"{jobs.describe(params)}: {params.get('clips', 0):,} clips")
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (total - done) if done else None
+        jobs.record_progress(job_id, done, total, eta)
+
+    result = evaluations.evaluate_and_store(params["model_dir"], params["data"], evaluations.folder(),
+                                            log=log, progress=progress, should_stop=should_stop)
+    log(f"evaluation {result['id']}: accuracy {result['accuracy']:.1%} on {result['n']:,} clips")
+    return {k: result[k] for k in ("id", "accuracy", "n", "model")}

@@ -36,11 +36,12 @@ from ml.export_formats import FORMATS, ExportError
 from webapp import child_builds, privacy
 from webapp.database import db
 from webapp.errors import ApiError, respond
-from webapp.gallery import data as gallery_data
-from webapp.gallery.evaluations import list_evaluations
+from webapp.versions.evaluations import folder as evaluations_folder
+from webapp.versions.evaluations import list_evaluations
+from webapp.versions.run_files import read_cached
 from webapp.settings import ROOT
 from webapp.tables import ModelVersion
-from webapp.training import versions
+from webapp.versions import registry
 
 log = logging.getLogger(__name__)
 bp = Blueprint("downloads", __name__)
@@ -63,7 +64,7 @@ def _version(version_id: int) -> ModelVersion:
 
 
 def is_active(version: ModelVersion) -> bool:
-    active = versions.active_run_dir()
+    active = registry.active_run_dir()
     return active is not None and Path(version.run_dir).resolve() == active
 
 
@@ -72,7 +73,7 @@ def may_download(version: ModelVersion) -> bool:
 
 
 def _config(version: ModelVersion) -> dict:
-    return gallery_data.read_cached(Path(version.run_dir) / "config.json") or {}
+    return read_cached(Path(version.run_dir) / "config.json") or {}
 
 
 def data_folder(config: dict) -> Path:
@@ -83,7 +84,7 @@ def data_folder(config: dict) -> Path:
 
 def unavailable_reason(version: ModelVersion, fmt: str) -> str | None:
     """Why `fmt` cannot be built for this version here, in words for people; None when it can."""
-    if not versions.usable(Path(version.run_dir)):
+    if not registry.usable(Path(version.run_dir)):
         return f"the files of model version {version.name} are not on this machine"
     config = _config(version)
     try:
@@ -120,10 +121,10 @@ class Export:
 def _evaluations_of(run_dir: Path) -> tuple[Path, ...]:
     """Stored gallery evaluations of this run (quoted in its bundle's model card): those on
     public clips only, as anyone may download the active model's bundle (webapp/privacy.py)."""
-    folder = gallery_data.evaluations_folder()
+    folder = evaluations_folder()
     found = []
     for path in list_evaluations(folder):
-        record = gallery_data.read_cached(path)
+        record = read_cached(path)
         if isinstance(record, dict) and record.get("report") and record.get("model_dir") \
                 and Path(record["model_dir"]).resolve() == run_dir \
                 and privacy.folder_public(record.get("folder")):
@@ -331,7 +332,7 @@ def download_menu(version_id: int | None = None, run_dir: str | Path | None = No
     if version_id is not None:
         version = db.session.get(ModelVersion, version_id)
     elif run_dir is not None:
-        version = versions.find(Path(run_dir))
+        version = registry.find(Path(run_dir))
     else:
         version = None
     if version is None or not may_download(version):

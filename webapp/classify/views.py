@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from webapp.detection import sensitivity_choices
+from webapp.classify.detection import sensitivity_choices
 
 bp = Blueprint("pages", __name__)
 

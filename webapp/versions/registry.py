@@ -6,6 +6,8 @@ every gunicorn worker's ModelStore sees either the old or the new run (never a
 half-written one) and switches within HARK_MODEL_CHECK_S; a request in flight
 keeps the Classifier it started with. The database's `active` flag mirrors the
 pointer and is reconciled from it at startup (webapp/training/startup.py).
+A version a queued or running job holds is never deleted: the training package
+registers that check here (`add_holder`), so this module knows nothing of jobs.
 
 Activating and deleting exclude each other: both hold one lock between
 processes (`lock()`, a file in the instance folder, also taken by the startup
@@ -21,6 +23,8 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+from collections.abc import Callable
+
 from flask import Flask, current_app
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
@@ -30,11 +34,25 @@ from ml.measure import measure
 from ml.teach import MIN_TEST_PER_LABEL    # fewer test clips of a label: its figures mean little
 from webapp.database import db, iso, utcnow
 from webapp.instance import ensure_pointer, pointer_text, versions_lock, write_atomic
-from webapp.model_store import resolve
-from webapp.tables import ModelVersion, TrainingJob
-from webapp.training.jobs import JobError, data_folders, describe
+from webapp.tables import ModelVersion
+from webapp.versions.model_store import resolve
 
 log = logging.getLogger(__name__)
+HOLDERS = "hark.version_holders"
+
+
+class VersionError(ValueError):
+    """A change to a version that cannot be done; `status` is the HTTP answer (404, 409)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def add_holder(app: Flask, holder: Callable[[Path, str], str | None]) -> None:
+    """Something that may hold a version (a queued or running job): `holder(run_dir, name)` says
+    what holds it ("job #3 (queued: ...)"), or None; `delete` refuses while one does."""
+    app.extensions.setdefault(HOLDERS, []).append(holder)
 
 
 def default_pointer(app: Flask) -> Path:
@@ -114,7 +132,7 @@ def _fresh(version_id: int) -> ModelVersion:
     version = db.session.scalar(select(ModelVersion).where(ModelVersion.id == version_id)
                                 .execution_options(populate_existing=True))
     if version is None:
-        raise JobError(f"no model version {version_id} (it may have just been deleted)", 404)
+        raise VersionError(f"no model version {version_id} (it may have just been deleted)", 404)
     return version
 
 
@@ -122,29 +140,29 @@ def _check_loads(version: ModelVersion) -> None:
     """Its files are complete and load: never point every worker at a broken model."""
     run_dir = Path(version.run_dir)
     if not usable(run_dir):
-        raise JobError(f"model version {version.name} is incomplete or missing on disk", 409)
+        raise VersionError(f"model version {version.name} is incomplete or missing on disk", 409)
     from ml.classifier import Classifier
 
     try:
         Classifier(run_dir)
     except Exception as exc:     # noqa: BLE001  any failure means "do not activate"
-        raise JobError(f"model version {version.name} does not load: {exc}", 409) from None
+        raise VersionError(f"model version {version.name} does not load: {exc}", 409) from None
 
 
 def activate(version_id: int, user: str | None) -> ModelVersion:
     """Make a version the served model: checked, then the pointer replaced atomically."""
     target = pointer()
     if target is None:
-        raise JobError("HARK_MODEL names a run directory, so the active model is fixed; "
+        raise VersionError("HARK_MODEL names a run directory, so the active model is fixed; "
                        "point HARK_MODEL at a pointer file to switch models here", 409)
     _check_loads(_fresh(version_id))      # the slow load happens before the lock
     with lock():
         version = _fresh(version_id)      # deleted while it loaded: 404, nothing changed
         if not usable(Path(version.run_dir)):
-            raise JobError(f"model version {version.name} is incomplete or missing on disk", 409)
+            raise VersionError(f"model version {version.name} is incomplete or missing on disk", 409)
         if not _mark_active(version.id, user):
             db.session.rollback()
-            raise JobError(f"no model version {version_id} (it was just deleted)", 404)
+            raise VersionError(f"no model version {version_id} (it was just deleted)", 404)
         write_pointer(target, Path(version.run_dir))
         db.session.commit()
         db.session.refresh(version)      # read while no one can delete it: the answer is whole
@@ -198,47 +216,25 @@ def delete(version_id: int) -> str:
         active = active_run_dir()
         in_use = f"{name} is the active model; activate another one first"
         if version.active or (active is not None and run_dir.resolve() == active):
-            raise JobError(in_use, 409)
+            raise VersionError(in_use, 409)
         if version.source == "default":
-            raise JobError("the shipped default model cannot be deleted", 409)
-        user = job_using(run_dir, name)
-        if user is not None:
-            raise JobError(f"{name} is in use by job #{user.id} ({user.state}: {describe(user.params or {})}); "
-                           f"wait for it to finish or cancel it, then delete the version", 409)
+            raise VersionError("the shipped default model cannot be deleted", 409)
+        for holder in current_app.extensions.get(HOLDERS, []):
+            held = holder(run_dir, name)
+            if held:
+                raise VersionError(f"{name} is in use by {held}; wait for it to finish or cancel it, "
+                                   f"then delete the version", 409)
         gone = db.session.execute(sql_delete(ModelVersion).where(ModelVersion.id == version_id)
                                   .where(ModelVersion.active.is_(False)))
         if gone.rowcount != 1:           # activated by a process this lock does not reach
             db.session.rollback()
-            raise JobError(in_use, 409)
+            raise VersionError(in_use, 409)
         db.session.commit()
         # Only run directories this installation made are removed from disk.
         runs_root = Path(current_app.config["HARK_RUNS"]).resolve()
         if run_dir.resolve().parent == runs_root and run_dir.is_dir():
             shutil.rmtree(run_dir, ignore_errors=True)
     return name
-
-
-def job_using(run_dir: Path, name: str) -> TrainingJob | None:
-    """A queued or running job that starts from this version, evaluates it or reads data
-    inside its folder: the version must stay until it ends (jobs.submit checks under the
-    same lock that a version it names is still there)."""
-    run_dir = Path(run_dir).resolve()
-
-    def inside(path) -> bool:
-        try:
-            return bool(path) and Path(str(path)).resolve().is_relative_to(run_dir)
-        except (OSError, RuntimeError, ValueError):
-            return False
-
-    pending = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running")))
-                                 .order_by(TrainingJob.id))
-    for job in pending:
-        p = job.params or {}
-        if inside(p.get("init_dir")) or inside(p.get("model_dir")) \
-                or any(inside(folder) for folder in data_folders(p)) \
-                or (p.get("init") == name and not p.get("init_dir")):
-            return job
-    return None
 
 
 def summary(version: ModelVersion) -> dict:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from webapp.audio_input import decode_upload
+from webapp.classify.audio_input import decode_upload
 
 
 @dataclass

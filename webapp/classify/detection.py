@@ -15,7 +15,7 @@ import time
 from flask import request
 
 from ml.audio import SAMPLE_RATE, to_model_rate
-from webapp.audio_input import decode_upload
+from webapp.classify.audio_input import decode_upload
 from ml.detect import (DEFAULT_SENSITIVITY, SENSITIVITIES, Detector, DetectorConfig, DetectorError, StreamState,
                        presets)
 from webapp import figures
