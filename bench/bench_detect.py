@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ml import guard  # noqa: E402
 from ml.speakers import heard_speakers, link_half, speakers_in  # noqa: E402  (no TensorFlow: cheap)
+
 SHARED = ROOT.parent / "shared"
 SPEECH = SHARED / "speech"
 MAKE_STREAM = SHARED / "tools" / "make_stream.py"

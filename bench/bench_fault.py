@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import ROOT, free_port  # noqa: E402
-from services import Postgres, Redis  # noqa: E402
+from server import ROOT, free_port
+from services import Postgres, Redis
 
 sys.path.insert(0, str(ROOT))
 BOUNDARY = "harkfaultboundary"
@@ -67,8 +67,8 @@ def wav_body() -> bytes:
 
 def tiny_model(tmp: Path) -> tuple[Path, Path]:
     """A tone data set and a 1-epoch model on it (when no --model is given)."""
-    from ml.train import TrainConfig, train
     from ml.synth.tones import make_tone_set
+    from ml.train import TrainConfig, train
 
     data = make_tone_set(tmp / "tones", speakers=20, per_speaker=2)
     run = train(TrainConfig(data=str(data), arch="kws", epochs=1, batch_size=16, runs=str(tmp / "base")),
@@ -218,7 +218,7 @@ def run(args, servers: list) -> int:
                     break
             except OSError:
                 if time.time() > deadline or service.poll() is not None:
-                    raise SystemExit("the service did not start: see " + str(tmp / "service.log"))
+                    raise SystemExit("the service did not start: see " + str(tmp / "service.log")) from None
                 time.sleep(0.5)
         master = gunicorn_master(service.pid)
         while len(workers_of(master)) < args.workers:

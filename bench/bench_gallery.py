@@ -25,12 +25,11 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import server  # noqa: E402
+import server
 
 sys.path.insert(0, str(server.ROOT))
-from ml.metrics import classification_report  # noqa: E402
-
-from ml.runs import is_complete, serving_files  # noqa: E402
+from ml.metrics import classification_report
+from ml.runs import is_complete, serving_files
 
 
 def make_data(root: Path, labels: list[str], n: int, rng) -> list[str]:

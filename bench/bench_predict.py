@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import ROOT, children, free_port, wait_healthy  # noqa: E402
-from server import start_gunicorn as start_server  # noqa: E402
+from server import ROOT, children, free_port, wait_healthy
+from server import start_gunicorn as start_server
 
 sys.path.insert(0, str(ROOT))
 BOUNDARY = "harkbenchboundary"

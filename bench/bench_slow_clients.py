@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.deployment import ROOT, Deployment  # noqa: E402
-from bench.services import find_nginx  # noqa: E402
-from bench.slow_clients import attack  # noqa: E402
+from bench.deployment import ROOT, Deployment
+from bench.services import find_nginx
+from bench.slow_clients import attack
 
 
 def main() -> int:

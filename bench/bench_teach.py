@@ -35,6 +35,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import bench_detect  # noqa: E402
+
 from ml import dataset, guard, rehearsal  # noqa: E402
 
 SPEECH = ROOT.parent / "shared" / "speech"

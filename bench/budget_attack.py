@@ -35,9 +35,9 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.deployment import ROOT, Deployment  # noqa: E402
-from bench.services import Redis, find_redis  # noqa: E402
-from ml.audio_fuzz import encode, flac_with_total_samples, tone  # noqa: E402
+from bench.deployment import ROOT, Deployment
+from bench.services import Redis, find_redis
+from ml.audio_fuzz import encode, flac_with_total_samples, tone
 
 HEAVY_RATE = 384_000
 

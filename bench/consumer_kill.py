@@ -29,8 +29,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_fault import PASSWORD, Admin, tiny_model  # noqa: E402
-from bench.deployment import Deployment  # noqa: E402
+from bench.bench_fault import PASSWORD, Admin, tiny_model
+from bench.deployment import Deployment
 
 
 def children(pid: int) -> list[int]:

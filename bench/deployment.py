@@ -47,7 +47,7 @@ class Deployment:
                     return json.loads(r.read())
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the service did not start:\n{self.output()[-3000:]}")
+                    raise RuntimeError(f"the service did not start:\n{self.output()[-3000:]}") from None
                 time.sleep(0.3)
 
     def output(self) -> str:

@@ -34,8 +34,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_detect import (SPEECH, MAKE_STREAM, TEST_SEEDS, half_dir, read_truth, recording,  # noqa: E402
-                          replay, score, seeds, total, window_probs)
+from bench_detect import (  # noqa: E402
+    MAKE_STREAM,
+    SPEECH,
+    TEST_SEEDS,
+    half_dir,
+    read_truth,
+    recording,
+    replay,
+    score,
+    seeds,
+    total,
+    window_probs,
+)
+
 from ml import runs  # noqa: E402
 from ml.speakers import heard_speakers, speakers_in  # noqa: E402
 

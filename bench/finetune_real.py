@@ -47,7 +47,7 @@ def figures(clf, clips) -> dict:
     from ml.config import SILENCE, UNKNOWN
     from ml.dataset import load_arrays
 
-    x, y, kept = load_arrays(clips, clf.labels, log=lambda m: None)
+    x, y, _ = load_arrays(clips, clf.labels, log=lambda m: None)
     pred = clf.predict_batch(x).argmax(axis=1)
     truth = [clf.labels[i] for i in y]
     right = pred == y

@@ -92,7 +92,7 @@ def decode(source: str | Path | bytes, max_seconds: float = MAX_SECONDS, *, name
         _check_wav_header(head, size, name)
     try:
         f = sf.SoundFile(handle)
-    except Exception as exc:  # soundfile raises several types for broken input
+    except Exception as exc:  # noqa: BLE001  soundfile raises several types for broken input
         raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from None
     with f:
         return _read_mono(f, kind, name, max_seconds, time_limit_s, on_samples)
@@ -187,7 +187,7 @@ def _read_mono(f: sf.SoundFile, kind: str, name: str, max_seconds: float, time_l
             raise AudioError(f"{name}: decoding took longer than {time_limit_s:g} s; the file was refused")
         try:
             chunk = f.read(min(block, limit - n), dtype="float32", always_2d=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  as above, and for data damaged past the header
             if known or not n:
                 raise AudioError(f"{name}: the audio data is damaged or cut short ({_reason(exc)})") from None
             break

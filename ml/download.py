@@ -39,7 +39,7 @@ def _fetch(dest: Path) -> Path:
     try:
         return Path(keras.utils.get_file(f"{NAME}.zip", origin=URL, cache_dir=str(dest.resolve()),
                                          cache_subdir="."))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  network, HTTP, disk and checksum errors alike: say how to do without
         raise DataError(
             f"could not download {URL} ({type(exc).__name__}); without network use the embedded "
             f"default set (python -m ml data default) or a local copy (--from PATH)") from None

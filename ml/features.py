@@ -23,8 +23,8 @@ class _Feature(keras.layers.Layer):
     def __init__(self, frame_length=None, frame_step=None, fft_length=None, bins=None,
                  low_hz=None, high_hz=None, **kwargs):
         super().__init__(**kwargs)
-        given = dict(frame_length=frame_length, frame_step=frame_step, fft_length=fft_length,
-                     bins=bins, low_hz=low_hz, high_hz=high_hz)
+        given = {"frame_length": frame_length, "frame_step": frame_step, "fft_length": fft_length,
+                 "bins": bins, "low_hz": low_hz, "high_hz": high_hz}
         base = FEATURES[self.KIND].params()
         self.feature_spec = FeatureSpec(**{**base, **{k: v for k, v in given.items() if v is not None}})
 

@@ -198,7 +198,7 @@ def build(run_dir: Path, data_root: Path, per_label: int = PER_LABEL,
     chosen = sample(run_dir, data_root, per_label, unknown_per_word, seed)
     labels = sorted({c.label for c, _ in chosen})
     x, y, kept = dataset.load_arrays([c for c, _ in chosen], labels, log)
-    words = dict((c.path, w) for c, w in chosen)
+    words = {c.path: w for c, w in chosen}
     log(f"rehearsal pack: {len(kept)} clips of {len(labels)} labels, alone, in a stream and off centre")
     pack = embed(x, [c.label for c in kept], [words[c.path] for c in kept],
                  [c.speaker or "" for c in kept], 1, 1, seed, backgrounds_of(x, y, labels), log)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ml import runs
-from ml.config import ARCHS, FEATURES, DEFAULT_ARCH, ConfigError
+from ml.config import ARCHS, DEFAULT_ARCH, FEATURES, ConfigError
 from ml.dataset import DataError
 
 
@@ -83,7 +83,7 @@ def load_into(network, init: Init, labels: list[str]) -> None:
     from ml.models import load_model
 
     saved = load_model(init.path / runs.MODEL_FILE)
-    source = saved.get_layer("body") if any(l.name == "body" for l in saved.layers) else saved
+    source = saved.get_layer("body") if any(layer.name == "body" for layer in saved.layers) else saved
     transfer(source, network, init.labels, labels)
 
 
@@ -91,7 +91,7 @@ def transfer(source, target, old_labels: list[str], new_labels: list[str]) -> No
     """Weights of `source` into `target`, both built by the same builder; the last layer
     (the output, one unit per label) is remapped from `old_labels` to `new_labels`."""
     old, new = _weighted(source), _weighted(target)
-    if [type(l).__name__ for l in old] != [type(l).__name__ for l in new]:
+    if [type(layer).__name__ for layer in old] != [type(layer).__name__ for layer in new]:
         raise DataError("init: its network is not the one this architecture builds")
     for a, b in zip(old[:-1], new[:-1]):
         weights = a.get_weights()

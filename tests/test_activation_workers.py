@@ -22,9 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PASSWORD, copy_run
-from tests.helpers import ROOT
-from tests.helpers import audio_bytes
+from tests.helpers import PASSWORD, ROOT, audio_bytes, copy_run
 
 pytestmark = pytest.mark.slow
 WORKERS = 2

@@ -11,8 +11,18 @@ import pytest
 import soundfile as sf
 
 from ml import audio
-from ml.audio_fuzz import (HTML, RATE, encode, flac_with_total_samples, ogg_with_last_granule,
-                                 pcm16, tone, valid_files, wav_header, zip_bytes)
+from ml.audio_fuzz import (
+    HTML,
+    RATE,
+    encode,
+    flac_with_total_samples,
+    ogg_with_last_granule,
+    pcm16,
+    tone,
+    valid_files,
+    wav_header,
+    zip_bytes,
+)
 
 
 def refused(data, match, **kw):
@@ -90,7 +100,7 @@ def test_paths_decode_and_load_clip_gives_one_model_second(tmp_path):
 
 
 def test_missing_or_unreadable_paths_are_audio_errors(tmp_path):
-    with pytest.raises(audio.AudioError, match="missing.wav: cannot be read"):
+    with pytest.raises(audio.AudioError, match=r"missing\.wav: cannot be read"):
         audio.decode(tmp_path / "missing.wav")
     with pytest.raises(audio.AudioError, match="cannot be read"):
         audio.decode(tmp_path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from tests.helpers import ROOT, require_shared_speech
 
 DEFAULT = ROOT / "models" / "default"

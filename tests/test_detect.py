@@ -489,7 +489,7 @@ def test_a_recording_of_minutes_goes_through_the_detector_not_the_single_clip_ro
     """The Upload page sends a file /api/analyze refuses as too long to /api/detect, which takes
     recordings up to HARK_MAX_DETECT_SECONDS (10 minutes) and bodies up to its own limit."""
     client = app_factory(HARK_MODEL=str(tone_run), MAX_CONTENT_LENGTH=1024 * 1024).test_client()
-    wave, centres = tone_recording()
+    wave, _ = tone_recording()
     minutes = np.concatenate([wave] * 16)            # 2 min 2 s, 3.9 MB: past the 1 MB limit
     data = wav_bytes(minutes)
     forty = wav_bytes(minutes[:40 * SAMPLE_RATE:2], SAMPLE_RATE // 2)   # 40 s, 640 KB

@@ -102,7 +102,7 @@ def test_fine_tuning_starts_from_the_runs_skill_and_adds_new_labels(tiny_run, to
     from ml.train import train
 
     before = json.loads((tiny_run / "metrics.json").read_text())["accuracy"]
-    common = dict(epochs=1, batch_size=16, learning_rate=1e-6, runs=str(tmp_path), arch="kws")
+    common = {"epochs": 1, "batch_size": 16, "learning_rate": 1e-6, "runs": str(tmp_path), "arch": "kws"}
     tuned = train(TrainConfig(data=[str(tone_data), str(voice_set)], init=str(tiny_run), **common),
                   verbose=0, log=quiet)
     scratch = train(TrainConfig(data=[str(tone_data), str(voice_set)], **common), verbose=0, log=quiet)
@@ -137,14 +137,14 @@ def test_the_output_units_follow_their_labels(tmp_path):
     transfer(old, new, ["b", "c", "d"], ["a", "b", "c", "d"])     # "a" is new, first by name
     new_kernel, new_bias = new.layers[-1].get_weights()
     assert np.allclose(new_kernel[:, 1:], kernel) and np.allclose(new_bias[1:], bias)
-    first = [next(l for l in model.layers if l.weights) for model in (old, new)]
+    first = [next(layer for layer in model.layers if layer.weights) for model in (old, new)]
     assert np.allclose(first[1].get_weights()[0], first[0].get_weights()[0])
 
 
 def test_a_run_to_start_from_must_be_one_and_of_the_same_architecture(tiny_run, tone_data, tmp_path):
     from ml.train import train
 
-    base = dict(data=str(tone_data), epochs=1, batch_size=16, runs=str(tmp_path))
+    base = {"data": str(tone_data), "epochs": 1, "batch_size": 16, "runs": str(tmp_path)}
     with pytest.raises(ConfigError, match="is a kws model"):
         train(TrainConfig(arch="tutorial", init=str(tiny_run), **base), verbose=0, log=quiet)
     with pytest.raises(DataError, match="not a run directory"):

@@ -16,8 +16,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ml.audio_fuzz import (HTML, RATE, encode, flac_with_total_samples, ogg_with_last_granule,
-                                 pcm16, tone, valid_files, wav_header, zip_bytes)
+from ml.audio_fuzz import (
+    HTML,
+    RATE,
+    encode,
+    flac_with_total_samples,
+    ogg_with_last_granule,
+    pcm16,
+    tone,
+    valid_files,
+    wav_header,
+    zip_bytes,
+)
+
 URLS = ["/api/predict", "/api/analyze"]
 
 

@@ -81,7 +81,7 @@ def test_machines_starting_at_once_migrate_postgres_one_at_a_time(postgres, tmp_
         # Hold the migration lock, so that every machine is provably waiting at the same moment.
         holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         for n in range(MACHINES):
-            log = open(tmp_path / f"machine{n}.log", "w")
+            log = open(tmp_path / f"machine{n}.log", "w")   # noqa: SIM115  closed with its process below
             machines.append((subprocess.Popen(
                 [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
                 env=_env(HARK_INSTANCE=str(tmp_path / f"machine{n}"), HARK_DATABASE_URL=url),
@@ -230,7 +230,7 @@ def test_two_consumers_share_the_redis_queue_and_run_each_job_once(redis_server,
         cluster.stop()
     logs = cluster.logs()
     assert [j.state for j in finished] == ["succeeded"] * len(ids), [(j.id, j.state, j.error) for j in finished]
-    assert epochs == {job_id: 1 for job_id in ids}                 # one progress row each: trained once
+    assert epochs == dict.fromkeys(ids, 1)                 # one progress row each: trained once
     assert sorted(versions) == sorted(ids)                         # one model version each
     runs = [p for p in cluster.runs.iterdir() if not p.name.startswith(".")]
     assert len(runs) == len(ids) and not list(cluster.runs.glob(".tmp-*"))

@@ -21,8 +21,8 @@ from collections import Counter
 import pytest
 
 from bench.deployment import Deployment
-from bench.slow_clients import attack
 from bench.services import find_nginx
+from bench.slow_clients import attack
 
 pytestmark = pytest.mark.slow
 WORKERS = "2"

@@ -95,7 +95,7 @@ def test_a_repeated_half_is_heard_repeat_times_in_training_and_once_in_val_and_t
 def test_a_bad_train_repeat_is_refused_with_its_file_named(speech, tmp_path, bad):
     dest = tmp_path / "half"
     link_half([speech / "words"], 1, dest)
-    (dest / "dataset.json").write_text('{"train_repeat": %s}' % bad)
+    (dest / "dataset.json").write_text('{"train_repeat": ' + bad + "}")
     with pytest.raises(DataError, match=r"dataset.json: train_repeat must be a whole number from 1 to 20"):
         gather([dest])
     with pytest.raises(DataError, match="repeat must be a whole number from 1 to 20, not 0"):

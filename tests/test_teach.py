@@ -6,10 +6,9 @@ at other speeds, which the teaching never heard.
 """
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
-
-import io
 
 import numpy as np
 import pytest
@@ -295,8 +294,8 @@ def test_an_upload_says_which_takes_look_like_fragments(admin, app):
 
 
 def test_a_taught_version_says_it_cannot_be_bundled_yet(taught, tmp_path):
-    from ml.exporters import export
     from ml.export_formats import ExportError
+    from ml.exporters import export
 
-    with pytest.raises(ExportError, match="a taught version .* cannot be bundled yet"):
+    with pytest.raises(ExportError, match=r"a taught version .* cannot be bundled yet"):
         export(taught[0], "bundle", tmp_path / "taught.zip")

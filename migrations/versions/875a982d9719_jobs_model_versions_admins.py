@@ -1,13 +1,12 @@
 """jobs, model versions, admins
 
 Revision ID: 875a982d9719
-Revises: 
+Revises:
 Create Date: 2026-11-24 11:21:55.737236
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '875a982d9719'

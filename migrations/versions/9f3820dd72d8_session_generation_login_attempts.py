@@ -5,9 +5,8 @@ Revises: 875a982d9719
 Create Date: 2026-12-01 04:52:06.092634
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '9f3820dd72d8'

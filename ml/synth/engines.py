@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -271,7 +272,7 @@ class Flite(Engine):
     """CMU Flite (BSD-style licence) through Debian's `flite` command, when installed."""
 
     name, share, clips_per_utterance = "flite", 0.10, 1
-    F0 = {"kal": 105, "kal16": 105, "awb": 115, "rms": 100, "slt": 175}
+    F0: ClassVar[dict[str, int]] = {"kal": 105, "kal16": 105, "awb": 115, "rms": 100, "slt": 175}
     PER_BASE = 8
 
     @staticmethod
@@ -362,7 +363,7 @@ def _available() -> tuple[str, ...]:
         try:
             if ENGINES[name].available():
                 found.append(name)
-        except Exception:  # missing package, library or data: engine not there
+        except Exception:  # noqa: BLE001  missing package, library or data: engine not there
             continue
     return tuple(found)
 

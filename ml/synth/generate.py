@@ -105,7 +105,7 @@ def make_plan(per_word: int, seed: int, engine_names: list[str]) -> list[dict]:
                 tasks.append({"kind": "speech", "label": label, "word": word, "text": text, "engine": name,
                               "voice": voice.base, "variant": voice.variant, "speaker": voice.speaker,
                               "persona": persona, "params": eng.params(voice, brng), "clips": clips})
-    for i in range(int(round(per_word * SILENCE_RATIO))):
+    for _ in range(int(round(per_word * SILENCE_RATIO))):
         crng = np.random.default_rng([seed, 2, clip_index])
         speaker = f"{int(crng.integers(16**8)):08x}"  # background has no speaker; random id keeps splits mixed
         tasks.append({"kind": "silence", "label": SILENCE, "word": "", "text": "", "engine": "noise",
@@ -303,7 +303,10 @@ def _readme(names: list[str], per_word: int, seed: int) -> str:
         "",
     ]
     lines += [f"- **{n}**: {LICENCES[n]}" for n in names]
-    lines += ["", "Noise (white, pink, brown, mains hum, babble from the eSpeak NG voices) is generated procedurally.",
-              "The generated audio is synthetic; the licences above cover the engines and voice models used to make it.",
-              ""]
+    lines += [
+        "",
+        "Noise (white, pink, brown, mains hum, babble from the eSpeak NG voices) is generated procedurally.",
+        "The generated audio is synthetic; the licences above cover the engines and voice models used to make it.",
+        "",
+    ]
     return "\n".join(lines)

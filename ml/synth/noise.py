@@ -39,7 +39,8 @@ def hum(n: int, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(n) / SR
     x = np.zeros(n)
     for h in range(1, int(rng.integers(3, 12))):
-        x += rng.uniform(0.05, 1.0) / h ** rng.uniform(0.3, 1.5) * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 2 * np.pi))
+        x += (rng.uniform(0.05, 1.0) / h ** rng.uniform(0.3, 1.5)
+              * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 2 * np.pi)))
     if rng.uniform() < 0.3:  # buzzy, clipped hum
         x = np.clip(x, -0.5 * np.max(np.abs(x)), 0.5 * np.max(np.abs(x)))
     return _unit(x + 0.05 * colored(n, rng, 1.0))
@@ -55,8 +56,8 @@ class BabbleBank:
     @property
     def items(self) -> list[np.ndarray]:
         if self._items is None:
-            from ml.synth import _espeak
             from ml.audio import to_model_rate
+            from ml.synth import _espeak
             from ml.synth.words import BABBLE_WORDS
 
             rng = np.random.default_rng([self.seed, 77])

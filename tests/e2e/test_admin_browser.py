@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import PASSWORD, make_app
 from tests.e2e.conftest import serve
-from webapp.training import jobs
+from tests.helpers import PASSWORD, make_app
 from webapp.database import db
 from webapp.tables import TrainingJob
+from webapp.training import jobs
 
 pytestmark = pytest.mark.e2e
 

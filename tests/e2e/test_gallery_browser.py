@@ -33,7 +33,8 @@ def test_filter_to_errors_and_open_a_card(page, gallery_server, artifacts):
     page.goto(gallery_server + "/gallery")
     wait_for_cards(page, 8)
     page.wait_for_selector("[data-figure='confusion'][data-drawn]", timeout=20_000)
-    page.wait_for_function("() => [...document.querySelectorAll('.clip-thumb')].every(i => i.complete && i.naturalWidth === 98)")
+    page.wait_for_function("() => [...document.querySelectorAll('.clip-thumb')]"
+                           ".every(i => i.complete && i.naturalWidth === 98)")
     assert page.locator(".clip[data-correct='false']").count() == 2
     assert "Clips 1–8 of 8" in page.inner_text("#gallery-count")
     assert page.inner_text("#latency").endswith("on this server)")

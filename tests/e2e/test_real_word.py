@@ -6,8 +6,8 @@ import pytest
 import soundfile as sf
 
 from ml.audio import to_model_rate
-from tests.helpers import ROOT
 from tests.e2e.conftest import launch, open_page, serve
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
 

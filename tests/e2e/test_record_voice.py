@@ -109,7 +109,7 @@ def test_recorded_clips_teach_the_model_a_new_voice(playwright, site, artifacts)
                 page.wait_for_function("() => document.querySelector('#recorder').dataset.state !== 'saving'")
             page.wait_for_selector("text=Done: 5 clip(s) kept", timeout=15_000)
         counts = store.counts(store.get(tmp / "data", "user:my-voice"))
-        assert counts == {word: 5 for word in sorted(WORDS)}
+        assert counts == dict.fromkeys(sorted(WORDS), 5)
         rows = store.read_manifest(store.get(tmp / "data", "user:my-voice"))
         assert {r["speaker"] for r in rows} == {"Vi"} and {r["source"] for r in rows} == {"recording"}
         for row in rows:
