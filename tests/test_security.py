@@ -252,7 +252,7 @@ def test_security_headers_on_pages_and_api(app):
         h = client.get(path).headers
         csp = h["Content-Security-Policy"]
         script_src = re.search(r"script-src ([^;]+)", csp).group(1)
-        assert script_src.strip() == "'self'"
+        assert script_src.strip() == "'self' 'wasm-unsafe-eval'"    # WebAssembly only (LiteRT.js)
         assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
         assert h["X-Content-Type-Options"] == "nosniff"
         assert h["X-Frame-Options"] == "DENY"

@@ -38,7 +38,7 @@ from webapp.json_input import request_json
 csrf = CSRFProtect()
 
 CSP = ("default-src 'self'; "
-       "script-src 'self'; "                     # no inline scripts, no eval
+       "script-src 'self' 'wasm-unsafe-eval'; "  # no inline scripts, no eval; WebAssembly (LiteRT.js)
        "style-src 'self' 'unsafe-inline'; "      # Plotly sets inline styles on its charts
        "img-src 'self' data: blob:; "
        "media-src 'self' blob:; "

@@ -20,8 +20,9 @@ from webapp.training import runner, startup
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-# The strict policy the pages are held to: no inline or eval'd script anywhere (Plotly injects styles).
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+# The strict policy the pages are held to: no inline or eval'd script anywhere (Plotly injects styles);
+# WebAssembly may be compiled (LiteRT.js, the Listen page's "On this device").
+CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
