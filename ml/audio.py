@@ -75,6 +75,7 @@ def decode(source: str | Path | bytes, max_seconds: float = MAX_SECONDS, *, name
     samples in all channels), so a caller can charge the work even when the file is
     refused after it (cut short, or longer than its header said).
     """
+    handle: io.BytesIO | str          # what soundfile opens
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         name = name or "upload"
@@ -303,7 +304,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:,.0f} h"
 
 
-def _bytes(n: int) -> str:
+def _bytes(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
             return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"

@@ -44,6 +44,8 @@ class FeatureSpec:
         """A spec from saved parameters (a run's config.json), else the catalogue's for `kind`."""
         if params:
             return cls(**params)
+        if kind is None:
+            raise KeyError("neither saved feature parameters nor a feature kind")
         return FEATURES[kind]
 
     def params(self) -> dict:

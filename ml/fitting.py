@@ -11,7 +11,7 @@ import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -30,7 +30,8 @@ class Progress(keras.callbacks.Callback):
         super().__init__()
         self.epochs, self.on_epoch, self.should_stop = epochs, on_epoch, should_stop
         self.name = name
-        self.rows, self.cancelled = [], False
+        self.rows: list[dict] = []
+        self.cancelled = False
 
     def stage(self, text: str) -> None:
         """Tell the caller a stage starts (a row without "epoch")."""
@@ -64,7 +65,7 @@ def new_run_folder(runs: Path, arch: str) -> tuple[str, Path]:
     Two trainings on one runs folder can start in the same second (two queue consumers,
     or machines sharing the folder): the second gets `<time>-<arch>-2`, never the first's folder.
     """
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + arch
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + arch
     runs.mkdir(parents=True, exist_ok=True)
     n = 1
     while True:
@@ -113,6 +114,7 @@ def fit(model, train_xy, val_xy, cfg: TrainConfig, progress: Progress, verbose: 
          class_weight: dict | None = None, loss="sparse_categorical_crossentropy", mix=None) -> None:
     """Adam with cosine decay and an averaged copy of the weights; early stopping. `mix`:
     a map over training batches (see ml.augment.background_mixer)."""
+    assert cfg.epochs is not None, "train() settles the epochs before fitting"
     steps = max(1, -(-len(train_xy[0]) // cfg.batch_size)) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.02)
     optimizer = keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=_ema_momentum(steps))
@@ -121,8 +123,9 @@ def fit(model, train_xy, val_xy, cfg: TrainConfig, progress: Progress, verbose: 
     has_val = len(val_xy[0]) > 0
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
                                             patience=cfg.patience, restore_best_weights=True)
-    model.fit(_pipeline(*train_xy, cfg.batch_size, cfg.seed, shuffle=True, mix=mix),
-              validation_data=_pipeline(*val_xy, cfg.batch_size) if has_val else None,
+    (x, y), (val_x, val_y) = train_xy, val_xy
+    model.fit(_pipeline(x, y, cfg.batch_size, cfg.seed, shuffle=True, mix=mix),
+              validation_data=_pipeline(val_x, val_y, cfg.batch_size) if has_val else None,
               epochs=cfg.epochs, verbose=verbose, shuffle=False, class_weight=class_weight,
               # validation, progress rows and early stopping all see the averaged weights
               callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), progress, stopper])

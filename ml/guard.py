@@ -123,7 +123,7 @@ def score(detections: list[dict], truth: list[dict], tolerance_s: float = TOLERA
 
 
 def measure(classifier, stick: Yardstick, labels: set[str] | None = None,
-            skip_words: set[str] = frozenset()) -> dict:
+            skip_words: set[str] | frozenset[str] = frozenset()) -> dict:
     """A version's figures on the yardstick, over the clips of `labels` (default: all it
     knows) but those that say one of `skip_words` (a word one version was taught and the
     other calls `_unknown_` has no right answer both agree on)."""

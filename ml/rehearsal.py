@@ -128,7 +128,7 @@ def embed(x: np.ndarray, labels: list[str], words: list[str], speakers: list[str
             kinds.append(kind)
     e = np.concatenate(parts) if parts else np.zeros((0, 16, 96), np.float32)
     reps = len(parts)
-    return Pack(e, *(np.array(list(v) * reps, dtype=str) for v in (labels, words)),
+    return Pack(e, np.array(list(labels) * reps, dtype=str), np.array(list(words) * reps, dtype=str),
                 np.repeat(np.array(kinds[:reps], np.int8), n),
                 np.array(list(speakers) * reps, dtype=str))
 
@@ -177,7 +177,7 @@ def sample(run_dir: Path, data_root: Path, per_label: int = PER_LABEL,
         key = (folder, label, word if label == UNKNOWN else "")
         groups[key].append((clip, word))
     rng = np.random.default_rng(seed)
-    chosen = []
+    chosen: list[tuple[dataset.Clip, str]] = []
     for key in sorted(groups):
         members = groups[key]
         limit = unknown_per_word if key[1] == UNKNOWN else per_label

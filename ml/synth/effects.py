@@ -58,7 +58,7 @@ def wsola(x: np.ndarray, rate: float, frame: int = 400, tol: int = 100) -> np.nd
     n_frames = max(1, int(math.ceil((out_len - frame) / hs)) + 1)
     win = np.hanning(frame).astype(np.float32)
     xp = np.concatenate([np.zeros(tol, np.float32), x, np.zeros(frame + tol + int(ha * 2) + hs, np.float32)])
-    y = np.zeros(n_frames * hs + frame, np.float32)
+    y: np.ndarray = np.zeros(n_frames * hs + frame, np.float32)
     wsum = np.zeros_like(y)
     pos = tol
     for k in range(n_frames):

@@ -65,7 +65,7 @@ def make_plan(per_word: int, seed: int, engine_names: list[str]) -> list[dict]:
     for name in engine_names:
         vs = engines.get(name).voices()
         rosters[name] = [vs[i] for i in rng.permutation(len(vs))]
-    cursor = Counter()  # walk each roster in turn: every voice says many words
+    cursor: Counter[str] = Counter()  # walk each roster in turn: every voice says many words
     pool = [w for w in UNKNOWN_WORDS for _ in range(UNKNOWN_DRAWS.get(w, 1))]
     unknown = [pool[i] for i in rng.permutation(len(pool))]
     weights = {n: engines.ENGINES[n].share for n in engine_names}

@@ -112,6 +112,7 @@ def transients(n: int, rng: np.random.Generator, count: int) -> np.ndarray:
 
 def make(kind: str, n: int, rng: np.random.Generator, bank: BabbleBank) -> np.ndarray:
     """Unit-RMS noise of `kind`; 30 % of the time slowly amplitude-modulated."""
+    x: np.ndarray
     if kind == "white":
         x = rng.standard_normal(n).astype(np.float32)
     elif kind == "pink":
@@ -124,7 +125,8 @@ def make(kind: str, n: int, rng: np.random.Generator, bank: BabbleBank) -> np.nd
         x = babble(n, rng, bank)
     elif kind == "mix":
         parts = rng.choice(KINDS[:-1], size=2, replace=False)
-        x = sum(rng.uniform(0.3, 1.0) * make(str(k), n, rng, bank) for k in parts)
+        first, second = (rng.uniform(0.3, 1.0) * make(str(k), n, rng, bank) for k in parts)
+        x = first + second
     else:
         raise ValueError(f"unknown noise kind {kind!r}")
     if rng.uniform() < 0.3:
