@@ -9,6 +9,64 @@
   const KEEP_CARDS = 10;   // older recordings are dropped, with their audio and charts
   Hark.whenIdle(() => Hark.loadPlotly().catch(() => {}));
 
+  /* ---- "On this device": the model runs in the page (static/js/device.js), no audio is sent.
+     One choice per browser, like the sensitivity; where WebAssembly is missing, or the model
+     cannot load, the server classifies and the status says so. ---- */
+  const onDevice = (function () {
+    const KEY = "hark.onDevice";
+    const box = document.getElementById("on-device");
+    const status = document.getElementById("on-device-status");
+    let module = null;
+    const stored = () => { try { return localStorage.getItem(KEY) === "on"; } catch (e) { return false; } };
+    const say = (text) => { status.textContent = text; };
+
+    async function device() {
+      module = module || await import(root.dataset.deviceModule);
+      return module.load(root.dataset.modelInfoUrl);
+    }
+
+    async function prepare() {
+      root.dataset.device = "loading";
+      say("Loading the model into this page…");
+      try {
+        const d = await device();
+        root.dataset.device = "ready";
+        say(`On: model ${d.version} runs in this page (loaded in ${(d.loadMs / 1000).toFixed(1)} s); no audio is sent.`);
+      } catch (err) {
+        root.dataset.device = "failed";
+        say(`The model could not run in this page (${err.message}); the server classifies instead.`);
+      }
+    }
+
+    function set(on) {
+      box.checked = on;
+      try { localStorage.setItem(KEY, on ? "on" : "off"); } catch (e) { /* storage off */ }
+      if (on) prepare();
+      else { root.dataset.device = "off"; say("Off: recordings are classified by the server."); }
+    }
+
+    const wasm = typeof WebAssembly === "object" && typeof WebAssembly.instantiate === "function";
+    if (!wasm) {
+      box.checked = false;
+      box.disabled = true;
+      root.dataset.device = "unsupported";
+      say("This browser cannot run the model (no WebAssembly): the server classifies.");
+    } else {
+      box.addEventListener("change", () => { live.stop(); set(box.checked); });
+      if (stored()) set(true); else root.dataset.device = "off";
+    }
+    return {
+      /* The loaded Device when the switch is on and the model runs here; null otherwise. */
+      async active() {
+        if (!box.checked || root.dataset.device === "failed" || root.dataset.device === "unsupported") return null;
+        try { return await device(); } catch (err) { return null; }
+      },
+      wanted: () => box.checked && wasm,
+      async reload() { if (module) module.forget(); await prepare(); },
+      module: () => module,
+    };
+  })();
+
   /* ---- mode tabs ---- */
   const tabs = { record: document.getElementById("mode-record"), live: document.getElementById("mode-live") };
   const panels = { record: document.getElementById("record-panel"), live: document.getElementById("live-panel") };
@@ -95,7 +153,9 @@
     async function start() {
       setState("opening", "Opening the microphone…");
       try {
-        mic = await Hark.Mic.open(workletUrl, onBlock);
+        // On the device the page hears at the model's rate (the browser resamples), so the
+        // samples it captures are the samples the model is given.
+        mic = await Hark.Mic.open(workletUrl, onBlock, onDevice.wanted() ? { sampleRate: 16000 } : {});
       } catch (err) {
         setState("idle", err.message);
         return;
@@ -119,7 +179,9 @@
       blocks = [];
       setState("analyzing", "Classifying…");
       const heard = endpointer.onset !== null;
-      const card = await Hark.analyzeInto(results, Hark.encodeWav(all.subarray(from, to), rate), "Recording");
+      const device = rate === 16000 ? await onDevice.active() : null;
+      const card = device ? await classifyHere(device, all.slice(from, to))
+        : await Hark.analyzeInto(results, Hark.encodeWav(all.subarray(from, to), rate), "Recording");
       recent.unshift(card);
       while (recent.length > KEEP_CARDS) recent.pop().remove();
       const word = card.element.querySelector(".result-word").textContent;
@@ -129,6 +191,21 @@
       if (document.activeElement === document.body || document.activeElement === button) {
         button.focus({ preventScroll: true });
       }
+    }
+
+    /* The clip classified in the page: nothing is uploaded; the card plays a local copy. */
+    async function classifyHere(device, samples) {
+      Hark.lastCapture = { samples, rate: 16000, result: null };
+      const card = new Hark.ResultCard(results, "Recording");
+      card.playable(URL.createObjectURL(Hark.encodeWav(samples, 16000)));
+      try {
+        const result = await device.classify(samples);
+        Hark.lastCapture.result = result;
+        await card.show(result);
+      } catch (err) {
+        card.fail(`The model could not run in this page: ${err.message}`);
+      }
+      return card;
     }
 
     function cancel() {
@@ -163,9 +240,11 @@
       li, fill: li.querySelector(".bar-fill"), value: li.querySelector(".bar-value") }));
     let mic = null, ring = null, written = 0, timer = null, inFlight = null, running = false;
     let state = "new", nextS = 0, last = null, updates = 0;
+    let here = null;   // on the device: {device, stream, decider, pending samples, rows to send}
 
     function onBlock(samples, rms) {
       meter.push(rms);
+      if (here) here.samples.push(samples);
       for (let i = 0; i < samples.length; i++) ring[(written + i) % ring.length] = samples[i];
       written += samples.length;
     }
@@ -213,8 +292,38 @@
       when.textContent = `${Hark.percent(last.confidence)} sure · ${ago < 1 ? "just now" : `${ago} s ago`}`;
     }
 
+    /* On the device: the new audio's windows computed here, their probabilities (no audio)
+       sent to the server's detector, which answers as /api/detect does. */
+    async function tickHere() {
+      const samples = here.samples.splice(0);
+      const joined = new Float32Array(samples.reduce((n, b) => n + b.length, 0));
+      let offset = 0;
+      for (const b of samples) { joined.set(b, offset); offset += b.length; }
+      inFlight = new AbortController();
+      try {
+        here.rows.push(...(await here.stream.push(joined)));
+        if (!running || !here.rows.length) return;
+        const rows = here.rows.splice(0, 512);
+        const reply = await here.decider.send(rows, false, inFlight.signal);
+        if (!running) return;
+        showNow(reply.probabilities);
+        reply.detections.forEach(showWord);
+        showWhen();
+        root.dataset.updates = String(++updates);
+        status.textContent = "Listening on this device. Say a word.";
+      } catch (err) {
+        if (err.name !== "AbortError") status.textContent = err.message;
+        if (err.status === 409) { stop(); await onDevice.reload(); status.textContent = "The model changed: start again."; }
+        if (err.status === 400) here.decider.state = "new";
+        if (err.status === 503) stop();
+      } finally {
+        inFlight = null;
+      }
+    }
+
     async function tick() {
       if (!running || inFlight) return;   // one request at a time
+      if (here) return tickHere();
       const rate = mic.sampleRate;
       const from = Math.max(Math.round(nextS * rate), written - ring.length, 0);
       if (written - from < rate) return;   // not yet a whole second to listen to
@@ -246,13 +355,18 @@
     async function start() {
       button.disabled = true;
       status.textContent = "Opening the microphone…";
+      const device = await onDevice.active();
       try {
-        mic = await Hark.Mic.open(workletUrl, onBlock);
+        mic = await Hark.Mic.open(workletUrl, onBlock, device ? { sampleRate: 16000 } : {});
       } catch (err) {
         status.textContent = err.message;
         button.disabled = false;
         return;
       }
+      const sensitivity = Hark.sensitivity();
+      here = device && mic.sampleRate === 16000 ? { device, stream: device.stream(sensitivity), samples: [], rows: [],
+        decider: new (onDevice.module().RemoteDecider)(device, sensitivity) } : null;
+      root.dataset.liveOn = here ? "device" : "server";
       ring = new Float32Array(Math.round(mic.sampleRate * RING_S));
       written = 0;
       state = "new";
@@ -270,6 +384,7 @@
     function stop() {
       if (!running) return;
       running = false;
+      here = null;
       window.clearInterval(timer);
       if (inFlight) inFlight.abort();
       mic.close();

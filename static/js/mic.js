@@ -1,11 +1,12 @@
 /* The microphone, raw: no echo cancellation, noise suppression or auto gain, so the
    input sounds like the training clips; captured at the device's own rate through an
-   AudioWorklet. Hark.Mic.open() resolves to a mic that calls onBlock(samples, rms). */
+   AudioWorklet. Hark.Mic.open() resolves to a mic that calls onBlock(samples, rms).
+   `{ sampleRate }` asks for another rate (the browser resamples the device's input to it). */
 "use strict";
 window.Hark = window.Hark || {};
 
 Hark.Mic = class {
-  static async open(workletUrl, onBlock) {
+  static async open(workletUrl, onBlock, { sampleRate } = {}) {
     if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw new Error("The microphone needs a secure page: open Hark over https or on localhost.");
     }
@@ -23,7 +24,7 @@ Hark.Mic = class {
       };
       throw new Error(reasons[err.name] || `The microphone could not be opened (${err.message || err.name}).`);
     }
-    const mic = new Hark.Mic(stream, onBlock);
+    const mic = new Hark.Mic(stream, onBlock, sampleRate);
     try {
       await mic.start(workletUrl);
     } catch (err) {
@@ -33,10 +34,11 @@ Hark.Mic = class {
     return mic;
   }
 
-  constructor(stream, onBlock) {
+  constructor(stream, onBlock, sampleRate) {
     this.stream = stream;
     this.onBlock = onBlock;
-    this.context = new AudioContext({ latencyHint: "interactive" });  // the device's native rate
+    // The device's native rate, unless a rate is asked for.
+    this.context = new AudioContext({ latencyHint: "interactive", ...(sampleRate ? { sampleRate } : {}) });
   }
 
   get sampleRate() { return this.context.sampleRate; }

@@ -36,7 +36,8 @@ Hark.ResultCard = class {
   meta(result) {
     const el = this.element.querySelector(".result-meta");
     el.textContent = `${this.title} · ${result.duration_s.toFixed(2)} s · model ${result.model} · `;
-    el.append(Hark.timing(result.timing_ms));
+    if (result.on_device) el.append(`classified on this device in ${Math.round(result.timing_ms.total)} ms`);
+    else el.append(Hark.timing(result.timing_ms));
   }
 
   async show(result) {
@@ -64,6 +65,7 @@ Hark.ResultCard = class {
     const draws = [];
     for (const chart of this.element.querySelectorAll("[data-chart]")) {
       const figure = figures[chart.dataset.chart];
+      if (!figure) { chart.remove(); continue; }   // e.g. no spectrogram for a page's waveform model
       // On touch screens a drag must scroll the page, not zoom the chart; taps still show values.
       const layout = touch ? { ...figure.layout, dragmode: false } : figure.layout;
       const config = touch ? { ...figure.config, displayModeBar: false } : figure.config;
