@@ -33,10 +33,10 @@ from sqlalchemy import select
 
 from tests.helpers import PASSWORD, ROOT, audio_bytes, copy_run, login, make_app
 from webapp.database import db
-from webapp.versions.model_store import ModelStore, NoModel, resolve
 from webapp.tables import ModelVersion
 from webapp.training import startup
 from webapp.versions import registry
+from webapp.versions.model_store import ModelStore, NoModel, resolve
 
 TRIES = 16
 ACTIVATE_LOST = (404, 409)       # the version was deleted first: gone, or its files half-removed
@@ -103,8 +103,8 @@ def test_activate_and_delete_raced_in_threads_leave_a_serving_model(app_factory)
     for i in range(TRIES):
         version_id, run_dir = new_version(app, f"20990101-0000{i:02d}-kws")
         statuses = race(
-            lambda: activator.post(f"/admin/api/versions/{version_id}/activate", headers=headers).status_code,
-            lambda: deleter.delete(f"/admin/api/versions/{version_id}", headers=delete_headers).status_code,
+            lambda v=version_id: activator.post(f"/admin/api/versions/{v}/activate", headers=headers).status_code,
+            lambda v=version_id: deleter.delete(f"/admin/api/versions/{v}", headers=delete_headers).status_code,
             delay_s=(i % 4) * 0.004)
         winners.append(check_outcome(app, statuses, run_dir))
         assert activator.get("/api/health").status_code == 200
@@ -268,9 +268,9 @@ def test_activate_and_delete_raced_over_http_against_gunicorn_workers(gunicorn):
     for i in range(TRIES):
         version_id, run_dir = new_version(app, f"20990201-0000{i:02d}-kws")
         statuses = race(
-            lambda: activator.request(f"/admin/api/versions/{version_id}/activate", data=b"",
-                                      method="POST")[0],
-            lambda: deleter.request(f"/admin/api/versions/{version_id}", method="DELETE")[0],
+            lambda v=version_id: activator.request(f"/admin/api/versions/{v}/activate", data=b"",
+                                                   method="POST")[0],
+            lambda v=version_id: deleter.request(f"/admin/api/versions/{v}", method="DELETE")[0],
             delay_s=(i % 4) * 0.004)
         winners.append(check_outcome(app, statuses, run_dir))
         assert activator.request("/api/health")[0] == 200

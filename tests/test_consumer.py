@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import login, make_app
 from ml.synth.tones import make_tone_set
-from tests.helpers import ROOT
-from webapp.training import jobs
+from tests.helpers import ROOT, login, make_app
 from webapp.database import db
-from webapp.versions.model_store import resolve
 from webapp.tables import JobEpoch, ModelVersion, TrainingJob
+from webapp.training import jobs
+from webapp.versions.model_store import resolve
 
 pytestmark = pytest.mark.slow
 

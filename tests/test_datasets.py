@@ -138,10 +138,10 @@ def test_bad_files_are_refused_with_a_message_and_store_nothing(app, admin, file
 
 def test_unknown_labels_speakers_and_names_are_refused(app, admin):
     make_set(admin)
-    cases = [(dict(label="maybe"), "has no label maybe; add the label first"),
-             (dict(label="../yes"), "a label is a word"),
-             (dict(speaker=""), "name the speaker"),
-             (dict(speaker="x" * 41), "name the speaker")]
+    cases = [({"label": "maybe"}, "has no label maybe; add the label first"),
+             ({"label": "../yes"}, "a label is a word"),
+             ({"speaker": ""}, "name the speaker"),
+             ({"speaker": "x" * 41}, "name the speaker")]
     for change, message in cases:
         r = upload(admin, [("a.wav", wav())], **change)
         assert r.status_code == 400 and message in r.get_json()["error"], (change, r.get_json())

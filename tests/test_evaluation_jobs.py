@@ -28,9 +28,9 @@ from ml.cancel import Cancelled
 from tests.helpers import audio_bytes, login
 from tests.test_consumer import Site
 from webapp.database import db
-from webapp.versions import evaluations
 from webapp.tables import TrainingJob
 from webapp.training import jobs
+from webapp.versions import evaluations
 
 HEAVY_RATE, HEAVY_SECONDS = 384_000, 30
 

@@ -580,7 +580,8 @@ def test_clips_of_a_private_data_set_are_for_the_admin_until_made_public(app_fac
     assert r.status_code == 200 and r.get_json()["public"] is True
     for url in private + hidden:
         assert anyone.get(url).status_code == 200, url
-    assert anyone.get(f"/api/gallery/{ev}/clips/0/audio").data == (voice / stored_rows(tmp_path, stored)[0]["path"]).read_bytes()
+    first_clip = voice / stored_rows(tmp_path, stored)[0]["path"]
+    assert anyone.get(f"/api/gallery/{ev}/clips/0/audio").data == first_clip.read_bytes()
     admin.patch("/admin/api/datasets/user:voice", json={"public": False}, headers=headers)
     assert anyone.get(f"/api/gallery/{ev}/clips/0/audio").status_code == 404
     assert anyone.get(f"/api/gallery/run:{A_ID}/clips/0/audio").status_code == 401

@@ -149,7 +149,8 @@ def test_predict_trusts_content_not_types(client, content_type):
     assert r.status_code == 200 and r.get_json()["label"] == "yes"
 
 
-def test_predict_trusts_content_not_file_names(client):    assert upload(client, audio_bytes(1500), name="clip.txt").status_code == 200
+def test_predict_trusts_content_not_file_names(client):
+    assert upload(client, audio_bytes(1500), name="clip.txt").status_code == 200
 
 
 @pytest.mark.parametrize("fmt, subtype", [("FLAC", "PCM_16"), ("OGG", "VORBIS")])
