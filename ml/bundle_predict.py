@@ -1,14 +1,11 @@
 #!/usr/bin/env python3
 """Classify audio files with this bundle's model:  python predict.py a.wav b.wav [--json]
 
-Needs only numpy, soundfile and ai-edge-litert, plus onnxruntime for a model that
-uses Google's pretrained speech embedding (see requirements.txt). Each file is
+Needs only numpy, soundfile and ai-edge-litert (see requirements.txt). Each file is
 read, mixed down to mono, resampled to 16 kHz and cut to its loudest second
 (shorter clips are padded with silence at the end), as the Hark app does, then
-labelled by model.tflite, or, for a model of several parts (an ensemble, a head
-on the embedding), by the parts model.json lists, combined as it says. (In Hark's
-source this is ml/bundle_predict.py; the export copies it into every bundle as
-predict.py.)
+labelled by model.tflite, the whole model in one graph. (In Hark's source this is
+ml/bundle_predict.py; the export copies it into every bundle as predict.py.)
 """
 from __future__ import annotations
 
@@ -75,94 +72,27 @@ def read_clip(path: str) -> np.ndarray:
     return loudest_second(resample(np.clip(mono, -1.0, 1.0).astype(np.float32), rate))
 
 
-class Graph:
-    """One LiteRT file with a single input and a single output."""
+class Model:
+    """model.tflite: float32[1, 16000] waveform in, float32[1, labels] probabilities out."""
 
-    def __init__(self, path: Path, threads: int = 1):
+    def __init__(self, path: Path, labels: list[str], threads: int = 1):
+        self.labels = labels
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self.input, np.ascontiguousarray(x, np.float32))
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output)[0].copy()
-
-
-class Embedding:
-    """Google's speech embedding on onnxruntime: clip -> embeddings float32[1, windows, 96].
-
-    The clip is padded with `pad_s` of silence on each side, a fixed noise floor
-    (dither.npy times `dither`) is added and the sum scaled by `scale`; the mel graph
-    gives frames that become x / mel_divide + mel_add; the embedding graph takes all
-    frames at once and gives [1, 96, windows, 1], of which the first `windows` are kept.
-    """
-
-    def __init__(self, spec: dict, folder: Path, threads: int = 1):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.mel = ort.InferenceSession(str(folder / spec["mel_graph"]), options,
-                                        providers=["CPUExecutionProvider"])
-        self.net = ort.InferenceSession(str(folder / spec["embedding_graph"]), options,
-                                        providers=["CPUExecutionProvider"])
-        self.noise = np.load(folder / spec["dither_file"])
-        self.spec = spec
-
-    def __call__(self, clip: np.ndarray) -> np.ndarray:
-        s = self.spec
-        pad = int(s["pad_s"] * RATE)
-        padded = np.pad(clip.reshape(1, CLIP).astype(np.float32), ((0, 0), (pad, pad)))
-        padded = (padded + float(s["dither"]) * self.noise) * float(s["scale"])
-        mel = self.mel.run(None, {self.mel.get_inputs()[0].name: padded.astype(np.float32)})[0]
-        mel = mel[:, 0] / float(s["mel_divide"]) + float(s["mel_add"])
-        out = self.net.run(None, {self.net.get_inputs()[0].name: mel[..., np.newaxis]})[0]
-        return out[..., 0].transpose(0, 2, 1)[:, :int(s["windows"])]
-
-
-class Model:
-    """model.tflite (float32[1, 16000] waveform in, float32[1, labels] probabilities out), or
-    model.json: parts that hear the waveform or the embedding, their probabilities averaged,
-    `_unknown_` multiplied by `unknown_weight` and the result renormalised."""
-
-    def __init__(self, path: Path, labels: list[str], threads: int = 1):
-        self.labels = labels
-        self.embedding = None
-        self.weights = None
-        if path.suffix != ".json":
-            self.parts = [("waveform", Graph(path, threads))]
-            return
-        manifest = json.loads(path.read_text())
-        folder = path.parent
-        self.parts = [(part["input"], Graph(folder / part["file"], threads)) for part in manifest["parts"]]
-        if any(kind == "embedding" for kind, _ in self.parts):
-            self.embedding = Embedding(manifest["embedding"], folder, threads)
-        weight = float(manifest.get("unknown_weight", 1.0))
-        self.weights = np.array([weight if label == "_unknown_" else 1.0 for label in labels], np.float32)
-
     def probabilities(self, clip: np.ndarray) -> dict[str, float]:
-        inputs = {"waveform": clip.reshape(1, CLIP)}
-        if self.embedding is not None:
-            inputs["embedding"] = self.embedding(clip)
-        probs = [graph(inputs[kind]) for kind, graph in self.parts]
-        if self.weights is None:                 # one file: its output as it is
-            out = probs[0]
-        else:
-            weighted = np.mean(probs, axis=0) * self.weights
-            out = weighted / weighted.sum()
+        self.interpreter.set_tensor(self.input, np.ascontiguousarray(clip, np.float32).reshape(1, CLIP))
+        self.interpreter.invoke()
+        out = self.interpreter.get_tensor(self.output)[0]
         return {label: float(p) for label, p in zip(self.labels, out)}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Label spoken commands in audio files (WAV of any rate).")
     parser.add_argument("files", nargs="+", metavar="FILE")
-    default = HERE / "model.json" if (HERE / "model.json").is_file() else HERE / "model.tflite"
-    parser.add_argument("--model", default=str(default),
-                        help="the .tflite file, or model.json for a model of several parts")
+    parser.add_argument("--model", default=str(HERE / "model.tflite"), help="the .tflite file")
     parser.add_argument("--labels", default=str(HERE / "labels.json"), help="labels.json")
     parser.add_argument("--json", action="store_true", help="print one JSON list")
     args = parser.parse_args(argv)
@@ -175,7 +105,7 @@ def main(argv=None) -> int:
             failed += 1
             print(f"error: {name}: {exc}", file=sys.stderr)
             continue
-        label = max(probs, key=probs.get)
+        label = max(probs, key=lambda k: probs[k])
         results.append({"file": name, "label": label, "confidence": round(probs[label], 4),
                         "probabilities": {k: round(v, 6) for k, v in probs.items()}})
         if not args.json:

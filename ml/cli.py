@@ -74,25 +74,25 @@ def _evaluate(args):
 
 
 def _export(args):
+    if args.format == "litert" and not args.out:
+        args.format = None                  # the run's own model.tflite, as without --format
     if args.format or args.out:
         return _export_format(args)
     if args.eval or args.evaluation or args.data:
         raise ValueError("--data, --eval and --evaluation go with --format and --out")
     from ml import runs
-    from ml.evaluate import evaluate_test_split
     from ml.config import check_unknown_weight
-    from ml.export import export_serving, label_weights
-    from ml.models import load_model
+    from ml.evaluate import evaluate_test_split
+    from ml.export import export_serving
 
     run_dir = runs.check_run(Path(args.model))
     config = runs.read_json(run_dir / "config.json")
     if args.unknown_weight is not None:
         check_unknown_weight(args.unknown_weight, "--unknown-weight")
         config["unknown_weight"] = args.unknown_weight
-    if not config.get("members"):   # an ensemble applies its weight itself (ml/classifier.py)
-        weights = label_weights(config["labels"], config.get("unknown_weight", 1.0))
-        export_serving(load_model(run_dir / runs.MODEL_FILE), run_dir, weights)
-    runs.write_json(run_dir / "config.json", config)
+        runs.write_json(run_dir / "config.json", config)
+    size = export_serving(run_dir)
+    print(f"wrote {run_dir / runs.SERVING_FILE} ({size / 1024:,.0f} KB) and {runs.WINDOW_FILE}")
     try:  # the test-split figures must describe what is served now
         report = evaluate_test_split(run_dir)
         print(f"test split: accuracy {report['accuracy']:.2%} on {report['n']} clips")
@@ -281,13 +281,14 @@ def parser() -> argparse.ArgumentParser:
 
     from ml.export_formats import FORMATS
 
-    x = sub.add_parser("export", help="(re)write a run's LiteRT serving files, or export it "
-                                      "(--format, --out) to run elsewhere",
+    x = sub.add_parser("export", help="(re)write a run's served graph, model.tflite (also: --format "
+                                      "litert without --out), or export it (--format, --out) to run elsewhere",
                        epilog="formats: " + "; ".join(f"{f.name}: {f.about}" for f in FORMATS.values()))
     x.add_argument("--model", required=True, help="run directory")
     x.add_argument("--unknown-weight", type=float,
                    help="weight of _unknown_ in the served probabilities (default: the run's)")
-    x.add_argument("--format", choices=list(FORMATS), help="export the served model in this format")
+    x.add_argument("--format", choices=[*FORMATS, "litert"],
+                   help="export the served model in this format (litert: rewrite the run's own model.tflite)")
     x.add_argument("--out", help="the file to write (with --format)")
     x.add_argument("--data", help="where the run's training data is (default: its config.json's); "
                                   "tflite-int8 calibrates on its training clips")

@@ -237,8 +237,8 @@ class StreamState:
             if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
                 raise ValueError("not a stream state of this version")
             times = (-1.0, cls.MAX_SECONDS + 1.0)      # window centres: next_sample's range, +/- 1 s
-            raw = [[_finite(t, *times), [_finite(p, 0.0, 1.0) for p in row], bool(c)]
-                   for t, row, c in data["raw"]]
+            raw: list[list] = [[_finite(t, *times), [_finite(p, 0.0, 1.0) for p in row], bool(c)]
+                               for t, row, c in data["raw"]]
             if len(raw) > smooth or any(len(row) != labels for _, row, _ in raw):
                 raise ValueError("its probabilities do not fit this model")
             fresh = int(data["fresh"])

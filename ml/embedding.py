@@ -104,7 +104,7 @@ class SpeechEmbedding:
         clips = np.asarray(clips, np.float32).reshape(-1, CLIP_SAMPLES)
         pad = int(self.spec.pad_s * SAMPLE_RATE)
         padded = np.pad(clips, ((0, 0), (pad, pad)))
-        padded = (padded + self.spec.dither * dither_noise(padded.shape[1])) * self.spec.scale
+        padded = ((padded + self.spec.dither * dither_noise(padded.shape[1])) * self.spec.scale).astype(np.float32)
         with self._lock:
             out = self._mel.run(None, {self._mel_input: padded.astype(np.float32)})[0]
         return out[:, 0] / 10.0 + 2.0
@@ -172,6 +172,13 @@ class SpeechEmbedding:
             if log and (i // batch) % 50 == 49:
                 log(f"embedded {i + batch} of {len(clips)} clips")
         return out
+
+
+def context_samples(configs: list[dict]) -> int:
+    """Samples of audio a window needs on each side, for runs with these config.json's: the
+    speech embedding's padding (heard as real surroundings in a stream) if any hears it."""
+    return max([int(EmbeddingSpec(**c.get("embedding", {})).pad_s * SAMPLE_RATE)
+                for c in configs if c.get("features") == "embedding"] or [0])
 
 
 def chart_spec():

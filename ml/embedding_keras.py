@@ -39,8 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from ml.audio import CLIP_SAMPLES, SAMPLE_RATE
-from ml.embedding import (DIM, FRAME_STEP, MEL_BANDS, WINDOWS, EmbeddingSpec, dither_noise,
-                          resources)
+from ml.embedding import DIM, FRAME_STEP, MEL_BANDS, WINDOWS, EmbeddingSpec, dither_noise, resources
 
 FFT_LENGTH = 512            # the mel graph's DFT kernels: 512 samples, 257 bins
 TOP_DB = 80.0               # the mel graph's floor under the maximum
@@ -101,7 +100,7 @@ def pool_plan() -> dict[int, tuple[int, int]]:
         elif node.op_type == "MaxPool":
             size = _ints(node, "kernel_shape", [])
             assert _ints(node, "strides", size) == size and not any(_ints(node, "pads", [0])), node
-            plan[convs] = tuple(size)
+            plan[convs] = (size[0], size[1])
     return plan
 
 
@@ -180,6 +179,46 @@ class LeakyFloor(keras.layers.Layer):
         return tf.maximum(tf.nn.leaky_relu(x, LEAK), FLOOR)
 
 
+@keras.saving.register_keras_serializable("hark")
+class TimeMax(keras.layers.Layer):
+    """max(x[t], x[t + gap]) along time: a size-2 time max-pool kept at stride 1 (every_frame)."""
+
+    def __init__(self, gap: int, **kwargs):
+        super().__init__(**kwargs)
+        self.gap = int(gap)
+
+    def call(self, x):
+        return tf.maximum(x[:, :-self.gap], x[:, self.gap:])
+
+    def get_config(self):
+        return {**super().get_config(), "gap": self.gap}
+
+
+@keras.saving.register_keras_serializable("hark")
+class StreamDither(keras.layers.Layer):
+    """(audio [1, L], offset [1, 1]) -> (audio + dither * noise) * scale, where sample i gets the
+    fixed noise at stream position offset + i (cycled): a window gets the same numbers whichever
+    span it is computed in, and a clip padded with silence at offset 0 those of PadAndDither."""
+
+    def __init__(self, dither: float, scale: float, **kwargs):
+        super().__init__(**kwargs)
+        self.dither, self.scale = float(dither), float(scale)
+
+    def build(self, input_shape):
+        length = 2 * CLIP_SAMPLES
+        self.noise = self.add_weight(shape=(length,), initializer="zeros", trainable=False,
+                                     name="noise")
+        self.noise.assign(dither_noise(length))
+
+    def call(self, audio, offset):
+        cycle = 2 * CLIP_SAMPLES
+        where = tf.math.floormod(offset[0, 0] + tf.range(tf.shape(audio)[1]), cycle)
+        return (audio + self.dither * tf.gather(self.noise, where)[tf.newaxis]) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "dither": self.dither, "scale": self.scale}
+
+
 # --- models ---
 
 def mel_model(spec: EmbeddingSpec | None = None) -> keras.Model:
@@ -195,24 +234,37 @@ def mel_model(spec: EmbeddingSpec | None = None) -> keras.Model:
     return keras.Model(clips, frames, name="speech_mel")
 
 
-def embedding_network() -> keras.Model:
+def embedding_network(every_frame: bool = False) -> keras.Model:
     """Mel frames [N, frames, 32] (any count >= 76) -> embeddings [N, (frames - 76) // 8 + 1, 96]:
-    the ONNX embedding graph, whole sequence at once (ml.embedding.whole_sequence_graph)."""
+    the ONNX embedding graph, whole sequence at once (ml.embedding.whole_sequence_graph).
+
+    `every_frame`: an embedding for every frame instead of every 8th, [N, frames - 75, 96]
+    (output f = the embedding of frames f..f+75): each time-pool keeps stride 1 and the layers
+    after it look `dilation` frames apart ("a trous"). What a stream of windows at any 10 ms
+    hop needs, in one pass and 2.2x the work of one phase (8 phases would be 8x)."""
     frames = keras.Input((None, MEL_BANDS), name="mel_frames")
     x = Channel(name="channel")(frames)
     convs, pools = conv_weights(), pool_plan()
+    dilation = 1
     for i, conv in enumerate(convs):
         if conv["pad_freq"]:
             x = keras.layers.ZeroPadding2D(((0, 0), (1, 1)), name=f"pad_{i}")(x)
         kh, kw, _, out = conv["kernel"].shape
         layer = keras.layers.Conv2D(out, (kh, kw), use_bias=conv["bias"] is not None,
-                                    name=f"conv_{i}", trainable=False)
+                                    dilation_rate=(dilation, 1), name=f"conv_{i}", trainable=False)
         x = layer(x)
         layer.set_weights([conv["kernel"]] + ([conv["bias"]] if conv["bias"] is not None else []))
         if i < len(convs) - 1:
             x = LeakyFloor(name=f"act_{i}")(x)
         if i in pools:
-            x = keras.layers.MaxPooling2D(pools[i], name=f"pool_{i}")(x)
+            time, freq = pools[i]
+            if every_frame and time > 1:
+                if freq > 1:
+                    x = keras.layers.MaxPooling2D((1, freq), name=f"pool_{i}")(x)
+                x = TimeMax(dilation, name=f"time_pool_{i}")(x)
+                dilation *= time
+            else:
+                x = keras.layers.MaxPooling2D(pools[i], name=f"pool_{i}")(x)
     out = Channel(add=False, name="embeddings")(x)          # [N, T, 1, 96] -> [N, T, 96]
     return keras.Model(frames, out, name="speech_embedding_network")
 

@@ -1,9 +1,8 @@
-"""Export a trained Keras model to the LiteRT (TFLite) files the Classifier serves.
+"""Write the LiteRT file the Classifier serves: the run as one graph (ml/graph.py).
 
-Two small graphs, cut from the same trained model: `features.tflite` (the
-model's own feature layer: waveform -> time-frequency image) and
-`body.tflite` (image -> probabilities). Serving needs only the LiteRT runtime,
-not TensorFlow: a web worker stays near 100 MB and a clip takes about 1 ms.
+Serving needs only the LiteRT runtime, not TensorFlow or onnxruntime: a web worker
+stays small and a clip takes a few milliseconds. Also holds LabelWeights, the
+served graph's `_unknown_` re-weighting.
 """
 from __future__ import annotations
 
@@ -12,9 +11,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from ml.audio import CLIP_SAMPLES
 from ml.config import UNKNOWN
-from ml.runs import BODY_FILE, FEATURES_FILE
+from ml.runs import SERVING_FILE, WINDOW_FILE
 
 
 @keras.saving.register_keras_serializable("hark")
@@ -42,23 +40,17 @@ def label_weights(labels: list[str], unknown_weight: float) -> list[float]:
     return [unknown_weight if label == UNKNOWN else 1.0 for label in labels]
 
 
-def export_serving(model: keras.Model, run_dir: Path, weights: list[float] | None = None) -> None:
-    """Write the LiteRT graphs: features.tflite and body.tflite for a waveform model, body.tflite
-    alone for a head on the pretrained embedding; `weights` (per label) re-weight the served
-    probabilities."""
-    parts = []
-    if any(layer.name == "features" for layer in model.layers):
-        wave = keras.Input((CLIP_SAMPLES,))
-        parts.append((FEATURES_FILE, keras.Model(wave, model.get_layer("features")(wave))))
-        body = model.get_layer("body")
-    else:
-        body = model
-    if weights and any(w != 1.0 for w in weights):
-        image = keras.Input(body.input_shape[1:])
-        body = keras.Model(image, LabelWeights(weights)(body(image)))
-    parts.append((BODY_FILE, body))
-    for name, part in parts:
-        data = tf.lite.TFLiteConverter.from_keras_model(part).convert()
+def export_serving(run_dir: Path) -> int:
+    """Write `run_dir`'s model.tflite and window.tflite (ml/graph.py: the span graph and the
+    one-window graph) from its trained models and config.json, its `_unknown_` weight
+    included, each atomically; returns the size of model.tflite in bytes."""
+    from ml.graph import serving_graph, to_litert
+
+    sizes = []
+    for name, one_window in ((WINDOW_FILE, True), (SERVING_FILE, False)):
+        data = to_litert(serving_graph(run_dir, one_window))
         tmp = Path(run_dir) / f".{name}.tmp"
         tmp.write_bytes(data)
         tmp.replace(Path(run_dir) / name)
+        sizes.append(len(data))
+    return sizes[-1]

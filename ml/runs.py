@@ -1,11 +1,10 @@
 """The run directory: everything one training run produced, in plain files.
 
-    model.keras        the model, waveform in, probabilities out (an embedding head:
+    model.keras        the trained model, waveform in, probabilities out (an embedding head:
                        embeddings in; ml/embedding.py makes them from the waveform)
-    features.tflite    its feature layer, exported for serving (ml/export.py; none for a head
-                       on the pretrained embedding)
-    body.tflite        its network, exported for serving
-    members/           an ensemble's member runs (it has no model of its own)
+    model.tflite       what is served: the run as one LiteRT graph (ml/graph.py, ml/export.py)
+    window.tflite      the same graph for exactly one window (one clip: faster; what a page runs)
+    members/           an ensemble's member runs (its model.tflite is made of theirs)
     labels.json        class names in output order
     config.json        data path and hash, split, architecture, hyperparameters, versions
     split.json         which clip went to train, val and test
@@ -21,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 MODEL_FILE = "model.keras"
-FEATURES_FILE, BODY_FILE = "features.tflite", "body.tflite"  # the LiteRT serving export
+SERVING_FILE = "model.tflite"       # the run as one LiteRT graph (ml/export.py writes it)
+WINDOW_FILE = "window.tflite"       # the same graph fixed to one window
 
 
 class RunError(ValueError):
@@ -61,26 +61,25 @@ def gate_of(run_dir: Path, config: dict | None = None) -> Path | None:
     return Path(run_dir) / config["gate"] if config.get("gate") else None
 
 
+def parts_of(run_dir: Path, config: dict | None = None) -> list[Path]:
+    """The trained runs a run's served graph is made of: its members and gate, or itself."""
+    config = config if config is not None else read_json(Path(run_dir) / "config.json")
+    gate = gate_of(run_dir, config)
+    return (members_of(run_dir, config) or [Path(run_dir)]) + ([gate] if gate else [])
+
+
 def serving_files(run_dir: Path) -> list[Path]:
     """Every file that makes up the served model: what must exist, and what a change of means
     a new model. Raises OSError or ValueError when the run's config cannot be read."""
     run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json")
-    files = [run_dir / "config.json", run_dir / "labels.json"]
-    members = members_of(run_dir, config)
-    if members:
-        gate = gate_of(run_dir, config)
-        return files + [f for m in members + ([gate] if gate else []) for f in serving_files(m)]
-    files.append(run_dir / BODY_FILE)
-    if config.get("features") != "embedding":
-        files.append(run_dir / FEATURES_FILE)
-    return files
+    read_json(run_dir / "config.json")
+    return [run_dir / "config.json", run_dir / "labels.json", run_dir / SERVING_FILE, run_dir / WINDOW_FILE]
 
 
 def is_complete(run_dir: Path | None) -> bool:
     """A run with every serving file in place (what the Classifier needs)."""
     try:
-        return bool(run_dir) and all(f.is_file() for f in serving_files(Path(run_dir)))
+        return run_dir is not None and all(f.is_file() for f in serving_files(Path(run_dir)))
     except (OSError, ValueError):
         return False
 

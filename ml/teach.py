@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -193,7 +193,6 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
         gate = tmp / GATE_DIR
         gate.mkdir(parents=True)
         model.save(gate / runs.MODEL_FILE)
-        export_serving(model, gate)
         spec = EmbeddingSpec()
         runs.write_json(gate / "labels.json", gate_labels)
         runs.write_json(gate / "config.json", {
@@ -221,8 +220,10 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
             "data_hash": sets.data_hash, "split_sizes": {k: len(v[0]) for k, v in arrays.items()},
             "epochs_run": len(progress.rows),
             "parameters": int(config.get("parameters", 0)) + int(model.count_params()),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            "created": datetime.now(UTC).isoformat(timespec="seconds")})
         runs.write_json(tmp / "config.json", top)
+        stage("writing its graph")
+        export_serving(tmp)
         stage("testing")
         _test(tmp, arrays["test"], sets, words)
     log(f"taught {', '.join(words)} in {time.monotonic() - started:.0f} s; run directory: {run.final}")

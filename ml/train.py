@@ -9,23 +9,23 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from ml import dataset, runs, teach, warm_start
-from ml.fitting import Cancelled, Progress, fit, run_folder, smoothed_loss
+from ml.augment import background_mixer
 from ml.classifier import Classifier
 from ml.config import ARCHS, FINE_TUNE_LR_SCALE, TrainConfig, check_unknown_weight
-from ml.augment import background_mixer
 from ml.embed_train import HEAD_LABEL_SMOOTHING, VARIANTS, backgrounds_of, class_weights
 from ml.evaluate import evaluate_arrays
-from ml.export import export_serving, label_weights
+from ml.export import export_serving
+from ml.fitting import Cancelled, Progress, fit, run_folder, smoothed_loss
 from ml.models import build_head, build_model
 
 __all__ = ["Cancelled", "TrainConfig", "train"]
@@ -139,7 +139,6 @@ def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, pro
         extra = {"feature_params": model.get_layer("features").feature_spec.params()}
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / runs.MODEL_FILE)
-    export_serving(model, run_dir, label_weights(data.labels, cfg.unknown_weight))
     _write_run(run_dir, run_id, cfg, data, progress.rows, {
         "features": info.features, **extra, "augment": augment,
         "parameters": int(model.count_params()), **_init_record(init, data)})
@@ -219,7 +218,7 @@ def _init_record(init: warm_start.Init | None, data: _Data) -> dict:
 def _adapt_normalization(model, train_x):
     """Fit a body's Normalization layer (the tutorial's) to the training features."""
     body = model.get_layer("body")
-    norm = next((l for l in body.layers if isinstance(l, keras.layers.Normalization)), None)
+    norm = next((layer for layer in body.layers if isinstance(layer, keras.layers.Normalization)), None)
     if norm is None:
         return
     feats = model.get_layer("features")
@@ -237,7 +236,8 @@ def _serving_copy(model, cfg, n_labels):
 
 def _write_run(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, history: list[dict],
                extra: dict) -> None:
-    """Everything but the model files: labels, split, config, history, test-split evaluation."""
+    """Everything but the trained model: labels, split, config, history, the served graph
+    (made of the trained model(s) and config.json), its test-split evaluation."""
     runs.write_json(run_dir / "labels.json", data.labels)
     runs.write_json(run_dir / "history.json", history)
     runs.write_json(run_dir / "split.json", {   # each clip once, however often it was repeated
@@ -252,10 +252,11 @@ def _write_run(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, histor
         **extra,
         "split_sizes": {name: len(data.arrays[name][0]) for name in data.arrays},
         "epochs_run": len(history),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                      "keras": keras.__version__, "numpy": np.__version__},
     })
+    export_serving(run_dir)
     x_test, y_test, test_clips = data.arrays["test"]
     report, predictions = evaluate_arrays(Classifier(run_dir), x_test, y_test, test_clips, data.root)
     runs.write_json(run_dir / "metrics.json", report)

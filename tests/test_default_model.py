@@ -16,9 +16,11 @@ def test_default_model_ships_complete_and_small():
     assert {"labels.json", "config.json", "history.json", "metrics.json", "predictions.json",
             "split.json", "real_speech.json"} <= names
     assert runs.is_complete(DEFAULT)
-    # the model under 10 MB; its rehearsal pack (ml/rehearsal.py, for teaching) under 8 MB
+    # the model under 14 MB (its two served graphs, 4.8 MB each: a span and one window; its
+    # members' trained models, 2.3 MB, to fine-tune and rebuild from); its rehearsal pack
+    # (ml/rehearsal.py, for teaching) under 8 MB
     pack = DEFAULT / "rehearsal.npz"
-    assert sum(p.stat().st_size for p in DEFAULT.rglob("*") if p.is_file() and p != pack) < 10_000_000
+    assert sum(p.stat().st_size for p in DEFAULT.rglob("*") if p.is_file() and p != pack) < 14_000_000
     assert pack.stat().st_size < 8_000_000
     config = json.loads((DEFAULT / "config.json").read_text())
     assert config["arch"] == "ensemble" and config["labels"][:2] == ["_silence_", "_unknown_"]

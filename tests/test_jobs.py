@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from tests.helpers import copy_run, login, make_app
 from ml.synth.tones import make_tone_set
+from tests.helpers import copy_run, login, make_app
+from webapp.database import at_head, db, utcnow
+from webapp.tables import JobEpoch, ModelVersion, TrainingJob
 from webapp.training import jobs, runner, startup
 from webapp.versions import registry
-from webapp.database import at_head, db, utcnow
 from webapp.versions.model_store import resolve
-from webapp.tables import JobEpoch, ModelVersion, TrainingJob
 
 
 def folder_form(token: str, folder: Path, **extra) -> dict:
@@ -288,7 +288,7 @@ def test_activation_refuses_a_broken_run(app, admin, tiny_run):
     broken = copy_run(tiny_run, runs / "20260102-000000-kws")
     with app.app_context():
         version = registry.register(broken, source="imported")
-    (broken / "body.tflite").write_bytes(b"not a model")
+    (broken / "model.tflite").write_bytes(b"not a model")
     before = Path(app.config["HARK_MODEL"]).read_text()
     r = admin.post(f"/admin/api/versions/{version.id}/activate", headers={"X-CSRFToken": admin.token})
     assert r.status_code == 409 and "does not load" in r.get_json()["error"]

@@ -15,7 +15,6 @@ from ml.cli import main as cli
 from ml.synth.tones import TONES, make_tone_set, tone_clip
 from tests.helpers import ROOT
 
-
 # --- audio -----------------------------------------------------------------
 
 # Decoding (formats, hostile files, caps) is tested in tests/test_audio_decode.py.
@@ -198,7 +197,7 @@ def test_classifier_serves_any_rate_and_length(tiny_run):
     pred = clf.classify(audio.to_model_rate(long_clip, 16000)[::2], 8000)
     assert pred.label in clf.labels and abs(sum(pred.probabilities.values()) - 1) < 1e-4
     assert pred.clip.shape == (16000,) and pred.window_start_s > 0.5
-    assert set(pred.timing_ms) == {"resample", "features", "model"}
+    assert set(pred.timing_ms) == {"resample", "model"}
     times, freqs = clf.feature_axes()
     values = pred.features
     assert values.shape == (len(times), len(freqs)) == (98, 40)
@@ -215,17 +214,19 @@ def test_served_graphs_match_the_keras_model(tiny_run, tone_data):
 
 
 def test_windows_of_a_span_are_its_clips_one_at_a_time(tiny_run):
-    """predict_windows runs the feature graph once over the span: the same numbers as a clip
-    at a time, on frame boundaries or not."""
+    """predict_windows runs the graph once over the span: the same numbers as a clip at a time;
+    windows start on whole 10 ms frames."""
     from ml.classifier import Classifier
 
     clf = Classifier(tiny_run)
     assert clf.context == 0
     wave = np.random.default_rng(5).normal(0, 0.1, 3 * 16000).astype(np.float32)
     view = np.lib.stride_tricks.sliding_window_view(wave, 16000)
-    for starts in (np.arange(0, 2 * 16000 + 1, 800), np.arange(7, 2 * 16000, 1111)):
+    for starts in (np.arange(0, 2 * 16000 + 1, 800), np.arange(160, 2 * 16000, 1120)):
         assert np.allclose(clf.predict_windows(wave, starts), clf.predict_batch(view[starts]), atol=1e-6)
     assert clf.predict_windows(wave, []).shape == (0, len(clf.labels))
+    with pytest.raises(ValueError, match="whole 10 ms frames"):
+        clf.predict_windows(wave, np.arange(7, 2 * 16000, 1111))
 
 
 def test_export_command_rewrites_serving_files(tiny_run, capsys):
@@ -233,7 +234,7 @@ def test_export_command_rewrites_serving_files(tiny_run, capsys):
 
     x = tone_clip(700.0, np.random.default_rng(1))[np.newaxis]
     before = Classifier(tiny_run).predict_batch(x)
-    (tiny_run / "body.tflite").unlink()
+    (tiny_run / "model.tflite").unlink()
     with pytest.raises(ValueError, match="python -m ml export"):
         Classifier(tiny_run)
     assert cli(["export", "--model", str(tiny_run)]) == 0
@@ -324,25 +325,27 @@ def test_label_weights_move_probability_away_from_unknown():
 
 
 def test_export_with_weights_changes_the_served_graph(tiny_run, tmp_path, capsys):
+    """The `_unknown_` weight is part of the graph: rewriting it rewrites model.tflite."""
     import shutil
 
     from ml.classifier import Classifier
-    from ml.export import export_serving
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
+    labels = ["_silence_", "down", "go", "_unknown_"]            # its "yes" heard as _unknown_
+    (run / "labels.json").write_text(json.dumps(labels))
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "labels": labels, "unknown_weight": 1.0,
+                                                 "data": str(tmp_path / "elsewhere")}))   # no test split
     x = np.stack([tone_clip(f, np.random.default_rng(2)) for f in (300.0, 700.0)])
     before = Classifier(run).predict_batch(x)
-    from ml.models import load_model
-
-    export_serving(load_model(run / "model.keras"), run, [1.0, 1.0, 1.0, 0.1])
-    after = Classifier(run).predict_batch(x)  # labels: _silence_ down go yes
-    expected = before * [1, 1, 1, 0.1]
-    assert np.allclose(after, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
     assert cli(["export", "--model", str(run), "--unknown-weight", "0"]) == 2
     assert "--unknown-weight must be in (0, 1]" in capsys.readouterr().err
-    assert cli(["export", "--model", str(run), "--unknown-weight", "0.5"]) == 0
-    assert json.loads((run / "config.json").read_text())["unknown_weight"] == 0.5
+    assert cli(["export", "--model", str(run), "--unknown-weight", "0.1"]) == 0
+    assert json.loads((run / "config.json").read_text())["unknown_weight"] == 0.1
+    after = Classifier(run).predict_batch(x)
+    expected = before * [1, 1, 1, 0.1]
+    assert np.allclose(after, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
 
 
 def test_feature_layers_keep_their_framing_when_the_defaults_change(monkeypatch, tmp_path):

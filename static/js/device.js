@@ -1,8 +1,8 @@
 /* "On this device": the active model run in the page with LiteRT.js (static/vendor/litertjs),
    so no audio leaves the browser. Loaded on demand by listen.js (import()).
 
-   The server's graph takes a span of any length; LiteRT.js runs fixed shapes only, so the
-   page runs the same graph fixed to one window (GET /api/model-window.tflite, ml/web_model.py):
+   The server's span graph takes a span of any length; LiteRT.js runs fixed shapes only, so
+   the page runs the run's one-window graph (GET /api/model-window.tflite, window.tflite):
    audio = the window and `context` samples each side, starts = [context], offset = where
    that span begins in its stream. One clip is classified as ml.classifier does it (its
    loudest second, silence around it); Live computes each window of the stream as

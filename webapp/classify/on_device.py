@@ -4,8 +4,8 @@ detector's decisions for its windows.
 - GET /api/model.json: what the page needs beside the graph (labels, context, sample rate,
   version, the picture's axes, the detector's window settings), with the graph's ETag.
 - GET /api/model.tflite: the active model's `model.tflite` as it is (any span, see ml/graph.py).
-- GET /api/model-window.tflite: the same graph fixed to one window (ml/web_model.py: what
-  LiteRT.js can run), made once per model and process.
+- GET /api/model-window.tflite: the same model as one graph for exactly one window, the
+  run's `window.tflite` (fixed shapes: what LiteRT.js can run).
 - POST /api/decide: a live stream's window probabilities (no audio) through ml.detect's
   Decider, with the stream's state sent back and forth as /api/detect does.
 
@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from ml.audio import CLIP_SAMPLES, SAMPLE_RATE
-from ml.detect import Decider, DetectorConfig, DetectorError, SENSITIVITIES, StreamState
-from ml.runs import SERVING_FILE
-from ml.web_model import one_window, window_span
+from ml.detect import SENSITIVITIES, Decider, DetectorConfig, DetectorError, StreamState
+from ml.runs import SERVING_FILE, WINDOW_FILE
 from webapp.classify.detection import MAX_STATE_CHARS
 from webapp.errors import ApiError
 from webapp.json_input import request_json
@@ -33,8 +31,6 @@ from webapp.versions.model_store import NoModel
 
 bp = Blueprint("on_device", __name__, url_prefix="/api")
 MAX_WINDOWS = 512                 # per /decide request: 51 s of windows at the default hop
-_made: dict[tuple, bytes] = {}    # the one-window graph of the model last asked for
-_making = threading.Lock()
 
 
 def _classifier():
@@ -44,26 +40,14 @@ def _classifier():
         raise ApiError(503, str(exc)) from None
 
 
-def _graph_file(classifier):
-    return classifier.run_dir / SERVING_FILE
+def _key(classifier, name: str) -> tuple:
+    path = classifier.run_dir / name
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size, classifier.version)
 
 
-def _key(classifier) -> tuple:
-    stat = _graph_file(classifier).stat()
-    return (str(_graph_file(classifier).resolve()), stat.st_mtime_ns, stat.st_size, classifier.version)
-
-
-def _etag(classifier, variant: str) -> str:
-    return hashlib.sha256(repr((_key(classifier), variant)).encode()).hexdigest()[:32]
-
-
-def _window_graph(classifier) -> bytes:
-    key = _key(classifier)
-    with _making:
-        if key not in _made:
-            _made.clear()
-            _made[key] = one_window(_graph_file(classifier).read_bytes(), classifier.context)
-        return _made[key]
+def _etag(classifier, variant: str, name: str = SERVING_FILE) -> str:
+    return hashlib.sha256(repr((_key(classifier, name), variant)).encode()).hexdigest()[:32]
 
 
 def _cached(body, mimetype: str, etag: str):
@@ -77,24 +61,24 @@ def _etag_matches(etag: str) -> bool:
     return etag in request.if_none_match
 
 
-@bp.get("/model.tflite")
-def model_file():
-    """The active model's serving graph, as ml/classifier.py runs it."""
+def _graph(name: str, variant: str):
     classifier = _classifier()
-    etag = _etag(classifier, "tflite")
+    etag = _etag(classifier, variant, name)
     if _etag_matches(etag):
         return _cached(b"", "application/octet-stream", etag)
-    return _cached(_graph_file(classifier).read_bytes(), "application/octet-stream", etag)
+    return _cached((classifier.run_dir / name).read_bytes(), "application/octet-stream", etag)
+
+
+@bp.get("/model.tflite")
+def model_file():
+    """The active model's serving graph, as ml/classifier.py runs it for a stream."""
+    return _graph(SERVING_FILE, "tflite")
 
 
 @bp.get("/model-window.tflite")
 def window_model_file():
-    """The serving graph fixed to one window (what LiteRT.js runs, ml/web_model.py)."""
-    classifier = _classifier()
-    etag = _etag(classifier, "window")
-    if _etag_matches(etag):               # a 304 without making the graph
-        return _cached(b"", "application/octet-stream", etag)
-    return _cached(_window_graph(classifier), "application/octet-stream", etag)
+    """The same graph fixed to one window: what LiteRT.js runs (one clip, or each live window)."""
+    return _graph(WINDOW_FILE, "window")
 
 
 @bp.get("/model.json")
@@ -113,14 +97,14 @@ def model_info():
     body = {"model": classifier.version, "labels": classifier.labels,
             "display_names": display_names(classifier.labels),
             "sample_rate": SAMPLE_RATE, "window_samples": CLIP_SAMPLES, "context": classifier.context,
-            "span_samples": window_span(classifier.context), "frame": 160,
+            "span_samples": CLIP_SAMPLES + 2 * classifier.context, "frame": 160,
             "offset_period": 2 * CLIP_SAMPLES,
             "picture": {"kind": classifier.feature_spec.kind, "times_s": [round(float(t), 4) for t in times],
                         "freqs_hz": [round(float(f), 1) for f in freqs]},
             "detector": detector, "edge_pad_s": 0.3,
             "files": {"model": url_for("on_device.model_file"),
                       "window_model": url_for("on_device.window_model_file"),
-                      "window_model_etag": _etag(classifier, "window")},
+                      "window_model_etag": _etag(classifier, "window", WINDOW_FILE)},
             "decide_url": url_for("on_device.decide")}
     response = jsonify(body)
     response.set_etag(_etag(classifier, "json"))

@@ -1,0 +1,216 @@
+"""Every run served as one graph: a span of audio and window starts in, each window's
+probabilities (and what the charts draw) out.
+
+Why one graph: an ensemble used to be four graphs on two runtimes (the speech embedding's
+mel and embedding networks on onnxruntime, its members' LiteRT graphs), combined in Python.
+Built here from the run's trained Keras models, it is one LiteRT file (`model.tflite`, see
+ml/export.py) that ml/classifier.py runs the same way for every kind of run, that exports
+as one file and that a phone or a page can run.
+
+Inputs (all with a batch of one; `context` is ml.embedding.context_samples: 0.5 s each side
+for a run that hears the speech embedding, none for a network on its own spectrogram):
+    audio   [1, L] float32   16 kHz samples: the windows and `context` samples around them
+    starts  [1, K] int32     where each window begins in `audio` (>= context, and for a model
+                             with a spectrogram or the speech embedding, whole 10 ms frames:
+                             multiples of 160)
+    offset  [1, 1] int32     where `audio` begins in its stream (the embedding's dither follows
+                             the stream, so a window gets the same numbers in any span)
+Outputs: probabilities [K, labels] and picture [K, time, freq] (the first member's input,
+for the charts). A network member's spectrogram is computed once over the span and each
+window takes its frames from it (a spectrogram is local); the speech embedding
+runs once over the whole span at every 10 ms frame (ml/embedding_keras.py, `every_frame`)
+and each window takes its 16 embeddings from it, heard in its real surroundings.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ml import runs
+from ml.audio import CLIP_SAMPLES, SAMPLE_RATE
+from ml.config import FeatureSpec
+from ml.embedding import FRAME_STEP, STRIDE, WINDOWS, EmbeddingSpec, chart_spec, context_samples
+from ml.embedding_keras import MelFrames, StreamDither, embedding_network, mel_weights
+from ml.export import LabelWeights, label_weights
+from ml.models import load_model
+
+
+@keras.saving.register_keras_serializable("hark")
+class Slices(keras.layers.Layer):
+    """For each window start, `count` rows of source[0] from (start - shift) // step on,
+    `stride` apart: a window's samples from the span, or its frames from a sequence."""
+
+    def __init__(self, count: int, step: int = 1, stride: int = 1, shift: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.count, self.step, self.stride, self.shift = int(count), int(step), int(stride), int(shift)
+
+    def call(self, source, starts):
+        first = tf.math.floordiv(starts[0] - self.shift, self.step)
+        rows = first[:, tf.newaxis] + self.stride * tf.range(self.count)[tf.newaxis]
+        return tf.gather(source[0], rows)
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count, "step": self.step,
+                "stride": self.stride, "shift": self.shift}
+
+
+@keras.saving.register_keras_serializable("hark")
+class GateCombine(keras.layers.Layer):
+    """A taught version (ml/teach.py): (base probabilities, gate [none, word...]) -> every label:
+    p(word) = gate(word), p(old label) = base(old label) x gate(none)."""
+
+    def __init__(self, base_index: list[int], word_index: list[int], labels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.base_index, self.word_index = [int(i) for i in base_index], [int(i) for i in word_index]
+        self.labels = int(labels)
+
+    def call(self, base, gate):
+        to_base = np.eye(self.labels, dtype=np.float32)[self.base_index]
+        to_word = np.eye(self.labels, dtype=np.float32)[self.word_index]
+        return tf.matmul(base * gate[:, :1], to_base) + tf.matmul(gate[:, 1:], to_word)
+
+    def get_config(self):
+        return {**super().get_config(), "base_index": self.base_index,
+                "word_index": self.word_index, "labels": self.labels}
+
+
+class _Builder:
+    """Wires the run's trained models to the three inputs; the embedding is computed once
+    per way of preparing it, whatever the number of heads on it."""
+
+    def __init__(self, context: int, one_window: bool = False):
+        self.one_window = one_window
+        span, windows = (CLIP_SAMPLES + 2 * context, 1) if one_window else (None, None)
+        self.audio = keras.Input((span,), batch_size=1, name="audio")
+        self.starts = keras.Input((windows,), batch_size=1, dtype="int32", name="starts")
+        self.offset = keras.Input((1,), batch_size=1, dtype="int32", name="offset")
+        self._embeddings: dict[EmbeddingSpec, tuple] = {}
+        self._members: list[str] = []
+
+    def embeddings(self, spec: EmbeddingSpec):
+        """(each window's embeddings [K, 16, 96], each window's clip as mel frames for charts)."""
+        if spec not in self._embeddings:
+            n = len(self._embeddings)
+            wave = StreamDither(spec.dither, spec.scale, name=f"dither_{n}")(self.audio, self.offset)
+            layer = MelFrames(name=f"mel_frames_{n}")
+            mel = layer(wave)
+            layer.set_weights(list(mel_weights()))
+            network = embedding_network(every_frame=not self.one_window)
+            network.name = f"speech_embedding_{n}"
+            sequence = network(mel)
+            if self.one_window:         # the audio is one window and its context: 16 embeddings
+                windows = sequence
+            else:
+                pad = int(spec.pad_s * SAMPLE_RATE)
+                windows = Slices(WINDOWS, FRAME_STEP, STRIDE, pad, name=f"embeddings_{n}")(sequence, self.starts)
+            frames = Slices(chart_spec().shape()[0], FRAME_STEP, name=f"clip_frames_{n}")(mel, self.starts)
+            # the mel graph's values are dB/10 + 2; charts read natural-log power like LogMel's
+            picture = keras.layers.Rescaling(np.log(10.0), -2.0 * np.log(10.0), name=f"picture_{n}")(frames)
+            self._embeddings[spec] = (windows, picture)
+        return self._embeddings[spec]
+
+    def member(self, run_dir: Path, config: dict):
+        """(probabilities [K, labels] of one trained run, unweighted; its features [K, T, F])."""
+        model = load_model(run_dir / runs.MODEL_FILE)
+        name = f"{len(self._members)}_{run_dir.name}"     # layer names must be unique
+        self._members.append(name)
+        if config["features"] == "embedding":
+            windows, picture = self.embeddings(EmbeddingSpec(**config.get("embedding", {})))
+            model.name = f"body_{name}"
+            return model(windows), picture
+        features, body = model.get_layer("features"), model.get_layer("body")
+        features.name, body.name = f"features_{name}", f"body_{name}"
+        spec = FeatureSpec.of(config.get("feature_params"), config["features"])
+        if FRAME_STEP % spec.frame_step == 0:
+            # frames are local: a window's are a slice of the whole span's (one pass, not K)
+            frames = features(keras.layers.Reshape(self.audio.shape[1:], name=f"span_{name}")(self.audio))
+            image = Slices(spec.shape()[0], spec.frame_step, name=f"frames_{name}")(frames, self.starts)
+        else:
+            image = features(Slices(CLIP_SAMPLES, name=f"waves_{name}")(self.audio, self.starts))
+        picture = keras.layers.Reshape(spec.shape()[:2], name=f"picture_{name}")(image)
+        return body(image), picture
+
+
+def serving_graph(run_dir: str | Path, one_window: bool = False) -> keras.Model:
+    """The run as one Keras model: (audio, starts, offset) -> (probabilities, picture), with
+    the run's `_unknown_` weight applied (an ensemble's once, over its members' average).
+
+    `one_window`: the same model for exactly one window, inputs of fixed shape (audio
+    [1, 1 s + 2 x context], starts [[context]]): the embedding network at its own stride
+    (16 outputs, not one per frame), 2.4x faster for one clip than the span graph; what
+    `classify`, the export formats and the page's on-device mode run."""
+    run_dir = runs.check_run(Path(run_dir))
+    config = runs.read_json(run_dir / "config.json")
+    labels = runs.labels_of(run_dir)
+    build = _Builder(context_samples([runs.read_json(d / "config.json") for d in runs.parts_of(run_dir, config)]),
+                     one_window)
+    members = runs.members_of(run_dir, config) or [run_dir]
+    base = list(config.get("base_labels") or labels)
+    for member in members:
+        if runs.labels_of(member) != base:
+            raise runs.RunError(f"{member}: its labels differ from the ensemble's")
+    outputs = [build.member(m, runs.read_json(m / "config.json") if m != run_dir else config)
+               for m in members]
+    probs = outputs[0][0] if len(outputs) == 1 else keras.layers.Average(name="average")(
+        [p for p, _ in outputs])
+    weights = label_weights(base, config.get("unknown_weight", 1.0))
+    if any(w != 1.0 for w in weights):
+        probs = LabelWeights(weights, name="label_weights")(probs)
+    gate = runs.gate_of(run_dir, config)
+    if gate is not None:
+        words = runs.labels_of(gate)[1:]
+        if sorted(base + words) != labels:
+            raise runs.RunError(f"{gate}: the gate's words and the members' labels are not the version's")
+        gate_probs, _ = build.member(gate, runs.read_json(gate / "config.json"))
+        probs = GateCombine([labels.index(b) for b in base], [labels.index(w) for w in words],
+                            len(labels), name="gate")(probs, gate_probs)
+    probs = keras.layers.Identity(name="probabilities")(probs)
+    picture = keras.layers.Identity(name="picture")(outputs[0][1])
+    return keras.Model([build.audio, build.starts, build.offset], [probs, picture], name="hark")
+
+
+@keras.saving.register_keras_serializable("hark")
+class AloneInSilence(keras.layers.Layer):
+    """One clip [1, 16000] -> the graph's inputs for it heard alone: (the clip with `context`
+    samples of silence each side, its start, stream offset 0), as the Classifier serves it."""
+
+    def __init__(self, context: int, **kwargs):
+        super().__init__(**kwargs)
+        self.context = int(context)
+
+    def call(self, clip):
+        audio = tf.pad(clip, [[0, 0], [self.context, self.context]])
+        return audio, tf.constant([[self.context]], tf.int32), tf.constant([[0]], tf.int32)
+
+    def get_config(self):
+        return {**super().get_config(), "context": self.context}
+
+
+def clip_model(run_dir: str | Path) -> keras.Model:
+    """The served model for one clip, what the export formats hold: waveform [1, 16000] in,
+    probabilities [1, labels] out (the same graph and numbers as the Classifier's classify)."""
+    run_dir = Path(run_dir)
+    graph = serving_graph(run_dir, one_window=True)
+    context = context_samples([runs.read_json(d / "config.json") for d in runs.parts_of(run_dir)])
+    clip = keras.Input((CLIP_SAMPLES,), batch_size=1, name="waveform")
+    probabilities, _ = graph(list(AloneInSilence(context, name="alone_in_silence")(clip)))
+    return keras.Model(clip, keras.layers.Identity(name="probabilities")(probabilities), name="hark_clip")
+
+
+def to_litert(model: keras.Model) -> bytes:
+    """The graph as a LiteRT flatbuffer with builtin ops only (LiteRT.js runs it too); its
+    signature's inputs and outputs carry their names (audio, starts, offset -> probabilities,
+    picture)."""
+    import contextlib
+    import io
+    import warnings
+
+    named = keras.Model(model.inputs, dict(zip(("probabilities", "picture"), model.outputs)))
+    converter = tf.lite.TFLiteConverter.from_keras_model(named)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return converter.convert()
