@@ -56,8 +56,9 @@ class Facts:
         """What each trained part of the model hears: "embedding" or "waveform"."""
         from ml import runs
 
-        return ["embedding" if runs.read_json(d / "config.json").get("features") == "embedding"
-                else "waveform" for d in runs.parts_of(self.run_dir, self.config)]
+        configs = [self.config if d == self.run_dir else runs.read_json(d / "config.json")
+                   for d in runs.parts_of(self.run_dir, self.config)]
+        return ["embedding" if c.get("features") == "embedding" else "waveform" for c in configs]
 
     @property
     def uses_embedding(self) -> bool:
