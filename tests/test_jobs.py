@@ -76,8 +76,8 @@ def test_sqlite_database_uses_wal_and_foreign_keys_and_is_migrated(app):
         db.session.delete(job)            # progress rows go with their job
         db.session.commit()
         assert db.session.scalar(select(db.func.count()).select_from(JobEpoch)) == 0
+        db.session.add(TrainingJob(params={}, state="exploded", log_tail=""))
         with pytest.raises(IntegrityError):    # the state column only takes the five states
-            db.session.add(TrainingJob(params={}, state="exploded", log_tail=""))
             db.session.commit()
         db.session.rollback()
 
@@ -481,7 +481,7 @@ def test_a_job_whose_version_vanished_fails_without_server_paths_in_public(queue
              anyone.get(f"/api/training/jobs/{job_id}").get_json()["error"],
              anyone.get(f"/api/training/jobs/{job_id}").get_json()["log_tail"],
              anyone.get(f"/training/jobs/{job_id}").get_data(as_text=True)]
-    for text in shown:
-        assert str(runs) not in text and str(tone_data) not in text
-        assert f"runs/{copy.name}" not in text and f"/{copy.name}/" not in text
+    for answer in shown:
+        assert str(runs) not in answer and str(tone_data) not in answer
+        assert f"runs/{copy.name}" not in answer and f"/{copy.name}/" not in answer
     assert copy.name in shown[0]                # the version is still named

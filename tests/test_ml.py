@@ -80,7 +80,7 @@ def test_unreadable_file_is_named_and_skipped(tmp_path, capsys):
     (root / "go" / "broken.wav").write_bytes(b"RIFF not really")
     labels, clips = dataset.list_clips(root)
     messages = []
-    x, y, kept = dataset.load_arrays(clips, labels, messages.append)
+    x, _, kept = dataset.load_arrays(clips, labels, messages.append)
     assert len(kept) == len(clips) - 1 and x.shape == (len(kept), 16000)
     assert any("broken.wav" in m for m in messages)
 

@@ -77,7 +77,7 @@ def real_errors(page):
 
 
 def assert_no_audio_sent(requests):
-    for method, address, size, audio in requests:
+    for method, address, _size, audio in requests:
         assert not audio, f"{method} {address} carried audio"
         assert not any(route in address for route in AUDIO_ROUTES), f"{method} {address}: audio route"
         assert method == "GET" or "/api/decide" in address, f"{method} {address}"
