@@ -131,7 +131,10 @@ def to_tflite_int8(model, float_model: bytes, calibration: np.ndarray) -> bytes:
         for clip in calibration:
             yield [clip[np.newaxis].astype(np.float32)]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    from ml.graph import with_named_outputs
+
+    # the float model's tensor names (`keep`) are those of with_named_outputs(model) (to_tflite)
+    converter = tf.lite.TFLiteConverter.from_keras_model(with_named_outputs(model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative

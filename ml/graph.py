@@ -77,18 +77,40 @@ class GateCombine(keras.layers.Layer):
                 "word_index": self.word_index, "labels": self.labels}
 
 
+@keras.saving.register_keras_serializable("hark")
+class AloneInSilence(keras.layers.Layer):
+    """One clip [1, 16000] -> the graph's inputs for it heard alone: (the clip with `context`
+    samples of silence each side, its start, stream offset 0), as the Classifier serves it."""
+
+    def __init__(self, context: int, **kwargs):
+        super().__init__(**kwargs)
+        self.context = int(context)
+
+    def call(self, clip):
+        audio = tf.pad(clip, [[0, 0], [self.context, self.context]])
+        return audio, tf.constant([[self.context]], tf.int32), tf.constant([[0]], tf.int32)
+
+    def get_config(self):
+        return {**super().get_config(), "context": self.context}
+
+
 class _Builder:
     """Wires the run's trained models to the three inputs; the embedding is computed once
     per way of preparing it, whatever the number of heads on it."""
 
-    def __init__(self, context: int, one_window: bool = False):
-        self.one_window = one_window
+    def __init__(self, context: int, one_window: bool = False, clip: bool = False):
+        self.one_window = one_window or clip
+        self._embeddings: dict[EmbeddingSpec, tuple] = {}
+        self._members: list[str] = []
+        if clip:        # one clip in, heard alone: the three inputs made from it
+            self.inputs = [keras.Input((CLIP_SAMPLES,), batch_size=1, name="waveform")]
+            self.audio, self.starts, self.offset = AloneInSilence(context, name="alone_in_silence")(self.inputs[0])
+            return
         span, windows = (CLIP_SAMPLES + 2 * context, 1) if one_window else (None, None)
         self.audio = keras.Input((span,), batch_size=1, name="audio")
         self.starts = keras.Input((windows,), batch_size=1, dtype="int32", name="starts")
         self.offset = keras.Input((1,), batch_size=1, dtype="int32", name="offset")
-        self._embeddings: dict[EmbeddingSpec, tuple] = {}
-        self._members: list[str] = []
+        self.inputs = [self.audio, self.starts, self.offset]
 
     def embeddings(self, spec: EmbeddingSpec):
         """(each window's embeddings [K, 16, 96], each window's clip as mel frames for charts)."""
@@ -134,9 +156,10 @@ class _Builder:
         return body(image), picture
 
 
-def serving_graph(run_dir: str | Path, one_window: bool = False) -> keras.Model:
+def serving_graph(run_dir: str | Path, one_window: bool = False, clip: bool = False) -> keras.Model:
     """The run as one Keras model: (audio, starts, offset) -> (probabilities, picture), with
     the run's `_unknown_` weight applied (an ensemble's once, over its members' average).
+    `clip`: see clip_model.
 
     `one_window`: the same model for exactly one window, inputs of fixed shape (audio
     [1, 1 s + 2 x context], starts [[context]]): the embedding network at its own stride
@@ -146,7 +169,7 @@ def serving_graph(run_dir: str | Path, one_window: bool = False) -> keras.Model:
     config = runs.read_json(run_dir / "config.json")
     labels = runs.labels_of(run_dir)
     build = _Builder(context_samples([runs.read_json(d / "config.json") for d in runs.parts_of(run_dir, config)]),
-                     one_window)
+                     one_window, clip)
     members = runs.members_of(run_dir, config) or [run_dir]
     base = list(config.get("base_labels") or labels)
     for member in members:
@@ -168,36 +191,23 @@ def serving_graph(run_dir: str | Path, one_window: bool = False) -> keras.Model:
         probs = GateCombine([labels.index(b) for b in base], [labels.index(w) for w in words],
                             len(labels), name="gate")(probs, gate_probs)
     probs = keras.layers.Identity(name="probabilities")(probs)
+    if clip:
+        return keras.Model(build.inputs, probs, name="hark")
     picture = keras.layers.Identity(name="picture")(outputs[0][1])
-    return keras.Model([build.audio, build.starts, build.offset], [probs, picture], name="hark")
-
-
-@keras.saving.register_keras_serializable("hark")
-class AloneInSilence(keras.layers.Layer):
-    """One clip [1, 16000] -> the graph's inputs for it heard alone: (the clip with `context`
-    samples of silence each side, its start, stream offset 0), as the Classifier serves it."""
-
-    def __init__(self, context: int, **kwargs):
-        super().__init__(**kwargs)
-        self.context = int(context)
-
-    def call(self, clip):
-        audio = tf.pad(clip, [[0, 0], [self.context, self.context]])
-        return audio, tf.constant([[self.context]], tf.int32), tf.constant([[0]], tf.int32)
-
-    def get_config(self):
-        return {**super().get_config(), "context": self.context}
+    return keras.Model(build.inputs, [probs, picture], name="hark")
 
 
 def clip_model(run_dir: str | Path) -> keras.Model:
     """The served model for one clip, what the export formats hold: waveform [1, 16000] in,
-    probabilities [1, labels] out (the same graph and numbers as the Classifier's classify)."""
-    run_dir = Path(run_dir)
-    graph = serving_graph(run_dir, one_window=True)
-    context = context_samples([runs.read_json(d / "config.json") for d in runs.parts_of(run_dir)])
-    clip = keras.Input((CLIP_SAMPLES,), batch_size=1, name="waveform")
-    probabilities, _ = graph(list(AloneInSilence(context, name="alone_in_silence")(clip)))
-    return keras.Model(clip, keras.layers.Identity(name="probabilities")(probabilities), name="hark_clip")
+    probabilities [1, labels] out (the one-window graph, the clip heard alone: the numbers of
+    the Classifier's classify)."""
+    return serving_graph(run_dir, clip=True)
+
+
+def with_named_outputs(model: keras.Model) -> keras.Model:
+    """The model with its outputs named (probabilities, picture) in a LiteRT signature; its
+    tensors' names are this model's, so name it so wherever names are matched (int8)."""
+    return keras.Model(model.inputs, dict(zip(("probabilities", "picture"), model.outputs)), name="served")
 
 
 def to_litert(model: keras.Model) -> bytes:
@@ -208,8 +218,7 @@ def to_litert(model: keras.Model) -> bytes:
     import io
     import warnings
 
-    named = keras.Model(model.inputs, dict(zip(("probabilities", "picture"), model.outputs)))
-    converter = tf.lite.TFLiteConverter.from_keras_model(named)
+    converter = tf.lite.TFLiteConverter.from_keras_model(with_named_outputs(model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -45,11 +45,12 @@ def test_a_head_on_the_embedding_is_a_run_served_like_any_other(head_run, clips)
     run, _ = head_run
     config = json.loads((run / "config.json").read_text())
     assert config["features"] == "embedding" and config["embedding"]["pad_s"] == 0.5
-    assert not (run / "features.tflite").exists() and (run / "body.tflite").is_file()
+    assert (run / "model.tflite").is_file() and (run / "window.tflite").is_file()     # one graph
     clf = Classifier(run)
     served = clf.predict_batch(clips)
-    # the same embeddings the Classifier computes: one clip at a time (onnxruntime's results
-    # for a batch differ in the 6th decimal, which the head's normalisation can magnify)
+    # the served graph's embedding layers agree with onnxruntime's, one clip at a time
+    # (onnxruntime's results for a batch differ in the 6th decimal, which the head's
+    # normalisation can magnify)
     embedding = SpeechEmbedding()
     keras_probs = np.concatenate([np.asarray(load_model(run / "model.keras")(embedding(c[None])[0]))
                                   for c in clips])

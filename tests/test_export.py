@@ -185,8 +185,9 @@ def _shipped() -> tuple[Path, dict]:
 
 
 def test_int8_costs_at_most_one_and_a_half_points_on_real_speech(tmp_path):
-    """The shipped ensemble's network member (members/kws: its split is the ensemble's), int8
-    beside float, on ../shared/speech/words (about a minute)."""
+    """The shipped ensemble as one graph, int8 beside float, on ../shared/speech/words (a few
+    minutes): its networks quantised, the features, the embedding's mel frames and the label
+    weights float."""
     speech = require_shared_speech() / "words"
     default, config = _shipped()
     if not (ROOT / config["data"]).is_dir():
@@ -195,12 +196,13 @@ def test_int8_costs_at_most_one_and_a_half_points_on_real_speech(tmp_path):
     from ml.exporters import export
 
     lines = []
-    result = export(default / "members" / "kws", "tflite-int8", tmp_path / "kws-int8.tflite",
-                    data=ROOT / config["data"], eval_dirs=[speech], log=lines.append)
+    result = export(default, "tflite-int8", tmp_path / "default-int8.tflite", data=ROOT / config["data"],
+                    eval_dirs=[speech], log=lines.append)
     words = result["accuracy"][str(speech)]
     assert words["clips"] > 1000
     assert words["float"] - words["int8"] <= 0.015, "\n".join(lines)
-    assert result["size_bytes"]["int8"] < result["size_bytes"]["float"] / 2
+    assert words["float"] >= 0.95      # the float model is the served one
+    assert result["size_bytes"]["int8"] < result["size_bytes"]["float"] * 0.6
 
 
 @pytest.mark.parametrize("fmt, loader, needs_hark", [("tflite", LOAD_TFLITE, False),

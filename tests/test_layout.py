@@ -196,3 +196,29 @@ sys.exit(1 if loaded else 0)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+
+def test_serving_the_default_ensemble_loads_neither_tensorflow_nor_onnxruntime(tmp_path):
+    """The default hears Google's speech embedding: served as one LiteRT graph (ml/graph.py),
+    a web worker classifying and listening with it imports no TensorFlow and no onnxruntime."""
+    script = f"""
+import io, sys
+import numpy as np, soundfile as sf
+from webapp import create_app
+app = create_app({{"HARK_INSTANCE": {str(tmp_path / 'instance')!r}, "HARK_RUNS": {str(tmp_path / 'runs')!r},
+                  "HARK_DEFAULT_MODEL": {str(ROOT / 'models' / 'default')!r},
+                  "HARK_ADMIN_PASSWORD": "a long password 1", "WTF_CSRF_ENABLED": False}})
+client = app.test_client()
+wave = np.random.default_rng(0).normal(0, 0.05, 48000).astype(np.float32)
+def wav():
+    buf = io.BytesIO(); sf.write(buf, wave, 16000, format="WAV"); buf.seek(0); return buf
+for route in ("/api/predict", "/api/detect"):
+    r = client.post(route, data={{"file": (wav(), "x.wav")}}, content_type="multipart/form-data")
+    assert r.status_code == 200, (route, r.status_code, r.get_data(as_text=True)[:300])
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "onnxruntime"))
+print("loaded:", loaded[:5])
+sys.exit(1 if loaded else 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
