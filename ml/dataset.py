@@ -11,6 +11,7 @@ import os
 import random
 import re
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +164,7 @@ class DataSets:
     data_hash: str
 
 
-def gather(folders: list[str | Path], how: str = "speaker", seed: int = 0,
+def gather(folders: Sequence[str | Path], how: str = "speaker", seed: int = 0,
            labels_also=(), log=None) -> DataSets:
     """List and split every folder; `labels_also` joins the labels (a fine-tuned run's own).
 
@@ -195,7 +196,7 @@ def gather(folders: list[str | Path], how: str = "speaker", seed: int = 0,
     return DataSets(base, sorted(labels), clips, parts, records, combined_hash(hashes))
 
 
-def common_root(roots: list[str | Path]) -> tuple[Path, list[Path]]:
+def common_root(roots: Sequence[str | Path]) -> tuple[Path, list[Path]]:
     """(the folder holding every data folder, the folders as paths under it).
 
     A run trained on several data sets records its clips relative to this folder

@@ -78,7 +78,7 @@ def plan(init_dir: Path, folders: list) -> dict:
     init_dir = Path(init_dir)
     words = new_words(init_dir, folders)
     counts = take_counts(folders)
-    out = {"words": words, "taken_from_unknown": [], "why": None,
+    out: dict = {"words": words, "taken_from_unknown": [], "why": None,
            "few_takes": {w: counts[w] for w in words if counts[w] < FEW_TAKES}}
     config = runs.read_json(init_dir / "config.json")
     if not rehearsal.has_pack(init_dir) or not config.get("members"):
@@ -138,6 +138,7 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
     from ml.export import export_serving
     from ml.fitting import Progress, run_folder
 
+    assert cfg.init, "teaching starts from a version (cfg.init)"
     init = Path(cfg.init)
     config = runs.read_json(init / "config.json")
     base = base_labels(config, runs.labels_of(init))

@@ -132,7 +132,8 @@ def _train_single(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, pro
             warm_start.load_into(model.get_layer("body"), init, data.labels)
         else:
             _adapt_normalization(model, data.arrays["train"][0])
-        backgrounds = backgrounds_of(*data.arrays["train"][:2], data.labels) if augment else None
+        train_x, train_y = data.arrays["train"][:2]
+        backgrounds = backgrounds_of(train_x, train_y, data.labels) if augment else None
         fit(model, data.arrays["train"][:2], data.arrays["val"][:2], cfg, progress, verbose,
              mix=None if backgrounds is None else background_mixer(backgrounds))
         model = _serving_copy(model, cfg, n)
@@ -171,7 +172,7 @@ def _train_ensemble(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, o
     ensemble's own files: it averages them and applies its `_unknown_` weight once. Fine-tuned
     (`init`), each member starts from the init's member of the same architecture."""
     members = ARCHS[cfg.arch].members
-    total = sum(_member_config(cfg, a).epochs for a in members)
+    total = sum(_member_config(cfg, a).epochs or 0 for a in members)     # settled by train()
     history: list[dict] = []
     started = time.monotonic()
 
@@ -207,7 +208,7 @@ def _train_ensemble(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, o
 
 def _init_record(init: warm_start.Init | None, data: _Data) -> dict:
     """config.json's account of the data sets and of the run it started from."""
-    record = {"datasets": data.sets}
+    record: dict = {"datasets": data.sets}
     if init is not None:
         record["init_from"] = init.record(data.labels)
         if init.config.get("detector"):     # the listening settings chosen for the init
