@@ -70,6 +70,7 @@ def _digest(path: str, mtime_ns: int) -> str:
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    assert app.static_folder is not None      # create_app names it
     static = Path(app.static_folder)
 
     @app.after_request

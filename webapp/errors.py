@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
-MESSAGES = {
+MESSAGES: dict[int | None, str] = {
     404: "no such endpoint",
     405: "method not allowed here",
     413: "the upload is too large",
@@ -33,6 +33,7 @@ def wants_json() -> bool:
 
 
 def respond(status: int, message: str, headers=None, code: str | None = None):
+    response: Response | str
     if wants_json():
         response = jsonify(error=message, **({"code": code} if code else {}))
     else:
@@ -57,5 +58,5 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        log.exception("unhandled error on %s", request.path)
+        log.error("unhandled error on %s", request.path, exc_info=exc)
         return respond(500, MESSAGES[500])

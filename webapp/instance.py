@@ -85,7 +85,7 @@ def versions_lock(instance_path):
         yield
 
 
-def secret_key(folder: Path) -> str:
+def secret_key(folder: str | Path) -> str:
     """The session key: generated on first start, owner-readable only, the same for every worker."""
     path = Path(folder) / SECRET_FILE
     key = create_once(path, secrets.token_hex(32), mode=0o600).strip()

@@ -47,7 +47,7 @@ def begin(username: str, address: str | None) -> int:
             count = db.session.scalar(select(func.count()).select_from(LoginAttempt).where(
                 column == value, LoginAttempt.id <= attempt.id,
                 LoginAttempt.at >= now - timedelta(seconds=item.get_expiry())))
-            if count > item.amount:
+            if (count or 0) > item.amount:
                 forget(attempt.id)
                 raise TooManyAttempts(f"too many failed logins for {what} (limit {item}); "
                                       "try again later")

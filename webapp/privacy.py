@@ -50,8 +50,8 @@ def folder_public(folder) -> bool:
     path = _resolved(folder) if folder else None
     if path is None:
         return False
-    for root in _roots():
-        root = _resolved(root)
+    for folder_root in _roots():
+        root = _resolved(folder_root)
         if root is None or not path.is_relative_to(root):
             continue
         inside = path.relative_to(root).parts

@@ -88,7 +88,7 @@ def json_form_data(body=None) -> MultiDict:
     if not isinstance(body, dict):
         raise errors.ApiError(400, "the JSON body must be an object of names and values, "
                                    'e.g. {"name": "value"}')
-    out = MultiDict()
+    out: MultiDict[str, str] = MultiDict()
     for name, value in body.items():
         if isinstance(value, (dict, list)):
             raise errors.ApiError(400, f"{name}: give a single value, not a list or an object")
@@ -129,7 +129,7 @@ def configure(app: Flask) -> None:
     app.url_map.converters["int"] = DatabaseId     # before any route is registered
     if app.config.get("HARK_PROXIES"):
         n = app.config["HARK_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]  # Flask documents this wrapping
 
 
 def init_app(app: Flask) -> None:
@@ -180,7 +180,7 @@ def _drain_body() -> None:
             if not chunk:
                 break
             left -= len(chunk)
-    except Exception:      # a client gone or a cut body: nothing left to answer anyway
+    except Exception:  # noqa: BLE001  a client gone or a cut body: nothing left to answer anyway
         pass
 
 
@@ -195,7 +195,7 @@ def _limits(app: Flask) -> None:
         if spec is None:
             continue
         key, methods = spec
-        view = limiter.limit(_config_value(key), methods=methods)(app.view_functions[endpoint])
+        view: Callable = limiter.limit(_config_value(key), methods=methods)(app.view_functions[endpoint])
         app.view_functions[endpoint] = audio_budget.metered(app, view) if key in AUDIO_LIMITED else view
 
 

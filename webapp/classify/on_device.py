@@ -121,7 +121,9 @@ def _number(x, low: float, high: float, what: str) -> float:
 def _windows(rows, labels: int, after: float | None):
     if not isinstance(rows, list) or len(rows) > MAX_WINDOWS:
         raise ApiError(400, f"windows must be a list of at most {MAX_WINDOWS} [time_s, probabilities, cut]")
-    times, probs, cuts = [], [], []
+    times: list[float] = []
+    probs: list[list[float]] = []
+    cuts: list[bool] = []
     for i, row in enumerate(rows):
         if not (isinstance(row, list) and len(row) == 3 and isinstance(row[1], list)
                 and len(row[1]) == labels and isinstance(row[2], bool)):

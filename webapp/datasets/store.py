@@ -416,8 +416,8 @@ def _add_staged(ds: DataSet, staging: Path, clips: list[NewClip], states: dict) 
     labels = sorted({c.label for c in clips})
     _write_file(staging / PLAN, json.dumps({"manifest_size": size, "files": plan,
                                             "labels": labels}).encode(), sync=True)
-    for staged, file in plan:
-        os.link(staging / staged, ds.path / file)   # fails when the name exists: nothing is overwritten
+    for staged_name, file in plan:
+        os.link(staging / staged_name, ds.path / file)   # fails when the name exists: nothing is overwritten
     _append_manifest(ds, rows, size)
     for label in labels:
         _save_state(ds, label, states[label])
@@ -517,7 +517,8 @@ def _read_state(ds: DataSet, label: str, stamp: list[int]) -> dict | None:
 
 def _scan_label(folder: Path) -> dict:
     """One pass over a label folder: its clips, and each speaker's next free number."""
-    clips, next_n = 0, {}
+    clips = 0
+    next_n: dict[str, int] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith("."):
