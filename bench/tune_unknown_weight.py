@@ -1,7 +1,7 @@
 """Choose the served weight of `_unknown_` on half of the real speakers, report on all.
 
 The synthetic training set makes `_unknown_` a catch-all for voices unlike the
-synthetic ones; a weight below 1 (ml/export.py LabelWeights) trades a little
+synthetic ones; a weight below 1 (ml/graph_layers.py LabelWeights) trades a little
 `_unknown_` recall for command accuracy. This picks the weight on the speakers
 of one half of ../shared/speech (split by speaker hash) and prints the figures
 for the other half and for all speakers, for every weight tried. Never tune on a half the
@@ -28,7 +28,7 @@ WEIGHTS = (1.0, 0.7, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05)
 
 def load(clf, folder: Path):
     from ml import dataset
-    from ml.export import label_weights
+    from ml.graph_layers import label_weights
     from ml.speakers import speaker_half
 
     _, clips = dataset.list_clips(folder)

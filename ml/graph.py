@@ -34,64 +34,8 @@ from ml.audio import CLIP_SAMPLES, SAMPLE_RATE
 from ml.config import FeatureSpec
 from ml.embedding import FRAME_STEP, STRIDE, WINDOWS, EmbeddingSpec, chart_spec, context_samples
 from ml.embedding_keras import MelFrames, StreamDither, embedding_network, mel_weights
-from ml.export import LabelWeights, label_weights
+from ml.graph_layers import AloneInSilence, GateCombine, LabelWeights, Slices, label_weights
 from ml.models import load_model
-
-
-@keras.saving.register_keras_serializable("hark")
-class Slices(keras.layers.Layer):
-    """For each window start, `count` rows of source[0] from (start - shift) // step on,
-    `stride` apart: a window's samples from the span, or its frames from a sequence."""
-
-    def __init__(self, count: int, step: int = 1, stride: int = 1, shift: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.count, self.step, self.stride, self.shift = int(count), int(step), int(stride), int(shift)
-
-    def call(self, source, starts):
-        first = tf.math.floordiv(starts[0] - self.shift, self.step)
-        rows = first[:, tf.newaxis] + self.stride * tf.range(self.count)[tf.newaxis]
-        return tf.gather(source[0], rows)
-
-    def get_config(self):
-        return {**super().get_config(), "count": self.count, "step": self.step,
-                "stride": self.stride, "shift": self.shift}
-
-
-@keras.saving.register_keras_serializable("hark")
-class GateCombine(keras.layers.Layer):
-    """A taught version (ml/teach.py): (base probabilities, gate [none, word...]) -> every label:
-    p(word) = gate(word), p(old label) = base(old label) x gate(none)."""
-
-    def __init__(self, base_index: list[int], word_index: list[int], labels: int, **kwargs):
-        super().__init__(**kwargs)
-        self.base_index, self.word_index = [int(i) for i in base_index], [int(i) for i in word_index]
-        self.labels = int(labels)
-
-    def call(self, base, gate):
-        to_base = np.eye(self.labels, dtype=np.float32)[self.base_index]
-        to_word = np.eye(self.labels, dtype=np.float32)[self.word_index]
-        return tf.matmul(base * gate[:, :1], to_base) + tf.matmul(gate[:, 1:], to_word)
-
-    def get_config(self):
-        return {**super().get_config(), "base_index": self.base_index,
-                "word_index": self.word_index, "labels": self.labels}
-
-
-@keras.saving.register_keras_serializable("hark")
-class AloneInSilence(keras.layers.Layer):
-    """One clip [1, 16000] -> the graph's inputs for it heard alone: (the clip with `context`
-    samples of silence each side, its start, stream offset 0), as the Classifier serves it."""
-
-    def __init__(self, context: int, **kwargs):
-        super().__init__(**kwargs)
-        self.context = int(context)
-
-    def call(self, clip):
-        audio = tf.pad(clip, [[0, 0], [self.context, self.context]])
-        return audio, tf.constant([[self.context]], tf.int32), tf.constant([[0]], tf.int32)
-
-    def get_config(self):
-        return {**super().get_config(), "context": self.context}
 
 
 class _Builder:

@@ -210,7 +210,7 @@ def build_head(arch: str, n_labels: int) -> keras.Model:
 
 def load_model(path) -> keras.Model:
     """Load a saved model; importing this module registered all of Hark's custom layers."""
-    import ml.export  # LabelWeights
-    import ml.graph  # noqa: F401  the one graph's layers (and the speech embedding's)
+    import ml.embedding_keras
+    import ml.graph_layers  # noqa: F401  the served graph's (label weights, windows, gate)
 
     return keras.saving.load_model(path, compile=False)

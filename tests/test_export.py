@@ -223,8 +223,8 @@ def test_exports_of_the_shipped_model_keep_its_unknown_weight(tmp_path, capsys, 
     assert np.abs(exported - _served(default, x)).max() <= FLOAT_TOLERANCE
     import keras
 
-    from ml.export import label_weights
     from ml.graph import serving_graph
+    from ml.graph_layers import label_weights
 
     graph = serving_graph(default)                  # its members' average, weight 1
     average = keras.Model(graph.inputs, graph.get_layer("average").output)

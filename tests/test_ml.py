@@ -316,7 +316,7 @@ def test_download_offline_names_the_fix(tmp_path, capsys):
 
 
 def test_label_weights_move_probability_away_from_unknown():
-    from ml.export import LabelWeights, label_weights
+    from ml.graph_layers import LabelWeights, label_weights
 
     weights = label_weights(["_silence_", "_unknown_", "yes"], 0.25)
     assert weights == [1.0, 0.25, 1.0]

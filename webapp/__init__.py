@@ -22,7 +22,20 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from webapp import admin, auth, classify, cli, context, database, datasets, gallery, security, training, versions
+    from webapp import (
+        admin,
+        auth,
+        classify,
+        cli,
+        context,
+        database,
+        datasets,
+        gallery,
+        on_device,
+        security,
+        training,
+        versions,
+    )
     from webapp.versions import registry
 
     security.configure(app)          # secret key, cookie flags, proxy headers
@@ -34,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
         threads=app.config["HARK_MODEL_THREADS"])
 
     classify.init_app(app)           # /, /upload, /api/predict, /api/analyze, /api/detect
+    on_device.init_app(app)          # /api/model.json, /api/model*.tflite, /api/decide
     app.register_blueprint(auth.bp)
     training.init_app(app)           # the task queue, /training, /api/training
     versions.init_app(app)           # the Download menus

@@ -37,7 +37,7 @@ DEFAULT_SEED = 1234
 FORMAT = 4  # bump when the output for the same args changes
 UNKNOWN_RATIO = 1.0
 # The served weight of `_unknown_` recommended for models trained on this set, per architecture
-# (dataset.json; ml/export.py LabelWeights): trained on synthetic voices only, a model takes
+# (dataset.json; ml/graph_layers.py LabelWeights): trained on synthetic voices only, a model takes
 # many human commands for `_unknown_`, the kws network far more than the ensemble, whose heads
 # on the pretrained embedding learned from real voices. Chosen on half of the real speakers of
 # ../shared/speech with bench/tune_unknown_weight.py; other architectures get 1.

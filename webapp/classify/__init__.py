@@ -1,8 +1,7 @@
 """Classifying: record or upload a word and see what the active model hears (pages and API).
 
 views.py serves the Listen and Upload pages, api.py the JSON routes (/api/predict,
-/api/analyze, /api/detect, /api/health); on_device.py the model for a page that
-classifies on the device and /api/decide; inference.py runs the model on one upload,
+/api/analyze, /api/detect, /api/health); inference.py runs the model on one upload,
 detection.py listens for words in a longer recording, audio_input.py reads uploads
 (file_kind.py names what a refused file is).
 """
@@ -12,8 +11,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from webapp.classify import api, on_device, views
+    from webapp.classify import api, views
 
     app.register_blueprint(api.bp)
-    app.register_blueprint(on_device.bp)   # the model for the page, /api/decide
     app.register_blueprint(views.bp)
