@@ -111,7 +111,7 @@ def set_password(username: str, password: str) -> tuple[User, bool]:
         raise AuthError(f"the password must be at least {MIN_PASSWORD} characters")
     user = db.session.scalar(select(User).where(User.username == username))
     created = user is None
-    if created:
+    if user is None:
         user = User(username=username, password_hash="")
         db.session.add(user)
     else:

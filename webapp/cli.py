@@ -48,12 +48,12 @@ def init_app(app: Flask) -> None:
         from webapp.training import startup
         from webapp.versions import registry
 
-        app = current_app._get_current_object()
+        app = current_app._get_current_object()  # type: ignore[attr-defined]  # the app behind the proxy
         admin_from_environment(app)
         for line in startup.check(app, auto_train=not no_auto_train, log_report=False):
             click.echo(f"startup check: {line}")
         run_dir = registry.active_run_dir(app)
-        version = registry.find(run_dir) if registry.usable(run_dir) else None
+        version = registry.find(run_dir) if run_dir is not None and registry.usable(run_dir) else None
         click.echo(f"active model: {version.name if version else 'none yet (the first training job makes one)'}")
         if not admin_count():
             click.echo("no admin account yet: create one with\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from webapp.classify.audio_input import decode_upload
 
 @dataclass
 class Result:
-    prediction: object        # ml.classifier.Prediction
+    prediction: Any           # ml.classifier.Prediction (not imported: pages load no TensorFlow)
     wave: np.ndarray          # the decoded input at its own rate
     rate: int
     timing_ms: dict

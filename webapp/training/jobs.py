@@ -17,11 +17,13 @@ import contextlib
 import os
 import socket
 from collections import deque
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from ml import config
 from webapp import privacy
@@ -117,6 +119,7 @@ def make_params(dataset: str | list = "default", data: str | None = None, activa
         elif key.startswith(USER_SET):
             folder = user_data(key[len(USER_SET):], app)
         else:
+            assert data, "the caller checked that a folder data set names its folder"
             folder = Path(data)
         folders.append(str(folder.resolve()))
     one = len(keys) == 1
@@ -177,7 +180,7 @@ def submit(params: dict, user: str | None) -> TrainingJob:
         db.session.commit()
         job_id = job.id
     current_app.extensions["hark.queue"].enqueue(job_id)
-    return db.session.get(TrainingJob, job_id, populate_existing=True)
+    return db.session.get_one(TrainingJob, job_id, populate_existing=True)
 
 
 def cancel(job_id: int) -> TrainingJob:
@@ -185,15 +188,15 @@ def cancel(job_id: int) -> TrainingJob:
     job = db.session.get(TrainingJob, job_id)
     if job is None:
         raise JobError(f"no training job {job_id}", 404)
-    done = db.session.execute(
+    done = cast(CursorResult, db.session.execute(      # an UPDATE's result counts its rows
         update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.state == "queued")
-        .values(state="cancelled", stage=None, finished_at=utcnow(), cancel_requested=True))
+        .values(state="cancelled", stage=None, finished_at=utcnow(), cancel_requested=True)))
     if not done.rowcount:
         db.session.execute(
             update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.state == "running")
             .values(cancel_requested=True))
     db.session.commit()
-    job = db.session.get(TrainingJob, job_id, populate_existing=True)
+    job = db.session.get_one(TrainingJob, job_id, populate_existing=True)
     if job.state in FINISHED and not done.rowcount:
         raise JobError(f"job {job_id} has already finished ({job.state})", 409)
     return job
@@ -240,10 +243,10 @@ def holding(run_dir: Path, name: str) -> str | None:
 def claim(job_id: int) -> bool:
     """queued -> running for this process; False when it was cancelled or taken already."""
     now = utcnow()
-    done = db.session.execute(
+    done = cast(CursorResult, db.session.execute(      # an UPDATE's result counts its rows
         update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.state == "queued")
         .values(state="running", started_at=now, heartbeat_at=now, worker=worker_id(),
-                stage="starting"))
+                stage="starting")))
     db.session.commit()
     return bool(done.rowcount)
 
@@ -309,7 +312,8 @@ def stop_requested(job_id: int) -> bool:
 
 def finish(job_id: int, state: str, error: str | None = None, run_dir: str | None = None,
            metrics: dict | None = None, log_tail: str | None = None) -> None:
-    values = {"state": state, "stage": None, "finished_at": utcnow(), "error": error, "eta_s": None}
+    values: dict[str, object] = {"state": state, "stage": None, "finished_at": utcnow(), "error": error,
+                                 "eta_s": None}
     if run_dir is not None:
         values["run_dir"] = run_dir
     if metrics is not None:
@@ -373,13 +377,13 @@ def _unit(params: dict) -> str:
     """What a job's steps count."""
     if is_evaluation(params):
         return "clips"
-    ensemble = bool(config.ARCHS.get(params.get("arch"), config.ARCHS["kws"]).members)
+    ensemble = bool(config.ARCHS.get(params.get("arch") or "kws", config.ARCHS["kws"]).members)
     return "epochs of all members" if ensemble and params.get("mode") != "teach" else "epochs"
 
 
 def record_mode(job_id: int, mode: str) -> None:
     """The method a job with mode "auto" turned out to take (its pages say what it does)."""
-    job = db.session.get(TrainingJob, job_id)
+    job = db.session.get_one(TrainingJob, job_id)
     job.params = {**job.params, "mode": mode}
     db.session.commit()
 
@@ -387,7 +391,8 @@ def record_mode(job_id: int, mode: str) -> None:
 def summaries(job_list: list[TrainingJob], admin: bool = False) -> list[dict]:
     """`summary` of many jobs, with their versions fetched in one query."""
     ids = [j.id for j in job_list]
-    found = db.session.scalars(select(ModelVersion).where(ModelVersion.job_id.in_(ids))) if ids else []
+    found: Iterable[ModelVersion] = (
+        db.session.scalars(select(ModelVersion).where(ModelVersion.job_id.in_(ids))) if ids else [])
     by_job = {v.job_id: v for v in found}
     return [summary(j, admin, version=by_job.get(j.id)) for j in job_list]
 

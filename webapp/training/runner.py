@@ -85,8 +85,8 @@ def run_job(job_id: int) -> None:
     if not jobs.claim(job_id):
         log.info("job %s is no longer queued; skipped", job_id)
         return
-    app = current_app._get_current_object()
-    job = db.session.get(TrainingJob, job_id)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # the app behind the proxy
+    job = db.session.get_one(TrainingJob, job_id)
     params, requested_by = dict(job.params), job.created_by
     tail = jobs.LogTail(job_id)
     stop = _StopFlag(job_id)
@@ -99,7 +99,7 @@ def run_job(job_id: int) -> None:
             metrics = other_kind(job_id, params, tail, stop)
             jobs.finish(job_id, "succeeded", log_tail=tail.text(), metrics=metrics)
             return
-        data = teach_folders(params)
+        data: Path | list[Path] | None = teach_folders(params)
         if data is not None:
             jobs.record_mode(job_id, "teach")
             params["mode"] = "teach"
@@ -112,7 +112,7 @@ def run_job(job_id: int) -> None:
         jobs.set_stage(job_id, "measuring the model")
         version = registry.register(run_dir, source="job", job_id=job_id)
         tail(f"model version {version.name}: test accuracy "
-             f"{(version.test_accuracy or 0):.1%}, {version.size_bytes / 1024:.0f} KB, "
+             f"{(version.test_accuracy or 0):.1%}, {(version.size_bytes or 0) / 1024:.0f} KB, "
              f"{version.latency_ms:.2f} ms per clip")
         run_dir = None   # registered: from here on it is a version, never removed as debris
         metrics = dict(version.metrics or {})
@@ -165,7 +165,7 @@ def _guarded_activate(job_id: int, version, requested_by: str | None, tail: jobs
     (ml/guard.py); what was decided and why, for the job's metrics and pages."""
     active = registry.active_run_dir()
     verdict = None
-    if current_app.config["HARK_GUARD"] and registry.usable(active):
+    if current_app.config["HARK_GUARD"] and active is not None and registry.usable(active):
         jobs.set_stage(job_id, "checking it against the active version")
         verdict = check_against_active(Path(version.run_dir), active, tail)
         if not verdict["ok"]:
@@ -274,7 +274,7 @@ def _data_arg(path: Path) -> str:
     return str(path)
 
 
-def _train(job_id: int, params: dict, data: Path, tail: jobs.LogTail, stop) -> Path:
+def _train(job_id: int, params: dict, data: Path | list[Path], tail: jobs.LogTail, stop) -> Path:
     from ml import teach
     from ml.train import train
 
@@ -282,6 +282,7 @@ def _train(job_id: int, params: dict, data: Path, tail: jobs.LogTail, stop) -> P
     cfg = jobs.train_config(params, folders, current_app.config["HARK_RUNS"])
     Path(cfg.runs).mkdir(parents=True, exist_ok=True)
     if teach.can_teach(cfg):
+        assert cfg.init      # a version to teach (can_teach checked it)
         tail(f"teaching {', '.join(teach.new_words(Path(cfg.init), cfg.folders()))} to "
              f"{params['init']} from the {jobs.dataset_label(params)} (the default set: the "
              f"version's rehearsal pack)")
