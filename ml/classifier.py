@@ -2,7 +2,7 @@
 
 Every run, whatever it is made of (a network on its own spectrogram, a head on the
 pretrained speech embedding, an ensemble of both, a taught version), serves through one
-LiteRT graph, `model.tflite` (ml/graph.py builds it, ml/export.py writes it): a span of
+LiteRT graph, `model.tflite` (ml/graph.py builds and writes it): a span of
 audio and window starts in, each window's probabilities out; a stream's windows go through
 in one call, sharing the work of the span. One clip goes through the same graph fixed to
 one window, `window.tflite` (faster: nothing to share). Only the LiteRT runtime is loaded,
@@ -144,8 +144,10 @@ class Classifier:
         if (starts[0] < self.context or starts[-1] + CLIP_SAMPLES + self.context > len(audio)
                 or np.any(starts % FRAME)):
             raise ValueError("windows need their context inside the audio, at whole 10 ms frames")
+        first = int(starts[0]) - self.context               # only the audio the windows hear
+        audio = audio[first:int(starts[-1]) + CLIP_SAMPLES + self.context]
         with self._lock:
-            return self._graph(audio, starts, offset)[0]
+            return self._graph(audio, starts - first, offset + first)[0]
 
     def feature_axes(self) -> tuple[np.ndarray, np.ndarray]:
         """Time (s) of each frame and frequency (Hz) of each bin of `Prediction.features`."""
