@@ -50,12 +50,12 @@ def _clips(n: int) -> np.ndarray:
 
 def _kws_member(model: Path, scratch: Path) -> Path:
     """A copy of the model's kws member with its own one graph (members are not served)."""
-    from ml.export import export_serving
+    from ml.graph import write_serving_graphs
 
     member = scratch / "kws"
     shutil.copytree(model / "members" / "kws", member)
     (member / "split.json").unlink(missing_ok=True)
-    export_serving(member)
+    write_serving_graphs(member)
     return member
 
 

@@ -83,7 +83,7 @@ def _export(args):
     from ml import runs
     from ml.config import check_unknown_weight
     from ml.evaluate import evaluate_test_split
-    from ml.export import export_serving
+    from ml.graph import write_serving_graphs
 
     run_dir = runs.check_run(Path(args.model))
     config = runs.read_json(run_dir / "config.json")
@@ -91,7 +91,7 @@ def _export(args):
         check_unknown_weight(args.unknown_weight, "--unknown-weight")
         config["unknown_weight"] = args.unknown_weight
         runs.write_json(run_dir / "config.json", config)
-    size = export_serving(run_dir)
+    size = write_serving_graphs(run_dir)
     print(f"wrote {run_dir / runs.SERVING_FILE} ({size / 1024:,.0f} KB) and {runs.WINDOW_FILE}")
     try:  # the test-split figures must describe what is served now
         report = evaluate_test_split(run_dir)

@@ -3,9 +3,9 @@ probabilities (and what the charts draw) out.
 
 Why one graph: an ensemble used to be four graphs on two runtimes (the speech embedding's
 mel and embedding networks on onnxruntime, its members' LiteRT graphs), combined in Python.
-Built here from the run's trained Keras models, it is one LiteRT file (`model.tflite`, see
-ml/export.py) that ml/classifier.py runs the same way for every kind of run, that exports
-as one file and that a phone or a page can run.
+Built here from the run's trained Keras models, it is one LiteRT file (`model.tflite`,
+which write_serving_graphs writes) that ml/classifier.py runs the same way for every kind of
+run, that exports as one file and that a phone or a page can run.
 
 Inputs (all with a batch of one; `context` is ml.embedding.context_samples: 0.5 s each side
 for a run that hears the speech embedding, none for a network on its own spectrogram):
@@ -167,3 +167,19 @@ def to_litert(model: keras.Model) -> bytes:
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return converter.convert()
+
+
+def write_serving_graphs(run_dir: str | Path) -> int:
+    """Write `run_dir`'s model.tflite and window.tflite (the span graph and the one-window
+    graph) from its trained models and config.json, its `_unknown_` weight included, each
+    atomically; returns the size of model.tflite in bytes. Serving them needs only the LiteRT
+    runtime, not TensorFlow or onnxruntime: a web worker stays small and a clip takes a few
+    milliseconds."""
+    sizes = []
+    for name, one_window in ((runs.WINDOW_FILE, True), (runs.SERVING_FILE, False)):
+        data = to_litert(serving_graph(run_dir, one_window))
+        tmp = Path(run_dir) / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(Path(run_dir) / name)
+        sizes.append(len(data))
+    return sizes[-1]

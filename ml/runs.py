@@ -2,7 +2,7 @@
 
     model.keras        the trained model, waveform in, probabilities out (an embedding head:
                        embeddings in; ml/embedding.py makes them from the waveform)
-    model.tflite       what is served: the run as one LiteRT graph (ml/graph.py, ml/export.py)
+    model.tflite       what is served: the run as one LiteRT graph (ml/graph.py builds and writes it)
     window.tflite      the same graph for exactly one window (one clip: faster; what a page runs)
     members/           an ensemble's member runs (its model.tflite is made of theirs)
     labels.json        class names in output order
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 MODEL_FILE = "model.keras"
-SERVING_FILE = "model.tflite"       # the run as one LiteRT graph (ml/export.py writes it)
+SERVING_FILE = "model.tflite"       # the run as one LiteRT graph (ml/graph.py writes it)
 WINDOW_FILE = "window.tflite"       # the same graph fixed to one window
 
 

@@ -135,8 +135,8 @@ def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
 def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, log=print) -> Path:
     """Teach the new words of `cfg`'s data to the version `cfg.init`; return the new run."""
     from ml.embedding import EmbeddingSpec
-    from ml.export import export_serving
     from ml.fitting import Progress, run_folder
+    from ml.graph import write_serving_graphs
 
     assert cfg.init, "teaching starts from a version (cfg.init)"
     init = Path(cfg.init)
@@ -224,7 +224,7 @@ def teach(cfg: TrainConfig, on_epoch=None, should_stop=None, verbose: int = 0, l
             "created": datetime.now(UTC).isoformat(timespec="seconds")})
         runs.write_json(tmp / "config.json", top)
         stage("writing its graph")
-        export_serving(tmp)
+        write_serving_graphs(tmp)
         stage("testing")
         _test(tmp, arrays["test"], sets, words)
     log(f"taught {', '.join(words)} in {time.monotonic() - started:.0f} s; run directory: {run.final}")

@@ -24,8 +24,8 @@ from ml.classifier import Classifier
 from ml.config import ARCHS, FINE_TUNE_LR_SCALE, TrainConfig, check_unknown_weight
 from ml.embed_train import HEAD_LABEL_SMOOTHING, VARIANTS, backgrounds_of, class_weights
 from ml.evaluate import evaluate_arrays
-from ml.export import export_serving
 from ml.fitting import Cancelled, Progress, fit, run_folder, smoothed_loss
+from ml.graph import write_serving_graphs
 from ml.models import build_head, build_model
 
 __all__ = ["Cancelled", "TrainConfig", "train"]
@@ -257,7 +257,7 @@ def _write_run(run_dir: Path, run_id: str, cfg: TrainConfig, data: _Data, histor
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                      "keras": keras.__version__, "numpy": np.__version__},
     })
-    export_serving(run_dir)
+    write_serving_graphs(run_dir)
     x_test, y_test, test_clips = data.arrays["test"]
     report, predictions = evaluate_arrays(Classifier(run_dir), x_test, y_test, test_clips, data.root)
     runs.write_json(run_dir / "metrics.json", report)

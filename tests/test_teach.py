@@ -121,9 +121,9 @@ def test_the_guard_passes_an_equal_version_and_refuses_a_worse_one(tmp_path):
     shutil.copytree(DEFAULT, worse)
     config = runs.read_json(worse / "config.json")
     runs.write_json(worse / "config.json", {**config, "unknown_weight": 0.002})
-    from ml.export import export_serving
+    from ml.graph import write_serving_graphs
 
-    export_serving(worse)                     # the weight is part of the served graph
+    write_serving_graphs(worse)                     # the weight is part of the served graph
     stick = guard.yardstick(tmp_path / "check")
     same = guard.compare(Classifier(DEFAULT), Classifier(DEFAULT), stick)
     assert same["ok"] and same["reasons"] == []

@@ -297,7 +297,7 @@ def _readme(names: list[str], per_word: int, seed: int) -> str:
         "(engine, voice, variant), so a split by speaker keeps every synthetic voice in one split.",
         "`manifest.csv` lists every clip with its text, engine, voice, synthesis parameters and augmentations;",
         "`dataset.json` the arguments, engines used, counts and the served `_unknown_` weight",
-        "that models trained on this set get (see ml/export.py).",
+        "that models trained on this set get (see ml/graph.py).",
         "",
         "## Engines and voices used, and their licences",
         "",
