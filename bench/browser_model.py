@@ -2,8 +2,8 @@
 
 - first model load: a fresh browser context (empty cache) opens Listen with the switch on; the
   time from asking for the model to a compiled model (GET /api/model.json, the LiteRT.js wasm,
-  GET /api/model-window.tflite, compile), on loopback. The server makes its one-window graph once
-  per process: that is timed apart ("server: window graph made") and warmed before the loads.
+  GET /api/model-window.tflite: the run's window.tflite, compile), on loopback; the server's
+  first answer is timed apart and warms it before the loads.
 - one window: `Device.window` (the graph on one window's span, LiteRT.js on the CPU, wasm) after
   three warm-up runs; median of --runs.
 
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         with urllib.request.urlopen(url + "/api/model-window.tflite") as response:
             size = len(response.read())
-        print(f"server: window graph made in {time.perf_counter() - t:.2f} s ({size / 1e6:.1f} MB), once per process")
+        print(f"server: window graph sent in {time.perf_counter() - t:.2f} s ({size / 1e6:.1f} MB)")
         loads, windows = [], []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=FLAGS)
