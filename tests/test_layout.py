@@ -141,11 +141,12 @@ def test_the_top_of_webapp_is_infrastructure():
 
 def test_route_modules_have_one_name_in_every_package():
     """views.py serves a package's pages, api.py its JSON routes: no other module has routes
-    but the admin's folder evaluation and the versions' downloads (one blueprint each)."""
+    but the admin's folder evaluation, the versions' downloads and the frontend's vendored
+    scripts (one blueprint each)."""
     routed = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "webapp").rglob("*.py")
                     if "Blueprint(" in p.read_text())
     others = [p for p in routed if Path(p).name not in ("views.py", "api.py")]
-    assert others == ["webapp/admin/evaluations.py", "webapp/assets.py", "webapp/auth.py",
+    assert others == ["webapp/admin/evaluations.py", "webapp/frontend/assets.py",
                       "webapp/versions/downloads.py"], others
 
 

@@ -13,7 +13,7 @@ import stat
 from werkzeug.routing import IntegerConverter
 
 from tests.helpers import PASSWORD, audio_bytes, csrf_token, login, make_app
-from webapp.auth import admin_count
+from webapp.auth.accounts import admin_count
 from webapp.database import db
 from webapp.tables import User
 

@@ -396,7 +396,7 @@ def test_confusion_matrix_has_a_keyboard_table_beside_the_chart(app, runs):
 
 
 def test_plotly_is_sent_gzip_compressed(app):
-    from webapp.assets import plotly_js
+    from webapp.frontend.assets import plotly_js
 
     client = app.test_client()
     path, version = plotly_js()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from webapp import assets, errors, settings
+from webapp import errors, settings
 from webapp.versions.model_store import ModelStore
 
 
@@ -27,9 +27,9 @@ def create_app(config: dict | None = None) -> Flask:
         auth,
         classify,
         cli,
-        context,
         database,
         datasets,
+        frontend,
         gallery,
         on_device,
         security,
@@ -48,16 +48,14 @@ def create_app(config: dict | None = None) -> Flask:
 
     classify.init_app(app)           # /, /upload, /api/predict, /api/analyze, /api/detect
     on_device.init_app(app)          # /api/model.json, /api/model*.tflite, /api/decide
-    app.register_blueprint(auth.bp)
     training.init_app(app)           # the task queue, /training, /api/training
     versions.init_app(app)           # the Download menus
     gallery.init_app(app)            # /gallery, /api/gallery, the admin's evaluations
     admin.init_app(app)              # /admin, /admin/api
     datasets.init_app(app)           # /admin/datasets, /admin/api/datasets
-    assets.init_app(app)
-    context.init_app(app)
+    frontend.init_app(app)           # /vendor, what every template gets
     errors.init_app(app)
-    auth.init_app(app)
+    auth.init_app(app)               # /login, /logout, the admin accounts
     cli.init_app(app)
     # Last: CSRF, rate limits and security headers cover every route registered above.
     security.init_app(app)

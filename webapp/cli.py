@@ -19,7 +19,7 @@ def init_app(app: Flask) -> None:
         HARK_ADMIN_PASSWORD: that variable only makes the first admin when the service
         starts. A new password logs USERNAME out of every session.
         """
-        from webapp.auth import AuthError, set_password
+        from webapp.auth.accounts import AuthError, set_password
 
         if current_app.config.get("HARK_ADMIN_PASSWORD"):
             click.echo("note: HARK_ADMIN_PASSWORD is not used by create-admin (it only creates "
@@ -44,7 +44,7 @@ def init_app(app: Flask) -> None:
     @click.option("--no-auto-train", is_flag=True, help="do not enqueue the first training job")
     def check(no_auto_train: bool):
         """Repair what a crash left half-done and report the state (scripts/run.sh runs it)."""
-        from webapp.auth import admin_count, admin_from_environment
+        from webapp.auth.accounts import admin_count, admin_from_environment
         from webapp.training import startup
         from webapp.versions import registry
 

@@ -83,7 +83,7 @@ def jobs_and_security() -> dict:
         "HARK_RATE_ANALYZE": _env("HARK_RATE_ANALYZE", "10/second;300/minute"),
         "HARK_RATE_UPLOAD": _env("HARK_RATE_UPLOAD", "60/minute;600/hour"),
         "HARK_RATE_LOGIN": _env("HARK_RATE_LOGIN", "10/minute;40/hour"),
-        # Failed logins per user name, from any address (webapp/login_limits.py; shared by all workers).
+        # Failed logins per user name, from any address (webapp/auth/limits.py; shared by all workers).
         "HARK_RATE_LOGIN_USER": _env("HARK_RATE_LOGIN_USER", "10/minute;100/hour"),
         # Audio decoded by the routes under HARK_RATE_PREDICT or HARK_RATE_ANALYZE, per client
         # address, in seconds counted at 16 kHz (a second at 48 kHz costs 3): long high-rate

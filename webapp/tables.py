@@ -38,7 +38,7 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Part of every session's user id: logout and a password reset raise it, which ends
-    # every copy of every cookie issued before (webapp.auth.load_user compares it).
+    # every copy of every cookie issued before (webapp.auth.accounts.load_user compares it).
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def get_id(self) -> str:

@@ -1,11 +1,12 @@
-"""Admin login (Flask-Login): who may start jobs and change the active model.
+"""Admin accounts and sessions (Flask-Login): who may start jobs and change the active model.
 
 There is no default password: the first admin comes from `flask --app wsgi
 create-admin` or from HARK_ADMIN_PASSWORD (+ HARK_ADMIN_USER) on a start where
 no admin exists yet. Passwords are stored as werkzeug scrypt hashes. A session
 names its admin and the admin's session generation: logout and a password
 reset raise the generation, so every copy of an older cookie stops working.
-Failed logins are limited per user name and per address (webapp/login_limits.py).
+Failed logins are limited per user name and per address (webapp/auth/limits.py); the
+login and logout pages are webapp/auth/views.py.
 
 `admin_required` guards a page or an API call: anonymous visitors of a page are
 sent to the login page; API calls (/api/..., /admin/api/...) get 401 JSON.
@@ -14,26 +15,19 @@ from __future__ import annotations
 
 import logging
 from functools import wraps
-from urllib.parse import urlsplit
 
 import click
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
-from flask_limiter import RateLimitExceeded
-from flask_login import LoginManager, current_user, login_user, logout_user
-from flask_wtf import FlaskForm
+from flask import Blueprint, Flask, redirect, request, url_for
+from flask_login import LoginManager, current_user
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
 
-from webapp import errors, login_limits
-from webapp.database import db, utcnow
-from webapp.security import json_form_data, rate_limited
+from webapp import errors
+from webapp.database import db
 from webapp.tables import User
 
 log = logging.getLogger(__name__)
-bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 MIN_PASSWORD = 10
 # Compared against when the user name is unknown, so both cases take the same time.
@@ -42,11 +36,6 @@ _DUMMY_HASH = generate_password_hash("not a password of anyone")
 
 class AuthError(ValueError):
     """A user name or password that cannot be used; the message says why."""
-
-
-class LoginForm(FlaskForm):
-    username = StringField("User name", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
 def _api_path(path: str) -> bool:
@@ -169,74 +158,6 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def admin_context():
         return {"admin_user": current_user if current_user.is_authenticated else None}
-
-
-# ---- pages -------------------------------------------------------------------------
-
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no host, no "//"): never an open redirect.
-    Control characters (CR, LF...) are refused too: they cannot go into a Location header."""
-    if not target or not target.isprintable():
-        return url_for("admin.index")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
-        return url_for("admin.index")
-    return target
-
-
-@bp.route("/login", methods=["GET", "POST"])
-@rate_limited("HARK_RATE_LOGIN", methods=["POST"])
-def login():
-    form = LoginForm(formdata=json_form_data()) if request.is_json and request.method == "POST" \
-        else LoginForm()
-    error, status = None, 200
-    if form.validate_on_submit():
-        try:     # counted before the password is checked, in the database every worker shares
-            attempt = login_limits.begin(form.username.data, request.remote_addr)
-        except login_limits.TooManyAttempts as exc:
-            return _too_many(str(exc))
-        user = authenticate(form.username.data, form.password.data)
-        if user is not None:
-            login_limits.forget(attempt)      # only failures count against the limits
-            login_user(user)
-            user.last_login_at = utcnow()
-            db.session.commit()
-            log.info("admin %s logged in from %s", user.username, request.remote_addr)
-            return redirect(_safe_next(request.args.get("next")))
-        log.warning("failed admin login for %r from %s", form.username.data, request.remote_addr)
-        error, status = "wrong user name or password", 401
-    elif request.method == "POST":
-        error, status = "enter a user name and a password", 400
-    if not admin_count() and not error:
-        error = ("no admin account exists yet: create one on the server with "
-                 "`.venv/bin/flask --app wsgi create-admin`")
-    return render_login(form, error), status
-
-
-def render_login(form, error: str | None) -> str:
-    return render_template("login.html", form=form, error=error)
-
-
-@bp.errorhandler(RateLimitExceeded)
-def too_many_logins(exc):
-    return _too_many(f"too many requests (limit {exc.limit.limit}); try again in a moment")
-
-
-def _too_many(message: str):
-    if errors.wants_json():
-        return errors.respond(429, message)
-    return render_login(LoginForm(), message), 429
-
-
-@bp.post("/logout")
-def logout():
-    if current_user.is_authenticated:
-        end_sessions(current_user)       # copies of this cookie die with it
-        db.session.commit()
-    logout_user()
-    flash("You are logged out.")
-    return redirect(url_for("auth.login"))
 
 
 def current_username() -> str | None:
