@@ -109,7 +109,7 @@ def _export_format(args):
         raise ValueError("--unknown-weight rewrites the serving files; export them first, then "
                          "--format exports what is served")
     from ml import runs
-    from ml.export_formats import check_format
+    from ml.export.formats import check_format
 
     check_format(runs.read_json(runs.check_run(Path(args.model)) / "config.json"), args.format)
     evaluations = []
@@ -119,7 +119,7 @@ def _export_format(args):
             evaluations.append({"folder": str(record["folder"]), "report": dict(record["report"])})
         except (OSError, ValueError, KeyError, TypeError):
             raise ValueError(f"{name}: not an evaluation record (JSON with folder and report)") from None
-    from ml.exporters import export
+    from ml.export.writers import export
 
     result = export(args.model, args.format, args.out, data=args.data, eval_dirs=args.eval,
                     evaluations=evaluations, log=lambda msg: print(msg, flush=True))
@@ -279,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_evaluate)
 
-    from ml.export_formats import FORMATS
+    from ml.export.formats import FORMATS
 
     x = sub.add_parser("export", help="(re)write a run's served graph, model.tflite (also: --format "
                                       "litert without --out), or export it (--format, --out) to run elsewhere",

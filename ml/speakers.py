@@ -62,7 +62,7 @@ def link_half(sources: list[str | Path], half: int, dest: str | Path, repeat: in
         raise DataError(f"no clips of half {half} in {', '.join(map(str, sources))}")
     counts = dict(sorted(counts.items()))
     about = {"speakers_of": [str(s) for s in sources], "half": half, "clips": sum(counts.values()),
-             "labels": counts,       # what a model card says of these clips (ml/bundle.py)
+             "labels": counts,       # what a model card says of these clips (ml/export/model_card.py)
              **({"train_repeat": repeat} if repeat > 1 else {})}
     (dest / "dataset.json").write_text(json.dumps(about, indent=1) + "\n")
     return counts

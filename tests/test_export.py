@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 
 from ml.cli import main as cli
-from ml.export_formats import ARCH_KINDS, FORMATS, KIND_NEEDS, file_name, formats_of
+from ml.export.formats import ARCH_KINDS, FORMATS, KIND_NEEDS, file_name, formats_of
 from ml.synth.tones import TONES, tone_clip
 from tests.helpers import ROOT, copy_run, login, require_shared_speech
 
@@ -85,10 +85,10 @@ np.save(sys.argv[3], np.asarray(model.predict(np.load(sys.argv[2]), batch_size=1
 
 def test_every_architecture_has_a_kind_and_every_kind_its_exporters():
     from ml.config import ARCHS
-    from ml.exporters import EXPORTERS
+    from ml.export.writers import WRITERS
 
     assert set(ARCHS) <= set(ARCH_KINDS) and set(ARCH_KINDS.values()) <= set(KIND_NEEDS)
-    assert tuple(EXPORTERS) == tuple(FORMATS)
+    assert tuple(WRITERS) == tuple(FORMATS)
     for arch in ("kws", "tutorial", "seed", "embed-mlp", "embed-conv", "ensemble"):   # each one graph
         assert formats_of({"arch": arch}) == ("keras", "tflite", "tflite-int8", "bundle")
     assert formats_of({"arch": "kws", "members": ["members/a", "members/b"]}) == tuple(FORMATS)
@@ -193,7 +193,7 @@ def test_int8_costs_at_most_one_and_a_half_points_on_real_speech(tmp_path):
     if not (ROOT / config["data"]).is_dir():
         pytest.skip(f"{config['data']} (the shipped model's training data, for calibration) is missing: "
                     "make it as docs/models.md says")
-    from ml.exporters import export
+    from ml.export.writers import export
 
     lines = []
     result = export(default, "tflite-int8", tmp_path / "default-int8.tflite", data=ROOT / config["data"],
@@ -283,16 +283,16 @@ def test_bundle_holds_model_labels_metrics_card_predict_and_readme(bundle, tiny_
 
 
 def test_model_card_names_the_voices_licences_without_the_data_folder(tmp_path):
-    from ml import bundle as bundle_module
+    from ml.export import model_card
     from ml.synth.generate import LICENCES
 
     default, _ = _shipped()
-    facts = bundle_module.Facts(
+    facts = model_card.Facts(
         run_dir=default, config=json.loads((default / "config.json").read_text()),
         labels=json.loads((default / "labels.json").read_text()), metrics=None, evaluations=[],
         latency={"median_ms": 1.0, "p90_ms": 2.0}, model_files={"model.tflite": b"x"},
         data_root=tmp_path / "default")                 # a fresh clone: no data/default
-    card = bundle_module.model_card(facts)
+    card = model_card.model_card(facts)
     assert "synthetic default set" in card and "weight" in card
     for text in LICENCES.values():
         assert text in card
@@ -300,7 +300,7 @@ def test_model_card_names_the_voices_licences_without_the_data_folder(tmp_path):
 
 
 def test_model_card_gives_the_sensitivity_presets_and_the_negatives_folder(tmp_path):
-    from ml import bundle as bundle_module
+    from ml.export import model_card
 
     (tmp_path / "negatives").mkdir()
     (tmp_path / "negatives" / "dataset.json").write_text(json.dumps({
@@ -310,21 +310,21 @@ def test_model_card_gives_the_sensitivity_presets_and_the_negatives_folder(tmp_p
                 "false_alarms_per_hour": {"speech": 4.5, "music": 0.0, "noise": 1.0}, "on": "the test part"}
     config = {"data": "negatives", "detector": {"threshold": 0.5, "sensitivity": {
         "low": {"threshold": 0.8, "measured": measured}, "medium": {"measured": measured}, "high": {}}}}
-    facts = bundle_module.Facts(run_dir=tmp_path, config=config, labels=["go"], metrics=None, evaluations=[],
+    facts = model_card.Facts(run_dir=tmp_path, config=config, labels=["go"], metrics=None, evaluations=[],
                                 latency={}, model_files={}, data_root=tmp_path / "negatives")
-    card = bundle_module.model_card(facts)
+    card = model_card.model_card(facts)
     assert "| low | 0.8 | 96.0% / 98.0% | 1.0% | 4.5 / 0 / 1 |" in card
     assert "| high | — | — / — | — | — / — / — |" in card and "Measured on: the test part." in card
     assert ("`negatives`: real recordings with no command in them, 40 clips (`python -m ml data negatives`, "
             "the train part of shared/background: speech 18.1 min)") in card      # named, not a path
     assert "model old-run wrongly fired on" in card
     facts.config.pop("detector")
-    assert "## Continuous listening" not in bundle_module.model_card(facts)
+    assert "## Continuous listening" not in model_card.model_card(facts)
 
 
 def test_model_card_describes_each_data_folder_of_a_run(tmp_path):
     """A run on the synthetic set and half of some real speakers: the card says both."""
-    from ml import bundle as bundle_module
+    from ml.export import model_card
     from ml.speakers import link_half
 
     speech = tmp_path / "speech" / "go"
@@ -336,23 +336,23 @@ def test_model_card_describes_each_data_folder_of_a_run(tmp_path):
     (tmp_path / "data" / "default" / "dataset.json").write_text(json.dumps({"engines": ["espeak"]}))
     config = {"data": "data", "datasets": [{"path": "data/default", "clips": 100},
                                            {"path": "data/real-half0", "clips": 21}]}
-    facts = bundle_module.Facts(
+    facts = model_card.Facts(
         run_dir=tmp_path, config=config, labels=["go"], metrics=None, evaluations=[],
         latency={}, model_files={}, data_root=tmp_path / "data")
-    data, licences = bundle_module._card_data(facts), bundle_module._card_licences(facts)
+    data, licences = model_card._card_data(facts), model_card._card_licences(facts)
     assert "`default`: the synthetic default set (`python -m ml data default`, 100 clips)" in data
     shown = "/".join(speech.parent.parts[-2:])                  # named, never the server's path
     assert f"`real-half0`: human recordings, 21 clips, half 0 of the speakers of {shown}" in data
     assert "each training epoch heard its clips 3 times." in data
     assert "The training voices of `default`" in licences and "**espeak**" in licences
     assert f"The training clips of `real-half0` (from {shown})" in licences
-    assert "synthetic voices only" not in bundle_module._card_use(facts)
+    assert "synthetic voices only" not in model_card._card_use(facts)
     assert "the other half was never trained on" in data and "another training folder" not in data
 
     # Trained on both halves: neither folder claims the other half went unheard.
     link_half([speech.parent], 1, tmp_path / "data" / "real-half1")
     config["datasets"].append({"path": "data/real-half1", "clips": 19})
-    data = bundle_module._card_data(dataclasses.replace(facts))      # folders are read once a Facts
+    data = model_card._card_data(dataclasses.replace(facts))      # folders are read once a Facts
     assert "never trained on" not in data and data.count("the other half is in another training folder") == 2
 
 
@@ -441,7 +441,7 @@ def test_bundle_predict_runs_in_a_fresh_virtualenv_and_agrees_with_hark(bundle, 
 def test_predict_resampler_matches_a_real_resampler():
     import soxr
 
-    from ml.bundle_predict import loudest_second, resample
+    from ml.export.predict import loudest_second, resample
 
     rng = np.random.default_rng(3)
     for rate in (8000, 11025, 22050, 44100, 48000):
@@ -580,19 +580,20 @@ def _wait_ready(client, status_url: str, limit_s: float = 300) -> dict:
 def test_the_bundle_names_data_folders_never_the_server_s_paths(tmp_path):
     """MODEL_CARD.md and evaluations.json travel with the bundle: a folder is named by its last
     two parts, whatever path the run and its evaluations recorded."""
-    from ml import bundle as bundle_module
+    from ml.export import model_card
+    from ml.export.bundle import write_bundle
 
     voice = "/srv/hark/data/user/voice"
     config = {"arch": "kws", "data": voice, "data_hash": "0" * 64, "seed": 1}
     report = {"accuracy": 0.5, "n": 4, "per_class": {}}
-    facts = bundle_module.Facts(
+    facts = model_card.Facts(
         run_dir=tmp_path, config=config, labels=["go", "_silence_"], metrics=None,
         evaluations=[{"folder": voice, "report": report},
                      {"folder": "/home/ann/shared/speech/words", "report": report}],
         latency={"median_ms": 1.0, "p90_ms": 2.0}, model_files={"model.tflite": b"x"},
         data_root=Path(voice))
     out = tmp_path / "hark.zip"
-    bundle_module.write_bundle(out, facts)
+    write_bundle(out, facts)
     with zipfile.ZipFile(out) as zf:
         texts = {Path(name).name: zf.read(name).decode() for name in zf.namelist()}
     for name, text in texts.items():
@@ -647,7 +648,7 @@ def test_anyone_downloads_the_active_model_with_name_type_and_caching(web):
 
         run = Path(db.session.get(ModelVersion, vid).run_dir)
     x = _clips(4)
-    from ml.litert_model import LiteRTModel
+    from ml.export.litert_file import LiteRTModel
 
     assert np.abs(LiteRTModel(body).predict_batch(x) - _served(run, x)).max() <= FLOAT_TOLERANCE
 

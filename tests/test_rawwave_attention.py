@@ -68,7 +68,7 @@ def test_exports_to_one_litert_file_that_agrees(new_run, tmp_path, capsys):
     from ai_edge_litert.interpreter import Interpreter
 
     from ml.classifier import Classifier
-    from ml.export_formats import formats_of
+    from ml.export.formats import formats_of
 
     arch, run = new_run
     assert formats_of({"arch": arch}) == ("keras", "tflite", "tflite-int8", "bundle")

@@ -302,7 +302,7 @@ def test_a_taught_version_exports_as_one_graph(taught, tmp_path):
     (the export checks it) and knows the taught word."""
     import zipfile
 
-    from ml.exporters import export
+    from ml.export.writers import export
 
     result = export(taught[0], "bundle", tmp_path / "taught.zip")
     assert result["bytes"] > 0

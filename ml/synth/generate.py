@@ -269,7 +269,7 @@ def generate(dest: Path, per_word: int = DEFAULT_PER_WORD, seed: int = DEFAULT_S
     return summary
 
 
-# The licences of each engine and its voices (also quoted by exported model cards, ml/bundle.py).
+# The licences of each engine and its voices (also quoted by exported model cards, ml/export/model_card.py).
 LICENCES = {
     "espeak": "eSpeak NG speech synthesizer and its voice data (espeakng-loader wheel): GPL-3.0-or-later.",
     "piper": "Piper TTS engine (piper-tts 1.8, piper1-gpl): GPL-3.0-or-later. Voice en_US-joe-medium "

@@ -5,7 +5,7 @@ Needs only numpy, soundfile and ai-edge-litert (see requirements.txt). Each file
 read, mixed down to mono, resampled to 16 kHz and cut to its loudest second
 (shorter clips are padded with silence at the end), as the Hark app does, then
 labelled by model.tflite, the whole model in one graph. (In Hark's source this is
-ml/bundle_predict.py; the export copies it into every bundle as predict.py.)
+ml/export/predict.py; the export copies it into every bundle as predict.py.)
 """
 from __future__ import annotations
 

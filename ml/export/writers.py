@@ -1,9 +1,9 @@
 """Export a run in the formats people deploy: keras, tflite, tflite-int8 and a bundle.
 
-One function per format in EXPORTERS (formats: ml/export_formats.py), the same for every
+One writer per format in WRITERS (formats: ml/export/formats.py), the same for every
 kind of run: each is the *served* model for one clip (ml/graph.py's clip_model: the run's
 one graph, its `_unknown_` weight applied), so it labels clips as the web app does.
-`export()` checks the run and the format, lets the function write a temporary file
+`export()` checks the run and the format, lets the writer write a temporary file
 beside `out` and renames it into place, so `out` is either absent or complete.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 
 from ml import dataset, runs
 from ml.audio import CLIP_SAMPLES
-from ml.export_formats import ExportError, check_format, missing_files
-from ml.litert_model import LiteRTModel, accuracy
+from ml.export.formats import ExportError, check_format, missing_files
+from ml.export.litert_file import LiteRTModel, accuracy
 
 CALIBRATION_CLIPS = 400      # training clips the int8 quantiser sees (seeded choice)
 # Tensors of these layers stay float in the int8 model: quantising the log-mel
@@ -38,7 +38,7 @@ AGREEMENT = 1e-4             # most a bundle's probabilities may differ from the
 
 @dataclass
 class ExportJob:
-    """What a format function gets: the run, where its data is, what to measure, a log."""
+    """What a format's writer gets: the run, where its data is, what to measure, a log."""
     run_dir: Path
     config: dict
     labels: list[str]
@@ -81,7 +81,7 @@ def export(run_dir: str | Path, fmt: str, out: str | Path, *, data: str | Path |
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp{spec.suffix}")
     started = time.perf_counter()
     try:
-        result = EXPORTERS[fmt](job, tmp)
+        result = WRITERS[fmt](job, tmp)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -245,7 +245,7 @@ def _tflite_int8(job: ExportJob, out: Path) -> dict:
 
 
 def _bundle(job: ExportJob, out: Path) -> dict:
-    from ml import bundle
+    from ml.export import bundle
 
     model_bytes = to_tflite(serving_model(job))
     _check_agrees(model_bytes, job)
@@ -254,14 +254,14 @@ def _bundle(job: ExportJob, out: Path) -> dict:
 
 def _write_bundle(job: ExportJob, out: Path, model, files: dict[str, bytes]) -> dict:
     """Measure `model` (what the bundle computes: latency, accuracy on --eval folders) and write the ZIP."""
-    from ml import bundle
+    from ml.export import bundle, model_card
     from ml.measure import latency
 
     measured: list[dict] = [{"folder": str(folder), "report": _evaluate(model, *_folder_arrays(
         folder, job.labels, job.log), job.labels)} for folder in job.eval_dirs]
     for m in measured:
         job.log(f"{m['folder']}: accuracy {m['report']['accuracy']:.2%} on {m['report']['n']:,} clips")
-    facts = bundle.Facts(
+    facts = model_card.Facts(
         run_dir=job.run_dir, config=job.config, labels=job.labels,
         metrics=_read_optional(job.run_dir / "metrics.json"),
         evaluations=measured + job.evaluations, latency=latency(model),
@@ -277,8 +277,8 @@ def _check_agrees(model_bytes: bytes, job: ExportJob, clips: int = 4) -> None:
     instead of shipping a model that answers differently."""
     import tempfile
 
-    from ml import bundle_predict
     from ml.classifier import Classifier
+    from ml.export import predict
 
     rng = np.random.default_rng(5)
     t = np.arange(CLIP_SAMPLES) / CLIP_SAMPLES
@@ -287,19 +287,19 @@ def _check_agrees(model_bytes: bytes, job: ExportJob, clips: int = 4) -> None:
     with tempfile.TemporaryDirectory(prefix="hark-bundle-check-") as folder:
         path = Path(folder) / "model.tflite"
         path.write_bytes(model_bytes)
-        model = bundle_predict.Model(path, job.labels)
+        model = predict.Model(path, job.labels)
         theirs = np.array([list(model.probabilities(clip).values()) for clip in x])
     gap = float(np.abs(theirs - Classifier(job.run_dir).predict_batch(x)).max())
     if gap > AGREEMENT:
         raise ExportError(f"the bundle's predict.py differs from the served model by {gap:.2g} "
-                          "(Hark's serving changed: ml/bundle_predict.py must follow it)")
+                          "(Hark's serving changed: ml/export/predict.py must follow it)")
 
 
 def _read_optional(path: Path):
     return runs.read_json(path) if path.is_file() else None
 
 
-# format -> function(job, out path) -> figures; the formats of ml/export_formats.py's FORMATS
+# format -> writer(job, out path) -> figures; the formats of ml/export/formats.py's FORMATS
 # (tests check they agree).
-EXPORTERS: dict[str, Callable[[ExportJob, Path], dict]] = {
+WRITERS: dict[str, Callable[[ExportJob, Path], dict]] = {
     "keras": _keras, "tflite": _tflite, "tflite-int8": _tflite_int8, "bundle": _bundle}
