@@ -22,12 +22,14 @@ import pytest
 import soundfile as sf
 from sqlalchemy import select
 
+from ml import config
 from ml.synth.tones import tone_clip
 from tests.helpers import login
 from webapp.database import db
 from webapp.datasets import store
 from webapp.tables import ModelVersion, TrainingJob
 from webapp.training import jobs, startup
+from webapp.training import params as job_params
 
 API = "/admin/api/datasets"
 HI = 2500.0
@@ -347,14 +349,32 @@ def test_a_version_is_evaluated_on_a_data_set_through_the_gallerys_job(app, admi
 
 def test_job_parameters_of_one_data_set_stay_as_they_were(app):
     with app.test_request_context():
-        params = jobs.make_params(dataset="default", epochs=1)
+        one = jobs.make_params(dataset="default", epochs=1)
         several = jobs.make_params(dataset=["default", "user:x"], epochs=1)
+    params, stored = one.to_json(), several.to_json()
     assert isinstance(params["data"], str) and params["dataset"] == "default"
     assert params["prepare_data"] == "missing" and "init_dir" not in params
-    assert several["data"][1].endswith("/user/x") and several["prepare_data"] == "missing"
-    assert jobs.dataset_label(several) == "default synthetic set + data set x"
-    cfg = jobs.train_config({**params, "init": "v1", "init_dir": "/runs/v1"}, params["data"], "runs")
+    assert stored["data"][1].endswith("/user/x") and stored["prepare_data"] == "missing"
+    assert several.label() == "default synthetic set + data set x"
+    cfg = job_params.of({**params, "init": "v1", "init_dir": "/runs/v1"}).train_config(params["data"], "runs")
     assert cfg.init == "/runs/v1" and cfg.folders() == [params["data"]]
+
+
+def test_job_parameters_read_rows_stored_before_a_setting_existed():
+    """A row is read back as it was written, and a row without a setting gets its default."""
+    stored = {"kind": "admin", "dataset": "folder", "data": "/d/words", "arch": "kws", "epochs": 3,
+              "activate": True, "prepare_data": "none"}
+    params = job_params.of(stored)
+    assert isinstance(params, job_params.TrainParams)
+    assert params.train.patience == config.setting("patience").default and params.train.epochs == 3
+    assert params.describe() == "kws on the folder words"
+    written = params.to_json()
+    assert {k: written[k] for k in stored} == stored
+    assert set(written) == {"kind", "dataset", "data", "activate", "prepare_data", *config.JOB_SETTINGS}
+    evaluation = {"kind": "evaluate", "dataset": "folder", "data": "/d/words", "model_dir": "/runs/v1",
+                  "model": "v1", "clips": 80}
+    assert job_params.of(evaluation).to_json() == evaluation
+    assert job_params.of(evaluation).describe() == "evaluate v1 on the folder words"
 
 
 # ---- names, label limits and archives at their edges -------------------------------------------

@@ -223,3 +223,14 @@ sys.exit(1 if loaded else 0)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+
+def test_json_routes_are_served_by_api_modules(app):
+    """Every route under /api/ or /admin/api/ is a view of an api.py (but the admin's folder
+    evaluation and the versions' downloads, which keep their page and their JSON together)."""
+    together = ("webapp.admin.evaluations", "webapp.versions.downloads")
+    served = {rule.rule: app.view_functions[rule.endpoint].__module__ for rule in app.url_map.iter_rules()
+              if rule.rule.startswith(("/api/", "/admin/api/"))}
+    assert "/admin/api/jobs" in served and "/admin/api/datasets/<key>/clips" in served
+    wrong = {r: m for r, m in served.items() if not m.endswith(".api") and m not in together}
+    assert wrong == {}

@@ -5,7 +5,7 @@ with labels the model knows: a few directory listings) and answers 202 with a qu
 "evaluate" job; the queue consumer does the work (webapp/training/runner.py ->
 webapp.versions.evaluations.evaluate_and_store), so a folder of any size never holds a
 web worker. GET /gallery/evaluate is the form; its script follows the job's progress
-(GET /admin/api/jobs/<id>) and links the stored result when it is done.
+(GET /admin/api/jobs/<id>, webapp/admin/api.py) and links the stored result when it is done.
 """
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ from webapp.database import db
 from webapp.datasets import store
 from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
-from webapp.settings import ROOT
 from webapp.json_input import request_json
 from webapp.security import rate_limited
+from webapp.settings import ROOT
 from webapp.tables import TrainingJob
 from webapp.training import jobs
+from webapp.training.params import EvalParams
 from webapp.versions import evaluations
 
 log = logging.getLogger(__name__)
@@ -111,15 +112,15 @@ def create():
         raise ApiError(exc.status, str(exc)) from None
     log.info("evaluation job %s: model %s on %s (%d clips)", job.id, source.id, path, len(clips))
     body = jobs.summary(job, admin=True)
-    body["job_url"] = url_for("admin.api_job", job_id=job.id)
+    body["job_url"] = url_for("admin_api.job", job_id=job.id)
     return jsonify(body), 202
 
 
-def run_job(job_id: int, params: dict, log: jobs.LogTail, should_stop) -> dict:
+def run_job(job_id: int, params: EvalParams, log: jobs.LogTail, should_stop) -> dict:
     """An "evaluate" job in the queue consumer: its progress counted in clips; the job's metrics
     name the stored evaluation."""
     jobs.set_stage(job_id, "loading the model")
-    log(f"{jobs.describe(params)}: {params.get('clips', 0):,} clips")
+    log(f"{params.describe()}: {params.clips:,} clips")
     started = time.monotonic()
 
     def progress(done: int, total: int) -> None:
@@ -127,7 +128,7 @@ def run_job(job_id: int, params: dict, log: jobs.LogTail, should_stop) -> dict:
         eta = elapsed / done * (total - done) if done else None
         jobs.record_progress(job_id, done, total, eta)
 
-    result = evaluations.evaluate_and_store(params["model_dir"], params["data"], evaluations.folder(),
+    result = evaluations.evaluate_and_store(params.model_dir, params.folder, evaluations.folder(),
                                             log=log, progress=progress, should_stop=should_stop)
     log(f"evaluation {result['id']}: accuracy {result['accuracy']:.1%} on {result['n']:,} clips")
     return {k: result[k] for k in ("id", "accuracy", "n", "model")}

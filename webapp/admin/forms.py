@@ -12,8 +12,15 @@ from pathlib import Path
 
 from flask import current_app, request
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, FloatField, IntegerField, RadioField, SelectField,
-                     SelectMultipleField, StringField)
+from wtforms import (
+    BooleanField,
+    FloatField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -23,6 +30,7 @@ from webapp.datasets import store
 from webapp.json_input import request_json
 from webapp.security import json_form_data
 from webapp.training import jobs
+from webapp.training.params import TrainParams
 from webapp.versions import registry
 
 AUGMENT = {"arch": None, "on": True, "off": False}
@@ -233,7 +241,7 @@ class TrainForm(FlaskForm):
             f"(record another word, or start from a version)")]
         return False
 
-    def params(self, kind: str = "admin") -> dict:
+    def params(self, kind: str = "admin") -> TrainParams:
         """The validated form as job parameters (webapp.training.jobs.make_params)."""
         values = {field.name: field.data for field in self.settings()}
         values["augment"] = AUGMENT[values["augment"]]

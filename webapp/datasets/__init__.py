@@ -8,9 +8,10 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from webapp.datasets import store, views
+    from webapp.datasets import api, store, views
 
-    app.register_blueprint(views.bp)
+    app.register_blueprint(views.bp)       # /admin/datasets...
+    app.register_blueprint(api.bp)         # /admin/api/datasets...
     try:      # a worker killed mid-upload (a timeout) leaves a batch half linked: undo it now
         store.recover_all(Path(app.config["HARK_DATA"]))
     except OSError as exc:

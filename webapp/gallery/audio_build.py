@@ -30,6 +30,7 @@ from webapp.database import db
 from webapp.gallery.data import Source, cache_folder
 from webapp.tables import TrainingJob
 from webapp.training import jobs
+from webapp.training.params import TrainParams
 
 log = logging.getLogger(__name__)
 RETRY_FAILED_S = 300        # a failed build is reported this long before a visit tries again
@@ -68,8 +69,9 @@ def _job_building() -> int | None:
     """A queued or running training job that will build the default set itself."""
     pending = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running"))))
     for job in pending:
-        p = job.params or {}
-        if "default" in jobs.dataset_keys(p) and p.get("prepare_data") in ("missing", "rebuild"):
+        p = jobs.params_of(job)
+        if isinstance(p, TrainParams) and "default" in p.datasets \
+                and p.prepare_data in ("missing", "rebuild"):
             return job.id
     return None
 

@@ -19,11 +19,10 @@ from ml.config import JOB_SETTINGS
 from webapp import figures, privacy
 from webapp.database import db, utcnow
 from webapp.errors import ApiError
-from webapp.versions import accuracy
 from webapp.settings import ROOT
 from webapp.tables import JobEpoch, ModelVersion, TrainingJob
 from webapp.training import jobs
-from webapp.versions import registry
+from webapp.versions import accuracy, registry
 
 bp = Blueprint("training_status", __name__, url_prefix="/api")
 PUBLIC = ("id", "kind", "what", "state", "stage", "stalled", "dataset", *JOB_SETTINGS, "epoch",
@@ -37,9 +36,10 @@ def _scrub(text: str | None, job: TrainingJob) -> str | None:
     path (absolute or relative, e.g. an init version's run folder) cut to its last part."""
     if not text:
         return text
-    for data in jobs.data_folders(job.params or {}):
+    params = jobs.params_of(job)
+    for data in params.folders:
         if data:
-            text = text.replace(data, jobs.dataset_label(job.params))
+            text = text.replace(data, params.label())
     for root, name in ((current_app.config["HARK_RUNS"], "runs"),
                        (current_app.config["HARK_DATA"], "data"), (str(ROOT), ".")):
         text = text.replace(str(Path(root).resolve()), name).replace(str(root), name)

@@ -30,12 +30,10 @@ from webapp import privacy
 from webapp.database import db, iso, utcnow
 from webapp.instance import versions_lock
 from webapp.tables import FINISHED, JobEpoch, ModelVersion, TrainingJob
+from webapp.training import params as job_params
+from webapp.training.params import EVALUATE, USER_SET, EvalParams, JobParams, TrainParams
 
 LOG_LINES, LOG_CHARS = 200, 20_000
-DATASETS = {"default": "default synthetic set", "mini": "mini Speech Commands", "folder": "a folder"}
-USER_SET = "user:"        # a data set key "user:<name>": <HARK_DATA>/user/<name> (webapp/datasets)
-PREPARE = ("none", "missing", "rebuild")   # default set: use as is, make if missing, build afresh
-EVALUATE = "evaluate"                       # params "kind" of an evaluation job
 
 
 class JobError(ValueError):
@@ -69,35 +67,10 @@ def dataset_available(kind: str, app=None) -> bool:
     return kind == "default" or (kind == "mini" and mini_data(app).is_dir())
 
 
-def dataset_keys(params: dict) -> list[str]:
-    """A job's data set keys: one ("default", "mini", "folder", "user:<name>") or several."""
-    kind = params.get("dataset", "folder")
-    return list(kind) if isinstance(kind, list) else [kind]
-
-
-def data_folders(params: dict) -> list[str]:
-    """A job's data folders, in the order of its keys."""
-    data = params.get("data", "")
-    return list(data) if isinstance(data, list) else [data]
-
-
-def dataset_label(params: dict) -> str:
-    """How pages name a job's data sets; a server folder is named, never shown as a path."""
-    names = []
-    for kind, folder in zip(dataset_keys(params), data_folders(params)):
-        if kind == "folder":
-            names.append(f"folder {Path(folder or '').name}")
-        elif kind.startswith(USER_SET):
-            names.append(f"data set {kind[len(USER_SET):]}")
-        else:
-            names.append(DATASETS.get(kind, kind))
-    return " + ".join(names)
-
-
 def make_params(dataset: str | list = "default", data: str | None = None, activate: bool = False,
                 prepare_data: str = "missing", kind: str = "admin", app=None,
-                init_dir: str | None = None, **settings) -> dict:
-    """A job's parameters as stored: its data, what follows training, and every ml.config
+                init_dir: str | None = None, **settings) -> TrainParams:
+    """A training job's parameters: its data, what follows training, and every ml.config
     job setting (None or left out: the setting's default). Already validated by the caller.
 
     `dataset` is one key or a list of them ("default", "mini", "user:<name>", "folder": the
@@ -122,60 +95,45 @@ def make_params(dataset: str | list = "default", data: str | None = None, activa
             assert data, "the caller checked that a folder data set names its folder"
             folder = Path(data)
         folders.append(str(folder.resolve()))
-    one = len(keys) == 1
-    params = {"kind": kind, "dataset": keys[0] if one else keys,
-              "data": folders[0] if one else folders, **values, "activate": bool(activate),
-              "prepare_data": prepare_data if "default" in keys else "none"}
-    if init_dir is not None:
-        params["init_dir"] = str(init_dir)
-    return params
+    return TrainParams(train=config.TrainConfig(data=folders, **values), datasets=keys, kind=kind,
+                       activate=bool(activate),
+                       prepare_data=prepare_data if "default" in keys else "none",
+                       init_dir=None if init_dir is None else str(init_dir))
 
 
-def make_eval_params(folder: Path, model_dir: Path, model: str, clips: int) -> dict:
+def make_eval_params(folder: Path, model_dir: Path, model: str, clips: int) -> EvalParams:
     """An evaluation job: run `model_dir` on every clip of `folder` (already checked), for the gallery."""
-    return {"kind": EVALUATE, "dataset": "folder", "data": str(folder), "model_dir": str(model_dir),
-            "model": model, "clips": clips}
+    return EvalParams(folder=str(folder), model_dir=str(model_dir), model=model, clips=clips)
 
 
-def is_evaluation(params: dict | None) -> bool:
-    return (params or {}).get("kind") == EVALUATE
+def params_of(job: TrainingJob) -> JobParams:
+    """A job row's parameters, typed (webapp/training/params.py)."""
+    return job_params.of(job.params)
 
 
-def describe(params: dict) -> str:
-    """One line saying what a job does, without server paths (pages show it to anyone)."""
-    if is_evaluation(params):
-        return f"evaluate {params.get('model')} on the {dataset_label(params)}"
-    if params.get("mode") == "teach":
-        return f"teach the words of the {dataset_label(params)} to {params.get('init')}"
-    start = f", fine-tuning {params['init']}" if params.get("init") else ""
-    return f"{params.get('arch')} on the {dataset_label(params)}{start}"
-
-
-def train_config(params: dict, data: str | list, runs: str) -> config.TrainConfig:
-    """What ml.train gets for a stored job (a job stored before a setting existed gets its
-    default); `init` is the version's run directory (the job names the version)."""
-    settings = {k: params[k] for k in config.JOB_SETTINGS if k in params}
-    if settings.get("init"):
-        settings["init"] = params.get("init_dir") or settings["init"]
-    return config.TrainConfig(data=data, runs=runs, **settings)
+def is_evaluation(stored: dict | None) -> bool:
+    """Does a job row's stored params (`TrainingJob.params`) ask for an evaluation?"""
+    return (stored or {}).get("kind") == EVALUATE
 
 
 # ---- requests from the web -------------------------------------------------
 
-def submit(params: dict, user: str | None) -> TrainingJob:
+def submit(params: JobParams, user: str | None) -> TrainingJob:
     """Store a queued job, then put it on the queue (the row first: a lost message is recoverable).
 
     A job that starts from a version or evaluates one is stored under the versions' lock once
     that version's folder is seen to be there: a delete, which refuses while a queued job uses
     the version (job_using), cannot slip in between (409 when it came first)."""
-    used = [Path(p) for p in (params.get("init_dir"), params.get("model_dir")) if p]
+    used = [Path(p) for p in ((params.model_dir,) if isinstance(params, EvalParams)
+                              else (params.init_dir,)) if p]
     with versions_lock(current_app.instance_path) if used else contextlib.nullcontext():
         gone = [p for p in used if not p.is_dir()]
         if gone:
             raise JobError(f"the model version {gone[0].name} is not on this machine any more "
                            f"(it was just deleted?): pick another one", 409)
-        job = TrainingJob(params=params, state="queued", stage="waiting for the worker",
-                          created_by=user, epochs=params.get("epochs"), log_tail="")
+        epochs = params.train.epochs if isinstance(params, TrainParams) else None
+        job = TrainingJob(params=params.to_json(), state="queued", stage="waiting for the worker",
+                          created_by=user, epochs=epochs, log_tail="")
         db.session.add(job)
         db.session.commit()
         job_id = job.id
@@ -205,7 +163,7 @@ def cancel(job_id: int) -> TrainingJob:
 def has_pending(kind: str | None = None) -> bool:
     """Is a job queued or running (optionally only jobs of `kind`, e.g. "auto")?"""
     jobs = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running"))))
-    return any(kind is None or j.params.get("kind") == kind for j in jobs)
+    return any(kind is None or params_of(j).kind == kind for j in jobs)
 
 
 def job_using(run_dir: Path, name: str) -> TrainingJob | None:
@@ -223,10 +181,13 @@ def job_using(run_dir: Path, name: str) -> TrainingJob | None:
     pending = db.session.scalars(select(TrainingJob).where(TrainingJob.state.in_(("queued", "running")))
                                  .order_by(TrainingJob.id))
     for job in pending:
-        p = job.params or {}
-        if inside(p.get("init_dir")) or inside(p.get("model_dir")) \
-                or any(inside(folder) for folder in data_folders(p)) \
-                or (p.get("init") == name and not p.get("init_dir")):
+        p = params_of(job)
+        if any(inside(folder) for folder in p.folders):
+            return job
+        if isinstance(p, EvalParams):
+            if inside(p.model_dir):
+                return job
+        elif inside(p.init_dir) or (p.train.init == name and not p.init_dir):
             return job
     return None
 
@@ -235,7 +196,7 @@ def job_using(run_dir: Path, name: str) -> TrainingJob | None:
 def holding(run_dir: Path, name: str) -> str | None:
     """What holds a version, for webapp.versions.registry.delete: "job #3 (queued: ...)", or None."""
     job = job_using(run_dir, name)
-    return None if job is None else f"job #{job.id} ({job.state}: {describe(job.params or {})})"
+    return None if job is None else f"job #{job.id} ({job.state}: {params_of(job).describe()})"
 
 
 # ---- what the running job reports ------------------------------------------
@@ -336,22 +297,24 @@ _LOOK_UP = object()
 
 def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
     """A job as JSON; `admin` adds the parameters as given (paths included) and who asked."""
-    p = job.params or {}
-    evaluation = is_evaluation(p)
+    p = params_of(job)
+    evaluation = isinstance(p, EvalParams)
+    train = p if isinstance(p, TrainParams) else None
     if version is _LOOK_UP:
         version = db.session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
     metrics = job.metrics or {}
-    total = job.epochs or p.get("clips" if evaluation else "epochs")
+    settings = train.settings() if train else dict.fromkeys(config.JOB_SETTINGS)
+    total = job.epochs or (train.train.epochs if train else cast(EvalParams, p).clips)
     out = {
-        "id": job.id, "kind": p.get("kind"), "what": describe(p), "state": job.state,
-        "stage": job.stage, "stalled": is_stalled(job),
-        "dataset": dataset_label(p), **{name: p.get(name) for name in config.JOB_SETTINGS},
+        "id": job.id, "kind": p.kind, "what": p.describe(), "state": job.state,
+        "stage": job.stage, "stalled": is_stalled(job), "dataset": p.label(), **settings,
         # the epochs asked for (None: the method's default); steps: the progress bar's count, an
         # ensemble's members' epochs all together
-        "epochs": None if evaluation else p.get("epochs"), "epoch": None if evaluation else job.epoch,
+        "epochs": settings["epochs"], "epoch": None if evaluation else job.epoch,
         "steps": {"done": job.epoch or 0, "total": total, "unit": _unit(p)},
         "eta_s": job.eta_s,
-        "prepare_data": p.get("prepare_data"), "activate": p.get("activate"),
+        "prepare_data": train.prepare_data if train else None,
+        "activate": train.activate if train else None,
         "created_at": iso(job.created_at), "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),
         # the error names files, never where the server keeps them (the log has the rest)
@@ -360,7 +323,7 @@ def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
         # {"activated": bool, "why": reason it was not, "guard": both versions' figures}
         "activation": None if evaluation else metrics.get("activation"),
         "thin_labels": None if evaluation else metrics.get("thin_labels"),
-        "model": p.get("model") if evaluation else None,
+        "model": p.model if isinstance(p, EvalParams) else None,
         "evaluation": ({k: metrics.get(k) for k in ("id", "accuracy", "n")}
                        if evaluation and metrics.get("id") else None),
         "version": version.name if version else None,
@@ -369,22 +332,26 @@ def summary(job: TrainingJob, admin: bool = False, version=_LOOK_UP) -> dict:
     if job.started_at and job.finished_at:
         out["duration_s"] = round((job.finished_at - job.started_at).total_seconds(), 1)
     if admin:
-        out.update(params=p, created_by=job.created_by, worker=job.worker, run_dir=job.run_dir)
+        out.update(params=job.params or {}, created_by=job.created_by, worker=job.worker,
+                   run_dir=job.run_dir)
     return out
 
 
-def _unit(params: dict) -> str:
+def _unit(params: JobParams) -> str:
     """What a job's steps count."""
-    if is_evaluation(params):
+    if isinstance(params, EvalParams):
         return "clips"
-    ensemble = bool(config.ARCHS.get(params.get("arch") or "kws", config.ARCHS["kws"]).members)
-    return "epochs of all members" if ensemble and params.get("mode") != "teach" else "epochs"
+    ensemble = bool(config.ARCHS.get(params.train.arch or "kws", config.ARCHS["kws"]).members)
+    return "epochs of all members" if ensemble and params.train.mode != "teach" else "epochs"
 
 
 def record_mode(job_id: int, mode: str) -> None:
     """The method a job with mode "auto" turned out to take (its pages say what it does)."""
     job = db.session.get_one(TrainingJob, job_id)
-    job.params = {**job.params, "mode": mode}
+    params = params_of(job)
+    assert isinstance(params, TrainParams), "only a training has a method"
+    params.train.mode = mode
+    job.params = params.to_json()
     db.session.commit()
 
 
@@ -418,3 +385,4 @@ def recent(limit: int = 20, finished_only: bool = False) -> list[TrainingJob]:
     if finished_only:
         query = query.where(TrainingJob.state.in_(FINISHED))
     return list(db.session.scalars(query))
+

@@ -27,6 +27,7 @@ from webapp.database import db
 from webapp.settings import ROOT
 from webapp.tables import TrainingJob
 from webapp.training import jobs
+from webapp.training.params import EvalParams, TrainParams
 from webapp.versions import registry
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class _StopFlag:
 
 JOB_KINDS = "hark.job_kinds"
 # run(job_id, params, log, should_stop) -> the job's metrics
-KindRunner = Callable[[int, dict, jobs.LogTail, Callable[[], bool]], dict]
+KindRunner = Callable[[int, EvalParams, jobs.LogTail, Callable[[], bool]], dict]
 
 
 def add_job_kind(app, kind: str, run: KindRunner) -> None:
@@ -87,22 +88,21 @@ def run_job(job_id: int) -> None:
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]  # the app behind the proxy
     job = db.session.get_one(TrainingJob, job_id)
-    params, requested_by = dict(job.params), job.created_by
+    params, requested_by = jobs.params_of(job), job.created_by
     tail = jobs.LogTail(job_id)
     stop = _StopFlag(job_id)
     beat = _Heartbeat(app, job_id)
     beat.start()
     run_dir = None
     try:
-        other_kind = app.extensions.get(JOB_KINDS, {}).get(params.get("kind"))
-        if other_kind is not None:
-            metrics = other_kind(job_id, params, tail, stop)
+        if isinstance(params, EvalParams):
+            metrics = app.extensions[JOB_KINDS][params.kind](job_id, params, tail, stop)
             jobs.finish(job_id, "succeeded", log_tail=tail.text(), metrics=metrics)
             return
         data: Path | list[Path] | None = teach_folders(params)
         if data is not None:
             jobs.record_mode(job_id, "teach")
-            params["mode"] = "teach"
+            params.train.mode = "teach"
         else:
             data = prepare_data(job_id, params, tail)
         if stop():
@@ -116,7 +116,7 @@ def run_job(job_id: int) -> None:
              f"{version.latency_ms:.2f} ms per clip")
         run_dir = None   # registered: from here on it is a version, never removed as debris
         metrics = dict(version.metrics or {})
-        if params.get("activate") or not registry.usable(registry.active_run_dir()):
+        if params.activate or not registry.usable(registry.active_run_dir()):
             metrics["activation"] = _guarded_activate(job_id, version, requested_by, tail)
         jobs.finish(job_id, "succeeded", run_dir=version.run_dir, metrics=metrics,
                     log_tail=tail.text())
@@ -204,32 +204,31 @@ def check_against_active(run_dir: Path, active: Path, tail) -> dict:
 
 # ---- data ----------------------------------------------------------------------
 
-def teach_folders(params: dict) -> list[Path] | None:
+def teach_folders(params: TrainParams) -> list[Path] | None:
     """The folders of a job that teaches new words (ml/teach.py) to the version it starts
     from: its data sets but the default one, which the version's rehearsal pack stands for
     (never built or embedded for it); None when the job trains every member."""
     from ml import teach
 
-    keys, folders = jobs.dataset_keys(params), jobs.data_folders(params)
-    own = [Path(f) for k, f in zip(keys, folders) if k != "default"]
-    if not own or not params.get("init") or params.get("mode") == "full":
+    own = [Path(f) for k, f in zip(params.datasets, params.folders) if k != "default"]
+    if not own or not params.train.init or params.train.mode == "full":
         return None
-    cfg = jobs.train_config(params, [str(f) for f in own], current_app.config["HARK_RUNS"])
+    cfg = params.train_config([str(f) for f in own], current_app.config["HARK_RUNS"])
     return own if teach.can_teach(cfg) else None
 
 
-def prepare_data(job_id: int, params: dict, tail: jobs.LogTail) -> Path | list[Path]:
+def prepare_data(job_id: int, params: TrainParams, tail: jobs.LogTail) -> Path | list[Path]:
     """The folder (or folders) to train on; the default set is built first when it is one of
     them and missing, or asked to."""
-    folders = [Path(p) for p in jobs.data_folders(params)]
-    if "default" in jobs.dataset_keys(params):
+    folders = [Path(p) for p in params.folders]
+    if "default" in params.datasets:
         _prepare_default(job_id, params, tail)
     return folders[0] if len(folders) == 1 else folders
 
 
-def _prepare_default(job_id: int, params: dict, tail: jobs.LogTail) -> Path:
+def _prepare_default(job_id: int, params: TrainParams, tail: jobs.LogTail) -> Path:
     dest = jobs.default_data()
-    rebuild = params.get("prepare_data") == "rebuild"
+    rebuild = params.prepare_data == "rebuild"
     if not rebuild and (dest / "dataset.json").is_file():
         return dest
     jobs.set_stage(job_id, "building the default data set")
@@ -274,22 +273,22 @@ def _data_arg(path: Path) -> str:
     return str(path)
 
 
-def _train(job_id: int, params: dict, data: Path | list[Path], tail: jobs.LogTail, stop) -> Path:
+def _train(job_id: int, params: TrainParams, data: Path | list[Path], tail: jobs.LogTail, stop) -> Path:
     from ml import teach
     from ml.train import train
 
     folders = [_data_arg(p) for p in data] if isinstance(data, list) else _data_arg(data)
-    cfg = jobs.train_config(params, folders, current_app.config["HARK_RUNS"])
+    cfg = params.train_config(folders, current_app.config["HARK_RUNS"])
     Path(cfg.runs).mkdir(parents=True, exist_ok=True)
     if teach.can_teach(cfg):
         assert cfg.init      # a version to teach (can_teach checked it)
         tail(f"teaching {', '.join(teach.new_words(Path(cfg.init), cfg.folders()))} to "
-             f"{params['init']} from the {jobs.dataset_label(params)} (the default set: the "
+             f"{params.train.init} from the {params.label()} (the default set: the "
              f"version's rehearsal pack)")
     else:
         resolved = cfg.resolved()
-        start = f", starting from {params['init']}" if params.get("init") else ""
-        tail(f"training {cfg.arch} on {jobs.dataset_label(params)}{start}: {resolved.epochs} "
+        start = f", starting from {params.train.init}" if params.train.init else ""
+        tail(f"training {cfg.arch} on {params.label()}{start}: {resolved.epochs} "
              f"epochs, batch {cfg.batch_size}, learning rate {resolved.learning_rate:g}, "
              f"split by {cfg.split}")
 
