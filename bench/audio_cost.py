@@ -3,7 +3,7 @@
 For a one-second 16 kHz WAV, a 30 s 48 kHz WAV and the review's 40 KB FLAC that holds
 30 s at 384 kHz, through /api/predict and /api/analyze (Flask's test client, the
 served model, in this process): CPU per request (median of --repeat), the charge in
-seconds of audio counted at 16 kHz (webapp/audio_budget.py), and with the default
+seconds of audio counted at 16 kHz (webapp/security/audio_budget.py), and with the default
 HARK_RATE_AUDIO_SECONDS and HARK_RATE_PREDICT how many /api/predict requests of each one
 address gets per minute and the CPU they cost. Last, what an evaluation job spends on the
 heavy FLAC (refused at its header).
@@ -58,9 +58,9 @@ def main(argv=None) -> int:
 
     from limits import parse_many
 
-    from webapp import create_app, settings
-    from webapp.audio_budget import UNIT_RATE
     from ml.evaluate import read_clip
+    from webapp import create_app, settings
+    from webapp.security.audio_budget import UNIT_RATE
 
     defaults = settings.jobs_and_security()
     default_limit = defaults["HARK_RATE_AUDIO_SECONDS"]

@@ -87,7 +87,7 @@ def jobs_and_security() -> dict:
         "HARK_RATE_LOGIN_USER": _env("HARK_RATE_LOGIN_USER", "10/minute;100/hour"),
         # Audio decoded by the routes under HARK_RATE_PREDICT or HARK_RATE_ANALYZE, per client
         # address, in seconds counted at 16 kHz (a second at 48 kHz costs 3): long high-rate
-        # files cost far more CPU than their request count says (webapp/audio_budget.py).
+        # files cost far more CPU than their request count says (webapp/security/audio_budget.py).
         "HARK_RATE_AUDIO_SECONDS": _env("HARK_RATE_AUDIO_SECONDS", "3600/minute;100000/hour"),
         # Behind a reverse proxy: trust this many X-Forwarded-* hops (client address, https).
         "HARK_PROXIES": _env("HARK_PROXIES", 0, int),

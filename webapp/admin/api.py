@@ -11,7 +11,7 @@ from webapp.admin.forms import TrainForm
 from webapp.auth import admin_required, current_username
 from webapp.database import db
 from webapp.errors import ApiError
-from webapp.json_input import request_json
+from webapp.security.json_input import request_json
 from webapp.tables import ModelVersion, TrainingJob
 from webapp.training import jobs
 from webapp.training.params import TrainParams

@@ -24,8 +24,8 @@ from webapp.database import db
 from webapp.datasets import store
 from webapp.errors import ApiError
 from webapp.gallery import data as gallery_data
-from webapp.json_input import request_json
 from webapp.security import rate_limited
+from webapp.security.json_input import request_json
 from webapp.settings import ROOT
 from webapp.tables import TrainingJob
 from webapp.training import jobs

@@ -27,8 +27,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ml import config, folders, runs
 from ml.dataset import DataError
 from webapp.datasets import store
-from webapp.json_input import request_json
 from webapp.security import json_form_data
+from webapp.security.json_input import request_json
 from webapp.training import jobs
 from webapp.training.params import TrainParams
 from webapp.versions import registry

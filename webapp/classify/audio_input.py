@@ -13,9 +13,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ml.audio import FORMATS as ACCEPTED
 from ml.audio import AudioError, TooLong, UnsupportedFormat, decode, sniff
-from webapp.audio_budget import charge_audio
-from webapp.errors import ApiError
 from webapp.classify.file_kind import describe
+from webapp.errors import ApiError
+from webapp.security.audio_budget import charge_audio
 
 __all__ = ["ACCEPTED", "display_name", "read_upload", "sniff"]
 

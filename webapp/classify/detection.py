@@ -15,12 +15,19 @@ import time
 from flask import request
 
 from ml.audio import SAMPLE_RATE, to_model_rate
-from webapp.classify.audio_input import decode_upload
-from ml.detect import (DEFAULT_SENSITIVITY, SENSITIVITIES, Detector, DetectorConfig, DetectorError, StreamState,
-                       presets)
+from ml.detect import (
+    DEFAULT_SENSITIVITY,
+    SENSITIVITIES,
+    Detector,
+    DetectorConfig,
+    DetectorError,
+    StreamState,
+    presets,
+)
 from webapp import figures
+from webapp.classify.audio_input import decode_upload
 from webapp.errors import ApiError
-from webapp.json_input import loads
+from webapp.security.json_input import loads
 
 MAX_STATE_CHARS = 64_000
 

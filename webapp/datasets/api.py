@@ -15,8 +15,8 @@ from webapp.auth import admin_only_blueprint, current_username
 from webapp.classify.audio_input import display_name
 from webapp.datasets import store
 from webapp.errors import ApiError
-from webapp.json_input import request_json
 from webapp.security import rate_limited
+from webapp.security.json_input import request_json
 from webapp.training import jobs, teaching
 
 bp = Blueprint("datasets_api", __name__, url_prefix="/admin/api/datasets")

@@ -9,22 +9,22 @@ folder, and are checked to stay inside that folder.
 from __future__ import annotations
 
 import math
-import re
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
 
 from ml.dataset import AUDIO_SUFFIXES
-from webapp import privacy
 from webapp.errors import ApiError
+from webapp.labels import display_name
+from webapp.security import privacy
+from webapp.settings import ROOT
 from webapp.versions import evaluations
 from webapp.versions.evaluations import ID as EVAL_ID
 from webapp.versions.evaluations import list_evaluations
 from webapp.versions.run_files import read_cached
-from webapp.labels import display_name
-from webapp.settings import ROOT
 
 PER_PAGE, MAX_PER_PAGE = 48, 200
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")   # one plain folder name (fullmatch)
@@ -105,7 +105,7 @@ class Source:
         return privacy.shown_folder(self.data) if self.data else ""
 
     def audible(self) -> bool:
-        """May this visitor list, hear and see the clips (webapp/privacy.py)?"""
+        """May this visitor list, hear and see the clips (webapp/security/privacy.py)?"""
         return privacy.may_hear(self.folders() if self.data else [""])
 
     def missing_audio_error(self) -> str:

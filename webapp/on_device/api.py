@@ -24,9 +24,9 @@ from ml.detect import SENSITIVITIES, Decider, DetectorConfig, DetectorError, Str
 from ml.runs import SERVING_FILE, WINDOW_FILE
 from webapp.classify.detection import MAX_STATE_CHARS
 from webapp.errors import ApiError
-from webapp.json_input import request_json
 from webapp.labels import display_names
 from webapp.security import csrf, rate_limited
+from webapp.security.json_input import request_json
 from webapp.versions.model_store import NoModel
 
 bp = Blueprint("on_device", __name__, url_prefix="/api")

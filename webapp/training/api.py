@@ -16,9 +16,10 @@ from pathlib import Path
 from flask import Blueprint, current_app, jsonify
 
 from ml.config import JOB_SETTINGS
-from webapp import figures, privacy
+from webapp import figures
 from webapp.database import db, utcnow
 from webapp.errors import ApiError
+from webapp.security import privacy
 from webapp.settings import ROOT
 from webapp.tables import JobEpoch, ModelVersion, TrainingJob
 from webapp.training import jobs

@@ -26,9 +26,9 @@ from flask import current_app
 from sqlalchemy import CursorResult, select, update
 
 from ml import config
-from webapp import privacy
 from webapp.database import db, iso, utcnow
 from webapp.instance import versions_lock
+from webapp.security import privacy
 from webapp.tables import FINISHED, JobEpoch, ModelVersion, TrainingJob
 from webapp.training import params as job_params
 from webapp.training.params import EVALUATE, USER_SET, EvalParams, JobParams, TrainParams

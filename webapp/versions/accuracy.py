@@ -21,11 +21,11 @@ from pathlib import Path
 
 from flask import url_for
 
-from webapp import privacy
+from webapp.security import privacy
+from webapp.settings import ROOT
 from webapp.versions import evaluations
 from webapp.versions.evaluations import list_evaluations
 from webapp.versions.run_files import read_cached
-from webapp.settings import ROOT
 
 REAL_SPEECH_FILE = "real_speech.json"
 DATASET_NAMES = {"default": "the synthetic test split",

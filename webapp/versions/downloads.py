@@ -33,15 +33,16 @@ from flask_login import current_user
 
 from ml import export_formats, runs
 from ml.export_formats import FORMATS, ExportError
-from webapp import child_builds, privacy
+from webapp import child_builds
 from webapp.database import db
 from webapp.errors import ApiError, respond
-from webapp.versions.evaluations import folder as evaluations_folder
-from webapp.versions.evaluations import list_evaluations
-from webapp.versions.run_files import read_cached
+from webapp.security import privacy
 from webapp.settings import ROOT
 from webapp.tables import ModelVersion
 from webapp.versions import registry
+from webapp.versions.evaluations import folder as evaluations_folder
+from webapp.versions.evaluations import list_evaluations
+from webapp.versions.run_files import read_cached
 
 log = logging.getLogger(__name__)
 bp = Blueprint("downloads", __name__)
@@ -120,7 +121,7 @@ class Export:
 
 def _evaluations_of(run_dir: Path) -> tuple[Path, ...]:
     """Stored gallery evaluations of this run (quoted in its bundle's model card): those on
-    public clips only, as anyone may download the active model's bundle (webapp/privacy.py)."""
+    public clips only, as anyone may download the active model's bundle (webapp/security/privacy.py)."""
     folder = evaluations_folder()
     found = []
     for path in list_evaluations(folder):

@@ -13,7 +13,7 @@ rate limits and CSRF exemptions are applied to the final view functions.
   counters in Redis when HARK_REDIS_URL is set (shared by every worker and
   machine), in memory otherwise (each worker counts for itself). The views
   limited by an AUDIO_LIMITED setting decode audio: they also share a budget of
-  decoded audio per address, HARK_RATE_AUDIO_SECONDS (webapp/audio_budget.py).
+  decoded audio per address, HARK_RATE_AUDIO_SECONDS (webapp/security/audio_budget.py).
 - Ids in URLs: `<int:...>` only matches what a database id column holds, so a
   larger number is a 404 instead of an overflow deep in the database driver.
 """
@@ -31,9 +31,10 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from webapp import audio_budget, errors
+from webapp import errors
 from webapp.instance import secret_key
-from webapp.json_input import request_json
+from webapp.security import audio_budget
+from webapp.security.json_input import request_json
 
 csrf = CSRFProtect()
 
@@ -82,7 +83,7 @@ def json_form_data(body=None) -> MultiDict:
     expects one) would fail deep inside validation. Here the body must be an object of
     single values: strings pass as they are, numbers as their JSON text, true as "y",
     false and null as absent (an unticked box, a blank field). `body`: the body already
-    read (webapp.json_input), else it is read here.
+    read (webapp.security.json_input), else it is read here.
     """
     body = request_json() if body is None else body
     if not isinstance(body, dict):
