@@ -9,8 +9,8 @@ clip is decoded (a longer or heavier file is skipped, its reason logged).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

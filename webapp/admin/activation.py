@@ -15,10 +15,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from webapp.database import db
-from webapp.versions import accuracy
 from webapp.labels import display_name
 from webapp.tables import ModelVersion, TrainingJob
-from webapp.versions import registry
+from webapp.versions import accuracy, registry
 
 WORSE_BY = 0.0005            # below this (0.05 points) two accuracies count as equal
 

@@ -13,13 +13,12 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ml.audio import SAMPLE_RATE
 from webapp import figures
-from webapp.classify import detection
-from webapp.classify import inference
+from webapp.classify import detection, inference
 from webapp.classify.audio_input import read_upload
 from webapp.errors import ApiError
 from webapp.labels import display_name, display_names, verdict
-from webapp.versions.model_store import NoModel
 from webapp.security import csrf, rate_limited
+from webapp.versions.model_store import NoModel
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -11,14 +11,12 @@ import time
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from webapp import figures
-
 from webapp.classify import inference
 from webapp.classify.api import analysis
 from webapp.errors import ApiError
+from webapp.gallery import classifiers, thumbnails
 from webapp.gallery import compare as gallery_compare
 from webapp.gallery import data as gallery_data
-from webapp.gallery import classifiers
-from webapp.gallery import thumbnails
 from webapp.gallery.audio_build import audio_state
 from webapp.gallery.data import Source
 from webapp.labels import display_name, display_names

@@ -13,11 +13,11 @@ from flask import Blueprint, render_template, request, url_for
 from ml.measure import sizes
 from webapp import figures
 from webapp.errors import ApiError
-from webapp.versions import accuracy
 from webapp.gallery import compare as gallery_compare
 from webapp.gallery import data as gallery_data
 from webapp.gallery.audio_build import audio_state
 from webapp.labels import display_name, display_names
+from webapp.versions import accuracy
 
 bp = Blueprint("gallery", __name__, url_prefix="/gallery")
 

@@ -29,8 +29,8 @@ from sqlalchemy import select
 from webapp.database import db
 from webapp.tables import ModelVersion, TrainingJob
 from webapp.training import jobs
-from webapp.versions import registry
 from webapp.training.queue import queue
+from webapp.versions import registry
 
 log = logging.getLogger("webapp.training.startup")
 ORPHAN = "the worker stopped while this job ran (killed, crashed or restarted); start it again"

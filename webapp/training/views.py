@@ -9,10 +9,10 @@ from flask import Blueprint, current_app, render_template, url_for
 from ml import runs
 from ml.config import JOB_SETTINGS, setting
 from webapp.database import db
-from webapp.versions import accuracy
 from webapp.tables import ModelVersion, TrainingJob
 from webapp.training import jobs
 from webapp.training.api import job_record, snapshot
+from webapp.versions import accuracy
 
 bp = Blueprint("training", __name__)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from flask import current_app
 

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-
-from collections.abc import Callable
 
 from flask import Flask, current_app
 from sqlalchemy import delete as sql_delete
@@ -31,7 +30,7 @@ from sqlalchemy import select, update
 
 from ml import runs
 from ml.measure import measure
-from ml.teach import MIN_TEST_PER_LABEL    # fewer test clips of a label: its figures mean little
+from ml.teach import MIN_TEST_PER_LABEL  # fewer test clips of a label: its figures mean little
 from webapp.database import db, iso, utcnow
 from webapp.instance import ensure_pointer, pointer_text, versions_lock, write_atomic
 from webapp.tables import ModelVersion
