@@ -1,4 +1,4 @@
-"""Download a model version as Keras, TFLite, TFLite int8 or a bundle (ml/export_formats.py).
+"""Download a model version as Keras, TFLite, TFLite int8 or a bundle (ml/export/formats.py).
 
 The active model may be downloaded by anyone, other versions by the admin only.
 Exporting needs TensorFlow, which a web worker never imports: each file is built
@@ -31,8 +31,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, jsonify, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from ml import export_formats, runs
-from ml.export_formats import FORMATS, ExportError
+from ml import runs
+from ml.export import formats
+from ml.export.formats import FORMATS, ExportError
 from webapp import child_builds
 from webapp.database import db
 from webapp.errors import ApiError, respond
@@ -89,10 +90,10 @@ def unavailable_reason(version: ModelVersion, fmt: str) -> str | None:
         return f"the files of model version {version.name} are not on this machine"
     config = _config(version)
     try:
-        spec = export_formats.check_format(config, fmt)
+        spec = formats.check_format(config, fmt)
     except ExportError as exc:
         return str(exc)
-    missing = export_formats.missing_files(Path(version.run_dir), config)
+    missing = formats.missing_files(Path(version.run_dir), config)
     if missing:
         return f"{', '.join(missing)} of model version {version.name} is not on this machine"
     if spec.needs_data and not data_folder(config).is_dir():
@@ -113,7 +114,7 @@ class Export:
 
     @property
     def download_name(self) -> str:
-        return export_formats.file_name(self.version.name, self.fmt)
+        return formats.file_name(self.version.name, self.fmt)
 
     def sibling(self, suffix: str) -> Path:
         return self.path.with_name(self.path.name + suffix)
@@ -136,7 +137,7 @@ def _evaluations_of(run_dir: Path) -> tuple[Path, ...]:
 def _export_of(version: ModelVersion, fmt: str) -> Export:
     run_dir = Path(version.run_dir).resolve()
     evaluations = _evaluations_of(run_dir) if fmt == "bundle" else ()
-    parts = [export_formats.EXPORT_VERSION, fmt, str(run_dir)]
+    parts = [formats.EXPORT_VERSION, fmt, str(run_dir)]
     try:
         served = runs.serving_files(run_dir)
     except (OSError, ValueError):
@@ -267,7 +268,7 @@ def _checked(version_id: int, fmt: str) -> Export:
         raise ApiError(404, f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
     reason = unavailable_reason(version, fmt)
     if reason:
-        raise ApiError(404 if fmt not in export_formats.formats_of(_config(version)) else 409, reason)
+        raise ApiError(404 if fmt not in formats.formats_of(_config(version)) else 409, reason)
     return _export_of(version, fmt)
 
 
@@ -339,9 +340,9 @@ def download_menu(version_id: int | None = None, run_dir: str | Path | None = No
     if version is None or not may_download(version):
         return None
     items = []
-    for fmt in export_formats.formats_of(_config(version)):
+    for fmt in formats.formats_of(_config(version)):
         items.append({"format": fmt, "title": FORMATS[fmt].title, "about": FORMATS[fmt].about,
-                      "file_name": export_formats.file_name(version.name, fmt),
+                      "file_name": formats.file_name(version.name, fmt),
                       "url": url_for("downloads.download", version_id=version.id, fmt=fmt),
                       "status_url": url_for("downloads.status", version_id=version.id, fmt=fmt),
                       "unavailable": unavailable_reason(version, fmt) or _not_built(version, fmt)})
