@@ -793,6 +793,25 @@ def _tensorflow_processes(pids) -> int:
     return count
 
 
+def test_a_build_holding_the_slot_is_not_reported_waiting(tmp_path, monkeypatch):
+    """_stop_if_stuck is True while this build holds the slot (stopped when over the limit),
+    False while another build does: the status's "waiting" is its negation."""
+    from webapp import child_builds
+    from webapp.versions import downloads
+
+    marker = tmp_path / "v1" / "tflite-0123456789abcdef.tflite.building"
+    holder = {"pid": 4242, "started": time.time()}
+    stopped = []
+    monkeypatch.setattr(child_builds, "holder", lambda slot: holder)
+    monkeypatch.setattr(child_builds, "marker_pid", lambda m: 4242)
+    monkeypatch.setattr(downloads.os, "killpg", lambda pid, sig: stopped.append(pid))
+    assert downloads._stop_if_stuck(marker) is True and stopped == []
+    holder["started"] = time.time() - downloads.BUILD_LIMIT_S - 1
+    assert downloads._stop_if_stuck(marker) is True and stopped == [4242]
+    monkeypatch.setattr(child_builds, "marker_pid", lambda m: 99)     # another build has it
+    assert downloads._stop_if_stuck(marker) is False
+
+
 def test_finished_build_children_are_reaped_at_once(tmp_path):
     from webapp import child_builds
 

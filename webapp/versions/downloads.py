@@ -192,6 +192,7 @@ def _stop_if_stuck(marker: Path) -> bool:
             os.killpg(int(info["pid"]), signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             pass
+    return True         # it holds the slot until it ends, stopped or not
 
 
 def _record_failure(export: Export) -> None:
@@ -322,7 +323,8 @@ def status(version_id: int, fmt: str):
     now = _now(export)
     if now["state"] == "failed":
         raise ApiError(now["status"], now["error"])
-    body = {"state": now["state"], "waiting": now.get("waiting", False), "format": fmt, "file_name": export.download_name,
+    body = {"state": now["state"], "waiting": now.get("waiting", False), "format": fmt,
+            "file_name": export.download_name,
             "url": url_for("downloads.download", version_id=version_id, fmt=fmt)}
     return jsonify(body), 200 if now["state"] == "ready" else 202, {"Cache-Control": "no-store"}
 
