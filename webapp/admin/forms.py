@@ -118,8 +118,8 @@ class TrainForm(FlaskForm):
             (s.key, f"Data set {s.title} ({sum(store.counts(s).values()):,} clips)")
             for s in sets if s.editable] + [("folder", "A folder on the server")]
         self.init.choices = self.init.choices[:1] + [
-            (str(v.id), f"{v.name} ({v.arch}, {len(v.labels or [])} labels"
-                        f"{', active' if v.active else ''})")
+            (str(v.id), (f"{v.name} ({v.arch}, {len(v.labels or [])} labels"
+                         f"{', active' if v.active else ''})"))
             for v in registry.all_versions() if registry.usable(Path(v.run_dir))]
 
     def _json_values(self):

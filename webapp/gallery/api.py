@@ -7,6 +7,7 @@ request names.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
@@ -106,7 +107,7 @@ def evaluation(source: str):
     rows = gallery_data.rows_of(src)
     report = gallery_data.report_of(src)
     labels = gallery_data.labels_of(src, rows)
-    body = {"source": src.key, "labels": labels, "display_names": display_names(labels),
+    body: dict[str, Any] = {"source": src.key, "labels": labels, "display_names": display_names(labels),
             "figures": {}, "latency": None}
     if report:
         body["figures"]["confusion"] = figures.confusion_matrix(report)
@@ -138,7 +139,7 @@ def compare():
     shown, page, pages = gallery_data.paginate(pairs, f.page, f.per_page)
     rows_a, rows_b = gallery_data.rows_of(a), gallery_data.rows_of(b)
     cards = _cards(a, rows_a, [i for i, _ in shown])
-    for item, (i, j) in zip(cards, shown):
+    for item, (_, j) in zip(cards, shown):
         rb = rows_b[j]
         item.update(id_b=j, pred_b=rb["pred"], pred_b_name=display_name(rb["pred"]),
                     confidence_b=rb["confidence"], correct_b=rb["pred"] == rb["true"],

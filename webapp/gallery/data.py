@@ -256,12 +256,14 @@ def rows_of(source: Source) -> list[dict]:
 def report_of(source: Source) -> dict | None:
     if source.kind == "evaluation":
         return source.extra["record"].get("report")
+    assert source.model_dir is not None     # a run's source is made with its run directory
     return read_cached(source.model_dir / "metrics.json")
 
 
 def history_of(source: Source) -> list[dict]:
     if source.kind != "run":
         return []
+    assert source.model_dir is not None     # a run's source is made with its run directory
     history = read_cached(source.model_dir / "history.json")
     return history if isinstance(history, list) else []
 
@@ -380,7 +382,7 @@ def paginate(indices: list[int], page: int, per_page: int) -> tuple[list[int], i
     return indices[(page - 1) * per_page: page * per_page], page, pages
 
 
-def card(source: Source, index: int, row: dict, audio_root: Path | None, urls) -> dict:
+def card(source: Source, index: int, row: dict, audio_root: str | None, urls) -> dict:
     """One card as JSON: labels for people, whether audio is here, and the clip's URLs."""
     has_audio = False
     if audio_root is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
@@ -80,7 +81,7 @@ def snapshot() -> dict:
     store = current_app.extensions["hark.models"].peek()
     queued = db.session.scalar(db.select(db.func.count()).select_from(TrainingJob)
                                .where(TrainingJob.state == "queued")) or 0
-    body = {
+    body: dict[str, Any] = {
         "active_model": ({"name": active.name, "test_accuracy": active.test_accuracy,
                           "activated_at": registry.summary(active)["activated_at"]}
                          if active else ({"name": store.version, "test_accuracy": None,

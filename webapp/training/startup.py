@@ -68,9 +68,9 @@ def _alive(pid: int) -> bool:
 
 
 def _orphaned(job: TrainingJob, app: Flask, at_start: bool) -> bool:
-    host, _, pid = (job.worker or ":").rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        pid = int(pid)
+    host, _, worker_pid = (job.worker or ":").rpartition(":")
+    if host == socket.gethostname() and worker_pid.isdigit():
+        pid = int(worker_pid)
         if pid == os.getpid():
             return at_start      # this process is only starting: the job cannot be ours
         if not _alive(pid):

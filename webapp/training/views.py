@@ -31,7 +31,7 @@ def index():
 
 def _result_links(job: TrainingJob, public: dict) -> dict:
     """Where a job's outcome can be looked at: its version's gallery, its evaluation."""
-    links = {"gallery": None, "measures": []}
+    links: dict[str, str | list[dict] | None] = {"gallery": None, "measures": []}
     if public.get("evaluation"):
         links["gallery"] = url_for("gallery.index", source=f"eval:{public['evaluation']['id']}")
         return links

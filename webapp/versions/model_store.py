@@ -65,8 +65,8 @@ class ModelStore:
         self.source = Path(source)
         self.check_s, self.threads = check_s, threads
         self._loader = loader
-        self._model = None
-        self._loaded_key = None     # fingerprint of what _model (or the last failure) came from
+        self._model: object | None = None
+        self._loaded_key: tuple | None = None   # fingerprint of what _model (or the last failure) came from
         self._error: str | None = None
         self._target_missing = False    # the pointer names a run that is gone (warned once)
         self._next_check = 0.0

@@ -23,10 +23,11 @@ import shutil
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from flask import Flask, current_app
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select, update
 
 from ml import runs
 from ml.measure import measure
@@ -177,8 +178,10 @@ def _mark_active(version_id: int, user: str | None) -> bool:
     """Flag `version_id` as the active one (uncommitted); False when its row is gone."""
     db.session.execute(update(ModelVersion).where(ModelVersion.id != version_id)
                        .where(ModelVersion.active.is_(True)).values(active=False))
-    marked = db.session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
-                                .values(active=True, activated_at=utcnow(), activated_by=user))
+    # An UPDATE's or DELETE's result is a CursorResult (rowcount); Session.execute is typed Result.
+    marked = cast(CursorResult[Any], db.session.execute(
+        update(ModelVersion).where(ModelVersion.id == version_id)
+        .values(active=True, activated_at=utcnow(), activated_by=user)))
     return marked.rowcount == 1
 
 
@@ -223,8 +226,9 @@ def delete(version_id: int) -> str:
             if held:
                 raise VersionError(f"{name} is in use by {held}; wait for it to finish or cancel it, "
                                    f"then delete the version", 409)
-        gone = db.session.execute(sql_delete(ModelVersion).where(ModelVersion.id == version_id)
-                                  .where(ModelVersion.active.is_(False)))
+        gone = cast(CursorResult[Any], db.session.execute(
+            sql_delete(ModelVersion).where(ModelVersion.id == version_id)
+            .where(ModelVersion.active.is_(False))))
         if gone.rowcount != 1:           # activated by a process this lock does not reach
             db.session.rollback()
             raise VersionError(in_use, 409)
