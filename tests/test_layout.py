@@ -176,6 +176,13 @@ def test_no_private_names_are_used_across_modules():
     assert used == []
 
 
+def _passes_in_a_fresh_process(script: str, timeout: float) -> None:
+    """Run `script` in a new interpreter (nothing imported yet); it exits 0 when its checks hold."""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+
 def test_building_the_app_and_rendering_every_page_loads_no_tensorflow(tmp_path, tiny_run):
     """Web workers stay small: only the queue consumer may import TensorFlow."""
     script = f"""
@@ -195,9 +202,7 @@ loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "ker
 print("loaded:", loaded[:5])
 sys.exit(1 if loaded else 0)
 """
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    _passes_in_a_fresh_process(script, timeout=120)
 
 
 def test_serving_the_default_ensemble_loads_neither_tensorflow_nor_onnxruntime(tmp_path):
@@ -221,9 +226,7 @@ loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "ker
 print("loaded:", loaded[:5])
 sys.exit(1 if loaded else 0)
 """
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-                          timeout=180)
-    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    _passes_in_a_fresh_process(script, timeout=180)
 
 
 def test_json_routes_are_served_by_api_modules(app):
