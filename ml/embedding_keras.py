@@ -42,6 +42,10 @@ from ml.audio import CLIP_SAMPLES, SAMPLE_RATE
 from ml.embedding import DIM, FRAME_STEP, MEL_BANDS, WINDOWS, EmbeddingSpec, dither_noise, resources
 
 FFT_LENGTH = 512            # the mel graph's DFT kernels: 512 samples, 257 bins
+# ...of which only these are not zero (mel_weights checks it): the Hann window's 400 samples
+# from the 56th, and the DFT bins the mel matrix reads (60-3800 Hz). The DFT keeps just them:
+# 4.5x less work than the graph's 512 x 514 kernel, for the same sums.
+SUPPORT, BINS = slice(56, 456), slice(2, 122)
 TOP_DB = 80.0               # the mel graph's floor under the maximum
 AMIN = 1e-10                # the mel graph's Clip before its log
 LEAK, FLOOR = 0.2, -0.4     # each embedding conv: LeakyReLU(0.2), then max(x, -0.4)
@@ -66,11 +70,21 @@ def _ints(node, name: str, default: list[int]) -> list[int]:
 
 
 def mel_weights() -> tuple[np.ndarray, np.ndarray]:
-    """(DFT kernels [512, 1, 514]: real then imaginary, mel matrix [257, 32]) of the mel graph."""
+    """(DFT kernels [400, 1, 240]: the real then the imaginary parts of the bins the mel
+    matrix reads, over the window's non-zero samples; mel matrix [120, 32]) of the mel graph.
+    What is left out is exactly zero, so the sums are the graph's."""
     inits, _ = _onnx_arrays(resources() / "melspectrogram.onnx")
     real, imag = inits["0.stft.conv_real.weight"], inits["0.stft.conv_imag.weight"]  # [257, 1, 512]
-    kernel = np.concatenate([real, imag], axis=0).transpose(2, 1, 0)                 # [512, 1, 514]
-    return kernel.astype(np.float32), inits["1.melW"].astype(np.float32)
+    mel = inits["1.melW"]                                                            # [257, 32]
+    kernel = np.concatenate([real, imag], axis=0)[:, 0]                             # [514, 512]
+    outside = np.ones(kernel.shape[1], bool)
+    outside[SUPPORT] = False
+    unread = np.ones(len(mel), bool)
+    unread[BINS] = False
+    assert not kernel[:, outside].any() and not mel[unread].any(), "the mel graph changed"
+    bins = np.r_[np.arange(257)[BINS], 257 + np.arange(257)[BINS]]
+    kernel = kernel[bins][:, SUPPORT].T[:, np.newaxis, :]                            # [400, 1, 240]
+    return kernel.astype(np.float32), mel[BINS].astype(np.float32)
 
 
 def conv_weights() -> list[dict]:
@@ -133,17 +147,21 @@ class PadAndDither(keras.layers.Layer):
 class MelFrames(keras.layers.Layer):
     """Waveform [N, samples] -> mel frames [N, frames, 32] (x/10 + 2), as the ONNX mel graph:
     DFT by a strided convolution, power, mel matrix, 10*log10, floor at the clip's own
-    maximum - 80 dB (the ONNX graph: the batch's maximum; see the module docstring)."""
+    maximum - 80 dB (the ONNX graph: the batch's maximum; see the module docstring). Each
+    512-sample frame's DFT reads only its window's non-zero samples and the bins the mel
+    matrix uses (SUPPORT, BINS)."""
 
     def build(self, input_shape):
-        self.dft = self.add_weight(shape=(FFT_LENGTH, 1, 2 * (FFT_LENGTH // 2 + 1)),
-                                   initializer="zeros", trainable=False, name="dft")
-        self.mel = self.add_weight(shape=(FFT_LENGTH // 2 + 1, MEL_BANDS), initializer="zeros",
-                                   trainable=False, name="mel")
+        taps, bins = SUPPORT.stop - SUPPORT.start, BINS.stop - BINS.start
+        self.dft = self.add_weight(shape=(taps, 1, 2 * bins), initializer="zeros", trainable=False,
+                                   name="dft")
+        self.mel = self.add_weight(shape=(bins, MEL_BANDS), initializer="zeros", trainable=False,
+                                   name="mel")
 
     def call(self, wave):
-        bins = FFT_LENGTH // 2 + 1
-        spec = tf.nn.conv1d(wave[:, :, tf.newaxis], self.dft, stride=FRAME_STEP, padding="VALID")
+        bins = BINS.stop - BINS.start
+        inside = wave[:, SUPPORT.start:tf.shape(wave)[1] - (FFT_LENGTH - SUPPORT.stop)]   # same frame count
+        spec = tf.nn.conv1d(inside[:, :, tf.newaxis], self.dft, stride=FRAME_STEP, padding="VALID")
         power = tf.square(spec[..., :bins]) + tf.square(spec[..., bins:])
         mel = tf.maximum(tf.matmul(power, self.mel), AMIN)
         db = tf.math.log(mel) * 10.0 / np.float32(np.log(10.0))

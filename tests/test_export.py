@@ -27,6 +27,10 @@ from ml.synth.tones import TONES, tone_clip
 from tests.helpers import ROOT, copy_run, login, require_shared_speech
 
 FLOAT_TOLERANCE = 1e-4
+# The served graph and the tflite export hold the speech embedding's weights in int8
+# (ml.graph.embedding_weights_int8); the keras export holds the float weights, so for a model
+# with the embedding the two agree this well (measured up to 0.054 on real words, 99.8% same labels)
+KERAS_EMBEDDING_TOLERANCE = 0.1
 # predict.py resamples by FFT, Hark with soxr: on a clip the model is unsure of (hiss at 11 kHz) the two
 # moved probabilities by up to 0.11, so labels are compared where Hark's winner leads by more than this
 CLEAR_MARGIN = 0.3
@@ -220,7 +224,9 @@ def test_exports_of_the_shipped_model_keep_its_unknown_weight(tmp_path, capsys, 
     np.save(tmp_path / "x.npy", x)
     _fresh_process(loader, str(out), str(tmp_path / "x.npy"), str(tmp_path / "p.npy"), env_root=needs_hark)
     exported = np.load(tmp_path / "p.npy")
-    assert np.abs(exported - _served(default, x)).max() <= FLOAT_TOLERANCE
+    served = _served(default, x)
+    assert np.abs(exported - served).max() <= (FLOAT_TOLERANCE if fmt == "tflite" else KERAS_EMBEDDING_TOLERANCE)
+    assert (exported.argmax(axis=1) == served.argmax(axis=1)).mean() >= 0.95
     import keras
 
     from ml.graph import serving_graph
@@ -232,8 +238,9 @@ def test_exports_of_the_shipped_model_keep_its_unknown_weight(tmp_path, capsys, 
                                               np.zeros((1, 1), np.int32)])) for clip in x])
     weights = np.array(label_weights(config["labels"], config["unknown_weight"]))
     assert np.abs(exported - raw).max() > 0.1                           # the weight matters here
-    weighted = raw * weights
-    assert np.abs(exported - weighted / weighted.sum(axis=1, keepdims=True)).max() <= FLOAT_TOLERANCE
+    weighted = raw * weights        # the Keras graph: float weights, as the keras export
+    tolerance = FLOAT_TOLERANCE if fmt == "keras" else KERAS_EMBEDDING_TOLERANCE
+    assert np.abs(exported - weighted / weighted.sum(axis=1, keepdims=True)).max() <= tolerance
 
 
 # ---- the bundle ------------------------------------------------------------------------------
@@ -536,11 +543,12 @@ def test_one_graph_exports_compute_what_hark_serves(parts_bundles, tmp_path, kin
     _fresh_process(LOAD_TFLITE, str(bundle / "model.tflite"), str(tmp_path / "x.npy"),
                    str(tmp_path / "p.npy"), env_root=False)
     assert np.abs(np.load(tmp_path / "p.npy") - served).max() <= FLOAT_TOLERANCE
-    for fmt, loader, needs_hark in (("tflite", LOAD_TFLITE, False), ("keras", LOAD_KERAS, True)):
+    for fmt, loader, needs_hark, tolerance in (("tflite", LOAD_TFLITE, False, FLOAT_TOLERANCE),
+                                               ("keras", LOAD_KERAS, True, KERAS_EMBEDDING_TOLERANCE)):
         out = tmp_path / file_name(run.name, fmt)
         assert cli(["export", "--model", str(run), "--format", fmt, "--out", str(out)]) == 0
         _fresh_process(loader, str(out), str(tmp_path / "x.npy"), str(tmp_path / "p.npy"), env_root=needs_hark)
-        assert np.abs(np.load(tmp_path / "p.npy") - served).max() <= FLOAT_TOLERANCE
+        assert np.abs(np.load(tmp_path / "p.npy") - served).max() <= tolerance
     if kind == "ensemble":        # the ensemble's own weight is applied: without it, other numbers
         from ml.classifier import Classifier
 

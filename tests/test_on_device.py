@@ -60,7 +60,9 @@ def test_one_window_graph_gives_the_served_numbers(served):
         out = run(audio=audio[None], starts=np.array([[served.context]], np.int32),
                   offset=np.array([[offset]], np.int32))
         expected = served.predict_windows(audio, [served.context], offset)
-        np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+        # not 1e-5 as in float: the int8 embedding weights meet activations quantised with their
+        # map's largest value, and a span graph's maps hold every frame (2.6e-4 measured)
+        np.testing.assert_allclose(out["probabilities"], expected, atol=1e-3)
 
 
 def test_decide_makes_the_detectors_decisions(client, served):
