@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -27,7 +28,14 @@ CLIP_SECONDS, CLIP_DECODE_S = 10.0, 2.0
 SKIPS_LOGGED = 10         # clips skipped are named in the log up to this many, then counted
 
 
-def evaluate_arrays(clf: Classifier, x, y, clips, root) -> tuple[dict, list[dict]]:
+class Scorer(Protocol):
+    """What evaluate_arrays reads: a Classifier, or an ensemble member's Keras model (ml/train.py)."""
+    labels: list[str]
+
+    def predict_batch(self, clips: np.ndarray) -> np.ndarray: ...
+
+
+def evaluate_arrays(clf: Scorer, x, y, clips, root) -> tuple[dict, list[dict]]:
     """The report and one prediction row per clip (path relative to `root`)."""
     labels = clf.labels
     probs = clf.predict_batch(x)

@@ -48,13 +48,13 @@ def test_a_head_on_the_embedding_is_a_run_served_like_any_other(head_run, clips)
     assert (run / "model.tflite").is_file() and (run / "window.tflite").is_file()     # one graph
     clf = Classifier(run)
     served = clf.predict_batch(clips)
-    # the served graph's embedding layers agree with onnxruntime's, one clip at a time
-    # (onnxruntime's results for a batch differ in the 6th decimal, which the head's
-    # normalisation can magnify)
+    # the served graph's embedding agrees with onnxruntime's, one clip at a time, up to its
+    # int8 weights (ml.graph.embedding_weights_int8: 0.017 measured here; float was 1e-4)
     embedding = SpeechEmbedding()
     keras_probs = np.concatenate([np.asarray(load_model(run / "model.keras")(embedding(c[None])[0]))
                                   for c in clips])
-    assert np.allclose(served, keras_probs, atol=1e-4)
+    assert np.allclose(served, keras_probs, atol=0.05)
+    assert (served.argmax(axis=1) == keras_probs.argmax(axis=1)).all()
     pred = clf.classify(clips[0])
     times, freqs = clf.feature_axes()
     assert pred.features.shape == (len(times), len(freqs)) == (97, 32)
@@ -77,6 +77,7 @@ def test_an_ensemble_averages_its_members_and_weights_unknown_once(tone_data, tm
 
     from ml.classifier import Classifier
     from ml.config import TrainConfig
+    from ml.graph import write_serving_graphs
     from ml.train import train
 
     data = tmp_path / "data"
@@ -91,6 +92,9 @@ def test_an_ensemble_averages_its_members_and_weights_unknown_once(tone_data, tm
     # kws 1 epoch, each head twice the job's epochs (ml.config.HEAD_RECIPE)
     epochs = [r for r in rows if "epoch" in r]     # the others name a stage (embedding clips)
     assert [r["epoch"] for r in epochs] == [1, 2, 3, 4, 5] and {r["epochs"] for r in epochs} == {5}
+    assert not list((run / "members").glob("*/*.tflite"))     # members are not served alone
+    for m in config["members"]:
+        write_serving_graphs(run / m)
     members = [Classifier(run / m) for m in config["members"]]
     assert all(m.config["unknown_weight"] == 1.0 for m in members)
     mean = np.mean([m.predict_batch(clips) for m in members], axis=0)
@@ -142,8 +146,10 @@ def test_a_window_in_a_stream_hears_its_surroundings(clips):
 
 
 def test_the_shipped_ensemble_serves_windows_of_a_stream(clips):
-    """A window with silence around it is the clip alone, to the last digit; one call for
-    many windows gives what a call per window gives."""
+    """A window with silence around it is the clip alone; one call for many windows gives
+    what a call per window gives. Not to the last digit as in float: the int8 embedding
+    weights meet activations quantised with the largest value of what one pass computes
+    (a window, or a span of them): 0.003 apart alone, 0.024 in a stream, measured here."""
     from ml.classifier import Classifier
     from tests.helpers import ROOT
 
@@ -152,11 +158,11 @@ def test_the_shipped_ensemble_serves_windows_of_a_stream(clips):
     assert pad == 8000
     alone = [np.concatenate([np.zeros(pad), c, np.zeros(pad)]).astype(np.float32) for c in clips[:2]]
     got = np.concatenate([clf.predict_windows(a, [pad]) for a in alone])
-    assert np.allclose(got, clf.predict_batch(clips[:2]), atol=1e-5)
+    assert np.allclose(got, clf.predict_batch(clips[:2]), atol=0.01)
     stream = np.concatenate([np.zeros(pad), *clips[:3], np.zeros(pad)]).astype(np.float32)
     starts = pad + np.arange(0, 2 * 16000 + 1, 1600)
     one_by_one = np.concatenate([clf.predict_windows(stream, [s]) for s in starts])
-    assert np.allclose(clf.predict_windows(stream, starts), one_by_one, atol=1e-4)
+    assert np.allclose(clf.predict_windows(stream, starts), one_by_one, atol=0.05)
 
 
 def test_training_copies_are_heard_alone_or_as_in_a_stream(clips):
