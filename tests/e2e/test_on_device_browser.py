@@ -3,7 +3,7 @@ no request carries audio, and the page's numbers are the server's.
 
 - One word: real clips (the speech set at /work/shared/speech) play on the fake microphone;
   on the very samples the page captured (`Hark.lastCapture`), the page's label and
-  probabilities are the server Classifier's (within 1e-3).
+  probabilities are the server Classifier's (within 5e-3: see PAGE_TOLERANCE).
 - Live: a recording of real words goes through the page's stream path (its windows computed
   in the page, decided by POST /api/decide) and gives the detections of
   `python -m ml detect --model models/default FILE`.
@@ -22,6 +22,13 @@ import soxr
 
 from tests.e2e.conftest import launch, open_page, serve
 from tests.helpers import ROOT, SHARED_SPEECH
+
+# Was 1e-3 with a float graph. The served graph keeps the speech embedding's weights in int8
+# and LiteRT quantises each convolution's input on the fly, a kernel's choice: on this machine
+# LiteRT's own XNNPACK and builtin kernels differ by up to 0.0024 on real clips
+# (models/default/window.tflite, 39 clips), the page's WebAssembly build from the server's by
+# up to 0.003 measured. A real difference of model or input is whole tenths.
+PAGE_TOLERANCE = 5e-3
 
 pytestmark = pytest.mark.e2e
 DEFAULT = ROOT / "models" / "default"
@@ -112,7 +119,7 @@ def test_a_spoken_word_is_classified_in_the_page_as_the_server_would(playwright,
         mine = served.classify(np.asarray(capture["samples"], np.float32), capture["rate"])
         assert capture["label"] == mine.label
         for label, p in mine.probabilities.items():
-            assert abs(capture["probabilities"][label] - p) <= 1e-3, (label, capture["probabilities"][label], p)
+            assert abs(capture["probabilities"][label] - p) <= PAGE_TOLERANCE, (label, capture["probabilities"][label], p)
         card = page.locator(".result").first
         assert card.locator(".result-word").inner_text() == mine.label.strip("_") or card.get_attribute("data-label") == mine.label
         assert card.locator(".js-plotly-plot").count() == 3
