@@ -177,8 +177,9 @@ HYBRID_CONV_VERSION = 5                     # CONV_2D's version for int8 weights
 def embedding_weights_int8(data: bytes) -> bytes:
     """The LiteRT graph with the speech embedding's convolution weights stored as int8, one
     scale per output channel, its activations still float: LiteRT runs such a convolution
-    on int8 (the input quantised on the fly, row by row), 3.8x faster than float here, and
-    the embedding's outputs move by about 1% of their spread (tests/test_graph.py bounds it).
+    on int8 (its input quantised on the fly, one scale for what one call computes), 3.8x
+    faster than float here, and the embeddings move by about 2% of their spread on average
+    (tests/test_embedding_keras.py bounds it; docs/models.md gives what it costs in accuracy).
 
     Why only the embedding: it is the fixed pretrained network, two thirds of an ensemble's
     arithmetic, checked once against onnxruntime; Hark's own trained networks stay float, so
