@@ -1,6 +1,6 @@
 # The two commands of the README, and the checks beside them.
 #   make run        set up and serve (gunicorn behind nginx)
-#   make test       set up, then `make check` and the whole suite (what .ci/run runs)
+#   make test       set up, then `make check` and the whole suite in 2 processes (what .ci/run runs)
 #   make check      lint (ruff) and types (mypy): seconds; settings in pyproject.toml
 #   make test-fast  the suite without the browser tests and the slow ones
 #   make e2e        only the browser tests (headless Chromium)
@@ -16,7 +16,7 @@ run:
 test:
 	HARK_DEV=1 HARK_EXTRA_APT="chromium redis-server postgresql" bash scripts/setup.sh
 	$(MAKE) --no-print-directory check
-	bash scripts/test.sh
+	bash scripts/test.sh -n 2 --dist loadfile
 
 check: $(DEV_STAMP)       # both run, so one pass shows every finding
 	.venv/bin/ruff check .; lint=$$?; .venv/bin/mypy; types=$$?; exit $$((lint || types))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for Hark: a virtualenv with requirements.txt (and with
-# HARK_DEV=1, as `make test` and `make check` set it, requirements-dev.txt: ruff and mypy) and, where
+# HARK_DEV=1, as `make test` and `make check` set it, requirements-dev.txt: ruff, mypy, pytest-xdist) and, where
 # apt is available and we are root, the optional Debian packages (extra TTS
 # voices for the default data set, nginx to front gunicorn in scripts/run.sh, and
 # what HARK_EXTRA_APT adds: for the tests Chromium, Redis and PostgreSQL).
