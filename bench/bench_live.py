@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_predict import summarize, worker_rss_mb
+from bench_predict import run_clients, worker_rss_mb
 from server import ROOT, free_port, wait_healthy
 from server import start_gunicorn as start_server
 
@@ -105,17 +105,7 @@ def load(port: int, audio: np.ndarray, clients: int, seconds: float) -> dict:
     start_at = time.time() + 0.5
     procs = [mp.Process(target=listener, args=(port, audio, start_at, start_at + seconds, out))
              for _ in range(clients)]
-    for p in procs:
-        p.start()
-    results = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    statuses: dict[str, int] = {}
-    for r in results:
-        for k, v in r[2].items():
-            statuses[str(k)] = statuses.get(str(k), 0) + v
-    latencies = np.concatenate([np.asarray(r[0], float) for r in results])
-    return summarize(latencies, time.time() - start_at, sum(r[1] for r in results), statuses)
+    return run_clients(procs, out, start_at)
 
 
 def main(argv=None) -> int:

@@ -103,14 +103,20 @@ def load(port: int, body: bytes, total: int, clients: int, rate: float, max_seco
                                              start_at + (k * interval / clients if interval else 0),
                                              start_at + max_seconds, out))
              for k in range(clients)]
+    return run_clients(procs, out, start_at)
+
+
+def run_clients(procs: list, out, start_at: float) -> dict:
+    """Start the client processes, gather what each puts on `out` (latencies ms, errors,
+    statuses) and summarise them all, timed from `start_at`."""
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
     for p in procs:
         p.join()
     elapsed = time.time() - start_at
-    latencies = np.concatenate([np.asarray(r[0]) for r in results])
-    statuses = {}
+    latencies = np.concatenate([np.asarray(r[0], float) for r in results])
+    statuses: dict[str, int] = {}
     for r in results:
         for k, v in r[2].items():
             statuses[str(k)] = statuses.get(str(k), 0) + v
