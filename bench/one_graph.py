@@ -71,10 +71,9 @@ def _per_clip(models: dict, clips: np.ndarray) -> dict[str, list[float]]:
 
 def _detector_speed(clf, clips: np.ndarray, runs: int = 3) -> float:
     """Seconds of audio per second of work, the whole detector, on a stream of real words
-    (94 s): the median of `runs`, in the steady state of a long stream. The stream is heard
-    once first: LiteRT prepares its graph for each new batch shape (full batches of 256
-    windows, the last one shorter), once per process, about 0.3 s that a long stream pays once
-    and a 94 s one would pay every time."""
+    (94 s): the median of `runs`, after one pass that warms the graph for each batch shape it
+    meets (full batches of 256 windows, the last one shorter) and the memory it touches.
+    Single runs spread 36-42x on this machine; the median of several says more."""
     from ml.detect import Detector
 
     rng = np.random.default_rng(0)
