@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predict import run_clients, worker_rss_mb
-from server import ROOT, free_port, wait_healthy
+from server import ROOT, children, free_port, wait_healthy
 from server import start_gunicorn as start_server
 
 sys.path.insert(0, str(ROOT))
@@ -100,6 +100,15 @@ def listener(port: int, audio: np.ndarray, start_at: float, deadline: float, out
     out.put((latencies, errors, statuses))
 
 
+def cpu_s(pids) -> float:
+    """CPU seconds (user + system) the processes have used, from /proc."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])          # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def load(port: int, audio: np.ndarray, clients: int, seconds: float) -> dict:
     out = mp.Queue()
     start_at = time.time() + 0.5
@@ -124,7 +133,10 @@ def main(argv=None) -> int:
     try:
         health = wait_healthy(port, server)
         load(port, audio, args.clients, 3)                      # warm-up: every worker
+        workers = list(children(server.pid))
+        used = cpu_s(workers)
         result = load(port, audio, args.clients, args.seconds)
+        result["worker_cpu_ms_per_request"] = round((cpu_s(workers) - used) * 1e3 / max(result["requests"], 1), 2)
         rss = worker_rss_mb(server.pid)
     finally:
         server.terminate()

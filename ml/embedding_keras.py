@@ -213,6 +213,17 @@ class TimeMax(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable("hark")
+class DilatedConv(keras.layers.Conv2D):
+    """Conv2D whose dilation is one LiteRT CONV_2D with a dilation factor. Keras' own (through
+    tf.nn.convolution) becomes space-to-batch, conv, batch-to-space, with shape arithmetic
+    around each for a span of any length: about twice the work of every_frame's convolutions
+    in data moved about."""
+
+    def convolution_op(self, inputs, kernel):
+        return tf.nn.conv2d(inputs, kernel, strides=1, padding="VALID", dilations=[1, *self.dilation_rate, 1])
+
+
+@keras.saving.register_keras_serializable("hark")
 class StreamDither(keras.layers.Layer):
     """(audio [1, L], offset [1, 1]) -> (audio + dither * noise) * scale, where sample i gets the
     fixed noise at stream position offset + i (cycled): a window gets the same numbers whichever
@@ -268,8 +279,8 @@ def embedding_network(every_frame: bool = False) -> keras.Model:
         if conv["pad_freq"]:
             x = keras.layers.ZeroPadding2D(((0, 0), (1, 1)), name=f"pad_{i}")(x)
         kh, kw, _, out = conv["kernel"].shape
-        layer = keras.layers.Conv2D(out, (kh, kw), use_bias=conv["bias"] is not None,
-                                    dilation_rate=(dilation, 1), name=f"conv_{i}", trainable=False)
+        layer = DilatedConv(out, (kh, kw), use_bias=conv["bias"] is not None,
+                            dilation_rate=(dilation, 1), name=f"conv_{i}", trainable=False)
         x = layer(x)
         layer.set_weights([conv["kernel"]] + ([conv["bias"]] if conv["bias"] is not None else []))
         if i < len(convs) - 1:

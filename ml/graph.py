@@ -34,8 +34,11 @@ from ml.audio import CLIP_SAMPLES, SAMPLE_RATE
 from ml.config import FeatureSpec
 from ml.embedding import FRAME_STEP, STRIDE, WINDOWS, EmbeddingSpec, chart_spec, context_samples
 from ml.embedding_keras import MelFrames, StreamDither, embedding_network, mel_weights
-from ml.graph_layers import AloneInSilence, GateCombine, LabelWeights, Slices, label_weights
+from ml.graph_layers import AloneInSilence, GateCombine, LabelWeights, Slices, Trim, label_weights
 from ml.models import load_model
+
+EMBEDDING = "/speech_embedding_"      # the speech embedding's layers, in a graph's tensor names
+NETWORKS = (EMBEDDING, "/body_")      # ... and the run's trained networks' (each member's body)
 
 
 class _Builder:
@@ -44,6 +47,7 @@ class _Builder:
 
     def __init__(self, context: int, one_window: bool = False, clip: bool = False):
         self.one_window = one_window or clip
+        self.context = context
         self._embeddings: dict[EmbeddingSpec, tuple] = {}
         self._members: list[str] = []
         if clip:        # one clip in, heard alone: the three inputs made from it
@@ -91,10 +95,12 @@ class _Builder:
         features.name, body.name = f"features_{name}", f"body_{name}"
         spec = FeatureSpec.of(config.get("feature_params"), config["features"])
         if FRAME_STEP % spec.frame_step == 0 and not self.one_window:
-            # frames are local: a window's are a slice of the whole span's (one pass, not K);
-            # one window's are its own samples' (the same frames, without its context's)
-            frames = features(keras.layers.Reshape(self.audio.shape[1:], name=f"span_{name}")(self.audio))
-            image = Slices(spec.shape()[0], spec.frame_step, name=f"frames_{name}")(frames, self.starts)
+            # frames are local: a window's are a slice of the windows' span's (one pass, not K,
+            # and not over the context only the embedding hears); one window's are its own
+            # samples' (the same frames)
+            frames = features(Trim(self.context, name=f"span_{name}")(self.audio))
+            image = Slices(spec.shape()[0], spec.frame_step, shift=self.context,
+                           name=f"frames_{name}")(frames, self.starts)
         else:
             image = features(Slices(CLIP_SAMPLES, name=f"waves_{name}")(self.audio, self.starts))
         picture = keras.layers.Reshape(spec.shape()[:2], name=f"picture_{name}")(image)
@@ -155,10 +161,11 @@ def with_named_outputs(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, dict(zip(("probabilities", "picture"), model.outputs)), name="served")
 
 
-def to_litert(model: keras.Model) -> bytes:
+def to_litert(model: keras.Model, int8: tuple[str, ...] = (EMBEDDING,)) -> bytes:
     """The graph as a LiteRT flatbuffer with builtin ops only (LiteRT.js runs it too), the
-    speech embedding's weights in int8 (embedding_weights_int8); its signature's inputs and
-    outputs carry their names (audio, starts, offset -> probabilities, picture)."""
+    weights of the convolutions in the layers `int8` names stored as int8 (weights_int8); its
+    signature's inputs and outputs carry their names (audio, starts, offset -> probabilities,
+    picture)."""
     import contextlib
     import io
     import warnings
@@ -167,25 +174,29 @@ def to_litert(model: keras.Model) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return embedding_weights_int8(converter.convert())
+        return weights_int8(converter.convert(), int8)
 
 
-EMBEDDING_LAYERS = "/speech_embedding_"     # the speech embedding's layers in a graph's tensor names
 HYBRID_CONV_VERSION = 5                     # CONV_2D's version for int8 weights on float inputs
 
 
-def embedding_weights_int8(data: bytes) -> bytes:
-    """The LiteRT graph with the speech embedding's convolution weights stored as int8, one
-    scale per output channel, its activations still float: LiteRT runs such a convolution
-    on int8 (its input quantised on the fly, one scale for what one call computes), 3.8x
-    faster than float here, and the embeddings move by about 2% of their spread on average
-    (tests/test_embedding_keras.py bounds it; docs/models.md gives what it costs in accuracy).
-
-    Why only the embedding: it is the fixed pretrained network, two thirds of an ensemble's
-    arithmetic, checked once against onnxruntime; Hark's own trained networks stay float, so
-    a run serves the numbers its training measured. What the converter's dynamic-range mode
+def weights_int8(data: bytes, layers: tuple[str, ...] = (EMBEDDING,)) -> bytes:
+    """The LiteRT graph with the weights of the convolutions whose tensor names hold one of
+    `layers` stored as int8, one scale per output channel, activations still float: LiteRT
+    runs such a convolution on int8 (its input quantised on the fly, one scale for what one
+    call computes), 3.7-3.8x faster than float here. What the converter's dynamic-range mode
     does (`Optimize.DEFAULT`: the same int8 layout, and it too leaves kernels under 1,024
-    weights float), but for these layers only, which the converter cannot select."""
+    weights float), but for the layers chosen, which the converter cannot do; never the mel
+    front end's DFT (`mel_frames`: quantised, a probability moves by up to 0.28).
+
+    Which layers (write_serving_graphs): the one-window graph (a clip: classify, the export
+    formats, the page) holds the speech embedding's alone, the fixed pretrained network,
+    checked once against onnxruntime (its embeddings move by about 2% of their spread on
+    average, tests/test_embedding_keras.py); Hark's own trained networks stay float there,
+    so a clip gets the numbers its training measured. The span graph (streams: the detector,
+    Live mode, 20 windows a second a listener) holds the trained networks' too (NETWORKS):
+    a kws window 0.73 -> 0.20 ms, its probabilities within 0.017 of float on 292 real clips
+    (mean 0.0006, the same labels)."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -199,7 +210,7 @@ def embedding_weights_int8(data: bytes) -> bytes:
                 continue
             kernel = graph.tensors[op.inputs[1]]
             buffer = model.buffers[kernel.buffer]
-            if (EMBEDDING_LAYERS not in kernel.name.decode() or kernel.type != schema.TensorType.FLOAT32
+            if (not any(part in kernel.name.decode() for part in layers) or kernel.type != schema.TensorType.FLOAT32
                     or buffer.data is None or len(buffer.data) < 4 * 1024):
                 continue
             weights = np.frombuffer(bytes(buffer.data), np.float32).reshape(kernel.shape)   # [out, kh, kw, in]
@@ -222,8 +233,8 @@ def write_serving_graphs(run_dir: str | Path) -> int:
     runtime, not TensorFlow or onnxruntime: a web worker stays small and a clip takes a few
     milliseconds."""
     sizes = []
-    for name, one_window in ((runs.WINDOW_FILE, True), (runs.SERVING_FILE, False)):
-        data = to_litert(serving_graph(run_dir, one_window))
+    for name, one_window, int8 in ((runs.WINDOW_FILE, True, (EMBEDDING,)), (runs.SERVING_FILE, False, NETWORKS)):
+        data = to_litert(serving_graph(run_dir, one_window), int8)
         tmp = Path(run_dir) / f".{name}.tmp"
         tmp.write_bytes(data)
         tmp.replace(Path(run_dir) / name)

@@ -58,6 +58,22 @@ class Slices(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable("hark")
+class Trim(keras.layers.Layer):
+    """A span [1, L] without `samples` at each end: the windows' own audio without the context
+    only the speech embedding hears (a network's spectrogram need not cover it)."""
+
+    def __init__(self, samples: int, **kwargs):
+        super().__init__(**kwargs)
+        self.samples = int(samples)
+
+    def call(self, audio):
+        return audio[:, self.samples:tf.shape(audio)[1] - self.samples]
+
+    def get_config(self):
+        return {**super().get_config(), "samples": self.samples}
+
+
+@keras.saving.register_keras_serializable("hark")
 class GateCombine(keras.layers.Layer):
     """A taught version (ml/teach.py): (base probabilities, gate [none, word...]) -> every label:
     p(word) = gate(word), p(old label) = base(old label) x gate(none)."""

@@ -49,7 +49,7 @@ def test_a_head_on_the_embedding_is_a_run_served_like_any_other(head_run, clips)
     clf = Classifier(run)
     served = clf.predict_batch(clips)
     # the served graph's embedding agrees with onnxruntime's, one clip at a time, up to its
-    # int8 weights (ml.graph.embedding_weights_int8: 0.017 measured here; float was 1e-4)
+    # int8 weights (ml.graph.weights_int8: 0.017 measured here; float was 1e-4)
     embedding = SpeechEmbedding()
     keras_probs = np.concatenate([np.asarray(load_model(run / "model.keras")(embedding(c[None])[0]))
                                   for c in clips])
@@ -147,9 +147,10 @@ def test_a_window_in_a_stream_hears_its_surroundings(clips):
 
 def test_the_shipped_ensemble_serves_windows_of_a_stream(clips):
     """A window with silence around it is the clip alone; one call for many windows gives
-    what a call per window gives. Not to the last digit as in float: the int8 embedding
-    weights meet activations quantised with the largest value of what one pass computes
-    (a window, or a span of them): 0.003 apart alone, 0.024 in a stream, measured here."""
+    what a call per window gives. Not to the last digit as in float: the int8 weights meet
+    activations quantised with the largest value of what one pass computes (a window, or a
+    span of them), and the span graph holds the kws network in int8 too, the one-window graph
+    in float (ml.graph.weights_int8): 0.012 apart alone, 0.040 in a stream, measured here."""
     from ml.classifier import Classifier
     from tests.helpers import ROOT
 
@@ -158,11 +159,11 @@ def test_the_shipped_ensemble_serves_windows_of_a_stream(clips):
     assert pad == 8000
     alone = [np.concatenate([np.zeros(pad), c, np.zeros(pad)]).astype(np.float32) for c in clips[:2]]
     got = np.concatenate([clf.predict_windows(a, [pad]) for a in alone])
-    assert np.allclose(got, clf.predict_batch(clips[:2]), atol=0.01)
+    assert np.allclose(got, clf.predict_batch(clips[:2]), atol=0.03)
     stream = np.concatenate([np.zeros(pad), *clips[:3], np.zeros(pad)]).astype(np.float32)
     starts = pad + np.arange(0, 2 * 16000 + 1, 1600)
     one_by_one = np.concatenate([clf.predict_windows(stream, [s]) for s in starts])
-    assert np.allclose(clf.predict_windows(stream, starts), one_by_one, atol=0.05)
+    assert np.allclose(clf.predict_windows(stream, starts), one_by_one, atol=0.08)
 
 
 def test_training_copies_are_heard_alone_or_as_in_a_stream(clips):

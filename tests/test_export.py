@@ -28,7 +28,7 @@ from tests.helpers import ROOT, copy_run, login, require_shared_speech
 
 FLOAT_TOLERANCE = 1e-4
 # The served graph and the tflite export hold the speech embedding's weights in int8
-# (ml.graph.embedding_weights_int8); the keras export holds the float weights, so for a model
+# (ml.graph.weights_int8); the keras export holds the float weights, so for a model
 # with the embedding the two agree this well (measured up to 0.054 on real words, 99.8% same labels)
 KERAS_EMBEDDING_TOLERANCE = 0.1
 # predict.py resamples by FFT, Hark with soxr: on a clip the model is unsure of (hiss at 11 kHz) the two
@@ -168,7 +168,7 @@ def test_int8_export_calibrates_reports_and_loads_in_a_fresh_process(tiny_run, t
     assert "int8" in dtypes and "float32" in dtypes          # an int8 network, float features
     probs = np.load(tmp_path / "p.npy")
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-3)
-    assert out.stat().st_size < (tiny_run / "model.tflite").stat().st_size
+    assert out.stat().st_size < (tiny_run / "window.tflite").stat().st_size   # the float one
 
 
 def test_int8_without_the_training_data_says_so(tiny_run, tmp_path, capsys):
