@@ -3,7 +3,7 @@ no request carries audio, and the page's numbers are the server's.
 
 - One word: real clips (the speech set at /work/shared/speech) play on the fake microphone;
   on the very samples the page captured (`Hark.lastCapture`), the page's label and
-  probabilities are the server Classifier's (within 5e-3: see PAGE_TOLERANCE).
+  probabilities are the server Classifier's (within 0.01: see PAGE_TOLERANCE).
 - Live: a recording of real words goes through the page's stream path (its windows computed
   in the page, decided by POST /api/decide) and gives the detections of
   `python -m ml detect --model models/default FILE`.
@@ -27,8 +27,10 @@ from tests.helpers import ROOT, SHARED_SPEECH
 # and LiteRT quantises each convolution's input on the fly, a kernel's choice: on this machine
 # LiteRT's own XNNPACK and builtin kernels differ by up to 0.0024 on real clips
 # (models/default/window.tflite, 39 clips), the page's WebAssembly build from the server's by
-# up to 0.003 measured. A real difference of model or input is whole tenths.
-PAGE_TOLERANCE = 5e-3
+# up to 0.005 (60 real clips; `bench/browser_model.py` prints it, always the same labels); a
+# float graph with the same int8-rounded weights is 0.047 from the page, so the page does
+# quantise as the server does. A real difference of model or input is whole tenths.
+PAGE_TOLERANCE = 0.01
 
 pytestmark = pytest.mark.e2e
 DEFAULT = ROOT / "models" / "default"
