@@ -57,7 +57,10 @@ WINDOWS = """async (runs) => {
 }"""
 CLIPS = """async (spans) => {
   const out = [];
-  for (const span of spans) out.push(Array.from((await window.benchDevice.window(Float32Array.from(span), 0)).probabilities));
+  for (const span of spans) {
+    const result = await window.benchDevice.window(Float32Array.from(span), 0);
+    out.push(Array.from(result.probabilities));
+  }
   return out;
 }"""
 
