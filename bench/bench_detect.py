@@ -132,19 +132,18 @@ def window_probs(clf, wav: Path, hop: int):
     windows at a hop of `hop` samples, computed as the detector computes them (each
     heard in its context, silence beyond the recording): what its settings are tried on."""
     from ml.audio import CLIP_SAMPLES, SAMPLE_RATE, decode, to_model_rate
-    from ml.detect import frame_energy
+    from ml.detect import window_energy
 
     wave, rate = decode(wav, max_seconds=3600)
     wave = to_model_rate(wave, rate)
     context = clf.context
     padded = np.concatenate([np.zeros(context, np.float32), wave, np.zeros(context, np.float32)])
     starts = np.arange(0, len(wave) - CLIP_SAMPLES + 1, hop)
-    view = np.lib.stride_tricks.sliding_window_view(wave, CLIP_SAMPLES)
     probs, energy = [], []
     for i in range(0, len(starts), 256):
         part = starts[i:i + 256]
         probs.append(clf.predict_windows(padded, part + context, -context))
-        energy.append(frame_energy(view[part]).astype(np.float32))
+        energy.append(window_energy(wave, part).astype(np.float32))
     return ((starts + CLIP_SAMPLES / 2) / SAMPLE_RATE, np.concatenate(probs), np.concatenate(energy),
             len(wave) / SAMPLE_RATE)
 

@@ -20,6 +20,7 @@ from ml.detect import (
     StreamState,
     cuts_word,
     frame_energy,
+    window_energy,
 )
 from ml.synth.tones import TONES
 from tests.helpers import with_detector
@@ -144,6 +145,15 @@ def test_cuts_word_reads_loudness_at_the_window_edges():
     clips[0, :1600] = 0.5                                  # a sound in the first 100 ms
     clips[1, 7000:9000] = 0.5                              # a sound in the middle
     assert cuts_word(frame_energy(clips), DetectorConfig()).tolist() == [True, False]
+
+
+def test_window_energy_slices_the_frames_of_the_whole_span():
+    """The detector's loudness of each window, from the span's frames computed once: each
+    window's own frame_energy, to the bit."""
+    span = np.random.default_rng(4).normal(0, 0.1, 3 * SAMPLE_RATE + 77).astype(np.float32)
+    starts = np.arange(0, 2 * SAMPLE_RATE, 800) + 160
+    windows = np.lib.stride_tricks.sliding_window_view(span, SAMPLE_RATE)[starts]
+    assert np.array_equal(window_energy(span, starts), frame_energy(windows))
 
 
 def test_a_stream_fed_in_pieces_with_its_state_through_json_decides_the_same():
