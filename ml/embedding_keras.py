@@ -215,9 +215,9 @@ class TimeMax(keras.layers.Layer):
 @keras.saving.register_keras_serializable("hark")
 class DilatedConv(keras.layers.Conv2D):
     """Conv2D whose dilation is one LiteRT CONV_2D with a dilation factor. Keras' own (through
-    tf.nn.convolution) becomes space-to-batch, conv, batch-to-space, with shape arithmetic
-    around each for a span of any length: about twice the work of every_frame's convolutions
-    in data moved about."""
+    tf.nn.convolution) becomes space-to-batch, conv and batch-to-space, with shape arithmetic
+    around each for a span of any length: a 2 s span's every_frame embedding took 4.6 ms
+    instead of 3.2 ms."""
 
     def convolution_op(self, inputs, kernel):
         return tf.nn.conv2d(inputs, kernel, strides=1, padding="VALID", dilations=[1, *self.dilation_rate, 1])

@@ -186,8 +186,8 @@ def weights_int8(data: bytes, layers: tuple[str, ...] = (EMBEDDING,)) -> bytes:
     runs such a convolution on int8 (its input quantised on the fly, one scale for what one
     call computes), 3.7-3.8x faster than float here. What the converter's dynamic-range mode
     does (`Optimize.DEFAULT`: the same int8 layout, and it too leaves kernels under 1,024
-    weights float), but for the layers chosen, which the converter cannot do; never the mel
-    front end's DFT (`mel_frames`: quantised, a probability moves by up to 0.28).
+    weights float), but for the layers chosen, which the converter cannot do: it would
+    quantise the mel front end's DFT too, and a probability then moves by up to 0.28.
 
     Which layers (write_serving_graphs): the one-window graph (a clip: classify, the export
     formats, the page) holds the speech embedding's alone, the fixed pretrained network,
