@@ -318,7 +318,11 @@ def test_gallery_makes_missing_default_audio_then_cards_play_and_open(browser, t
         page.goto(url + "/gallery")
         page.wait_for_selector("#audio-building")
         assert "this page's clips first" in page.inner_text("#audio-building")
-        assert page.locator(".clip-open:disabled").count() == len(picked)   # nothing opens to an error
+        # the cards come from the clips API after the page: wait for them; then nothing opens to
+        # an error (a card whose audio is not made yet cannot open; the build may end meanwhile)
+        page.wait_for_function(f"() => document.querySelectorAll('#clip-grid .clip').length === {len(picked)}")
+        assert page.evaluate("""() => [...document.querySelectorAll('#clip-grid .clip')].every(
+            (c) => c.dataset.audio === 'true' || c.querySelector('.clip-open').disabled)""")
         page.screenshot(path=artifacts / "new-user-gallery-making-audio.png", full_page=True)
         page.wait_for_function("() => document.querySelectorAll('.clip[data-audio=\"true\"]').length === 8",
                                timeout=120_000)
