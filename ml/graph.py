@@ -23,6 +23,9 @@ and each window takes its 16 embeddings from it, heard in its real surroundings.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
 from pathlib import Path
 
 import keras
@@ -166,15 +169,19 @@ def to_litert(model: keras.Model, int8: tuple[str, ...] = (EMBEDDING,)) -> bytes
     weights of the convolutions in the layers `int8` names stored as int8 (weights_int8); its
     signature's inputs and outputs carry their names (audio, starts, offset -> probabilities,
     picture)."""
-    import contextlib
-    import io
-    import warnings
-
     converter = tf.lite.TFLiteConverter.from_keras_model(with_named_outputs(model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    with quiet_converter():
+        return weights_int8(converter.convert(), int8)
+
+
+@contextlib.contextmanager
+def quiet_converter():
+    """Keras prints the traced signatures on stdout while converting, and the converter warns
+    at length: keep both off ours."""
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return weights_int8(converter.convert(), int8)
+        yield
 
 
 HYBRID_CONV_VERSION = 5                     # CONV_2D's version for int8 weights on float inputs

@@ -8,12 +8,9 @@ beside `out` and renames it into place, so `out` is either absent or complete.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,14 +95,6 @@ def serving_model(job: ExportJob):
     return clip_model(job.run_dir)
 
 
-@contextlib.contextmanager
-def _quiet():
-    """Keras prints the traced signatures on stdout while converting; keep them off ours."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
 def to_tflite(model) -> bytes:
     from ml.graph import to_litert
 
@@ -131,14 +120,14 @@ def to_tflite_int8(model, float_model: bytes, calibration: np.ndarray) -> bytes:
         for clip in calibration:
             yield [clip[np.newaxis].astype(np.float32)]
 
-    from ml.graph import with_named_outputs
+    from ml.graph import quiet_converter, with_named_outputs
 
     # the float model's tensor names (`keep`) are those of with_named_outputs(model) (to_tflite)
     converter = tf.lite.TFLiteConverter.from_keras_model(with_named_outputs(model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
-    with _quiet():
+    with quiet_converter():
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter, debug_dataset=representative,
             debug_options=tf.lite.experimental.QuantizationDebugOptions(
